@@ -1,0 +1,156 @@
+"""The MCP server configuration file (`ORCH_MCP_CONFIG`): the desktop clients' `mcpServers`
+format, extended with per-server tool policy.
+
+Only the worker reads this file. `${VAR}` placeholders in `env` and `headers` stay
+unresolved here and are filled in at connect time (`resolve_placeholders`), so secrets
+never reach workflow history, the API, logs or webhooks.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Transport = Literal["stdio", "streamable_http", "sse"]
+ToolPolicy = Literal["execute", "auto_execute", "denied"]
+
+_TRANSPORT_ALIASES = {
+    "http": "streamable_http",
+    "streamable-http": "streamable_http",
+    "streamableHttp": "streamable_http",
+}
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class MCPConfigError(Exception):
+    """The config file is missing, not JSON or invalid; the message names the file and the problem."""
+
+
+class MCPServerConfig(BaseModel):
+    """One entry of `mcpServers`: how to reach the server and which of its tools a run may use."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    url: str | None = None
+    transport: Transport | None = None
+    type: str | None = Field(default=None, description="Alias of `transport` used by some clients.")
+    headers: dict[str, str] = Field(default_factory=dict)
+    enabled: bool = True
+    disabled: bool = False
+    tools_to_execute: list[str] = Field(default_factory=lambda: ["*"])
+    tools_to_auto_execute: list[str] = Field(default_factory=list)
+    tool_deny_list: list[str] = Field(default_factory=list)
+    model_intent: bool = False
+    tool_pricing: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("transport", mode="before")
+    @classmethod
+    def _normalise_transport(cls, value: Any) -> Any:
+        return _TRANSPORT_ALIASES.get(value, value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> MCPServerConfig:
+        if self.transport is None and self.type is not None:
+            kind = _TRANSPORT_ALIASES.get(self.type, self.type)
+            if kind not in ("stdio", "streamable_http", "sse"):
+                raise ValueError(f"unknown transport {self.type!r} (use stdio, streamable_http or sse)")
+            self.transport = kind  # type: ignore[assignment]
+        if self.transport is None:
+            if self.command:
+                self.transport = "stdio"
+            elif self.url:
+                self.transport = "streamable_http"
+            else:
+                raise ValueError("needs `command` (stdio) or `url` (streamable_http, sse)")
+        if self.transport == "stdio" and not self.command:
+            raise ValueError("transport stdio needs `command`")
+        if self.transport != "stdio" and not self.url:
+            raise ValueError(f"transport {self.transport} needs `url`")
+        if "*" not in self.tools_to_execute:
+            outside = [
+                name
+                for name in self.tools_to_auto_execute
+                if name != "*" and not any(fnmatch.fnmatchcase(name, p) for p in self.tools_to_execute)
+            ]
+            if outside:
+                raise ValueError(f"tools_to_auto_execute names tools outside tools_to_execute: {outside}")
+        negative = {name: price for name, price in self.tool_pricing.items() if price < 0}
+        if negative:
+            raise ValueError(f"tool_pricing must not be negative: {negative}")
+        return self
+
+    @property
+    def is_enabled(self) -> bool:
+        return self.enabled and not self.disabled
+
+    def policy_for(self, tool: str) -> ToolPolicy | None:
+        """The policy of `tool`, or None when it is not offered at all (outside the include list)."""
+        if _matches(tool, self.tool_deny_list):
+            return "denied"
+        if not _matches(tool, self.tools_to_execute):
+            return None
+        return "auto_execute" if _matches(tool, self.tools_to_auto_execute) else "execute"
+
+
+class MCPConfig(BaseModel):
+    """The whole file."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    servers: dict[str, MCPServerConfig] = Field(default_factory=dict, alias="mcpServers")
+
+    def enabled_servers(self) -> list[str]:
+        return [name for name, server in self.servers.items() if server.is_enabled]
+
+
+def load_mcp_config(path: str | Path | None) -> MCPConfig:
+    """Read and validate the config file; no path means no MCP servers."""
+    if path is None or str(path) == "":
+        return MCPConfig()
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as err:
+        raise MCPConfigError(f"MCP config {file}: cannot read it ({err.strerror or err})") from None
+    try:
+        raw = json.loads(text)
+    except ValueError as err:
+        raise MCPConfigError(f"MCP config {file}: not valid JSON ({err})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("mcpServers", {}), dict):
+        raise MCPConfigError(f"MCP config {file}: expected an object with an `mcpServers` object")
+    try:
+        return MCPConfig.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        more = f" (and {err.error_count() - 1} more problem(s))" if err.error_count() > 1 else ""
+        raise MCPConfigError(f"MCP config {file}: {where}: {message}{more}") from None
+
+
+def resolve_placeholders(values: Mapping[str, str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Fill `${VAR}` from the worker's environment; a missing variable is an error naming it."""
+    source = os.environ if environ is None else environ
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in source:
+            raise MCPConfigError(f"environment variable {name} is not set")
+        return source[name]
+
+    return {key: _PLACEHOLDER.sub(substitute, value) for key, value in values.items()}
+
+
+def _matches(tool: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(tool, pattern) for pattern in patterns)

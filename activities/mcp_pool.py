@@ -1,0 +1,220 @@
+"""A per-worker pool of live MCP client sessions, one per configured server.
+
+Spawning a stdio server costs hundreds of milliseconds; a call on a live session about
+one. So sessions are opened on first use and shared by every activity (of every run) in
+this worker process. Each session is opened and closed by one owner task: the SDK's
+transports use anyio task groups, which must be exited by the task that entered them.
+A session that fails in transport is dropped and reopened by the next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack
+from typing import Any
+
+import mcp_types
+from mcp import Client, MCPError, StdioServerParameters
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from activities.mcp_config import MCPConfig, MCPServerConfig, resolve_placeholders
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 30.0
+
+
+class MCPServerUnknown(Exception):
+    """The run names a server that this worker's config does not have."""
+
+
+class MCPToolTimeout(Exception):
+    """The server did not answer a `tools/call` within the run's tool timeout."""
+
+
+class MCPTransportError(Exception):
+    """The session broke (process died, connection lost); the call may be retried."""
+
+
+class _Session:
+    """One live client session, owned by the task that opened it."""
+
+    def __init__(self, name: str, config: MCPServerConfig, environ: Mapping[str, str] | None) -> None:
+        self.name = name
+        self._config = config
+        self._environ = environ
+        self._ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._client: Client | None = None
+        self._failure: BaseException | None = None
+        self._owner: asyncio.Task[None] | None = None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            raise MCPTransportError(f"MCP server {self.name!r}: session is closed")
+        return self._client
+
+    async def open(self, timeout: float) -> None:
+        self._owner = asyncio.create_task(self._own(), name=f"mcp-session-{self.name}")
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        except TimeoutError:
+            await self.close()
+            raise MCPTransportError(f"MCP server {self.name!r}: no session within {timeout:.0f}s") from None
+        if self._client is None:
+            failure = self._failure
+            raise MCPTransportError(f"MCP server {self.name!r}: cannot connect: {describe_error(failure)}") from failure
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._owner is not None and not self._owner.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._owner), 10)
+            except (TimeoutError, asyncio.CancelledError):
+                self._owner.cancel()
+
+    async def _own(self) -> None:
+        try:
+            async with AsyncExitStack() as stack:
+                transport = await self._transport(stack)
+                client = await stack.enter_async_context(Client(transport, client_info=_CLIENT_INFO))
+                self._client = client
+                self._ready.set()
+                await self._stop.wait()
+        except BaseException as err:  # reported to whoever waits in open(); never raised in this task
+            self._failure = err
+            if self._client is not None:
+                logger.warning("MCP session %s ended: %s", self.name, describe_error(err))
+        finally:
+            self._client = None
+            self._ready.set()
+
+    async def _transport(self, stack: AsyncExitStack) -> Any:
+        config = self._config
+        if config.transport == "stdio":
+            assert config.command is not None
+            return StdioServerParameters(
+                command=config.command,
+                args=config.args,
+                env=resolve_placeholders(config.env, self._environ) or None,
+                cwd=config.cwd,
+            )
+        assert config.url is not None
+        headers = resolve_placeholders(config.headers, self._environ)
+        if config.transport == "sse":
+            return sse_client(config.url, headers=headers)
+        http = await stack.enter_async_context(create_mcp_http_client(headers=headers))
+        return streamable_http_client(config.url, http_client=http)
+
+
+_CLIENT_INFO = mcp_types.Implementation(name="durable-orchestrations", version="0.1.0")
+
+
+class MCPSessionPool:
+    """Live sessions to the configured MCP servers, shared by all activities of a worker."""
+
+    def __init__(
+        self,
+        config: MCPConfig,
+        *,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._config = config
+        self._connect_timeout = connect_timeout
+        self._environ = environ
+        self._sessions: dict[str, _Session] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def config(self) -> MCPConfig:
+        return self._config
+
+    async def list_tools(self, server: str) -> list[mcp_types.Tool]:
+        """All tools of `server`, following pagination, fresh from the server."""
+        tools: list[mcp_types.Tool] = []
+        async with self._using(server) as client:
+            cursor: str | None = None
+            while True:
+                page = await client.list_tools(cursor=cursor, cache_mode="refresh")
+                tools.extend(page.tools)
+                cursor = page.next_cursor
+                if not cursor:
+                    return tools
+
+    async def call_tool(
+        self, server: str, tool: str, arguments: dict[str, Any], *, timeout: float, meta: dict[str, Any]
+    ) -> mcp_types.CallToolResult:
+        """One `tools/call`. A JSON-RPC error from the server becomes an error result."""
+        async with self._using(server) as client:
+            try:
+                return await client.call_tool(tool, arguments, read_timeout_seconds=timeout, meta=meta)
+            except MCPError as err:
+                if err.code == mcp_types.REQUEST_TIMEOUT:
+                    raise MCPToolTimeout(f"tool {server}.{tool} timed out after {timeout:g}s") from None
+                if err.code == mcp_types.CONNECTION_CLOSED:
+                    raise
+                # The server answered with a protocol error (unknown tool, bad params):
+                # that is information for the model, not a transport failure.
+                return mcp_types.CallToolResult(
+                    content=[mcp_types.TextContent(type="text", text=f"MCP error {err.code}: {err.error.message}")],
+                    is_error=True,
+                )
+
+    async def aclose(self) -> None:
+        sessions, self._sessions = list(self._sessions.values()), {}
+        await asyncio.gather(*(session.close() for session in sessions), return_exceptions=True)
+
+    @contextlib.asynccontextmanager
+    async def _using(self, server: str) -> AsyncIterator[Client]:
+        session = await self._session(server)
+        try:
+            yield session.client
+        except (MCPToolTimeout, MCPServerUnknown):
+            raise
+        except MCPError as err:
+            if err.code != mcp_types.CONNECTION_CLOSED:
+                raise
+            await self._drop(session)
+            raise MCPTransportError(f"MCP server {server!r}: connection closed") from err
+        except Exception as err:
+            await self._drop(session)
+            raise MCPTransportError(f"MCP server {server!r}: {describe_error(err)}") from err
+
+    async def _session(self, server: str) -> _Session:
+        config = self._config.servers.get(server)
+        if config is None:
+            raise MCPServerUnknown(f"MCP server {server!r} is not configured on this worker")
+        lock = self._locks.setdefault(server, asyncio.Lock())
+        async with lock:
+            session = self._sessions.get(server)
+            if session is not None and session._client is not None:
+                return session
+            if session is not None:
+                await self._drop(session)
+            session = _Session(server, config, self._environ)
+            await session.open(self._connect_timeout)
+            self._sessions[server] = session
+            logger.info("MCP session to %s opened (%s)", server, config.transport)
+            return session
+
+    async def _drop(self, session: _Session) -> None:
+        if self._sessions.get(session.name) is session:
+            del self._sessions[session.name]
+        logger.info("MCP session to %s dropped", session.name)
+        await session.close()
+
+
+def describe_error(err: BaseException | None) -> str:
+    """A one-line description; exception groups from anyio are unwrapped to their first cause."""
+    while isinstance(err, BaseExceptionGroup) and err.exceptions:
+        err = err.exceptions[0]
+    if err is None:
+        return "unknown error"
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__

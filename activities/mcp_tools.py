@@ -1,0 +1,129 @@
+"""MCP activities: resolve a run's tool catalog at start, and call one tool."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+
+import mcp_types
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.heartbeat import heartbeating
+from activities.mcp_pool import MCPServerUnknown, MCPSessionPool, MCPToolTimeout, describe_error
+from workflows.messages import CatalogTool, PrepareRunInput, ToolCallInput, ToolCallOutput, ToolCatalog
+
+logger = logging.getLogger(__name__)
+
+LIST_TOOLS_TIMEOUT_SECONDS = 30.0
+_FUNCTION_NAME_INVALID = re.compile(r"[^A-Za-z0-9_-]")
+_FUNCTION_NAME_MAX = 64
+
+
+class MCPActivities:
+    """Activities over the worker's MCP session pool (injected, so tests pass their own)."""
+
+    def __init__(self, pool: MCPSessionPool, default_model: str) -> None:
+        self._pool = pool
+        self._default_model = default_model
+
+    @activity.defn(name="prepare_run")
+    async def prepare_run(self, input: PrepareRunInput) -> ToolCatalog:
+        """List the tools of the run's servers and apply each server's policy, once per run.
+
+        The result is recorded in history, so a config change or a server changing its tools
+        never alters a running orchestration. An unreachable server is recorded as unavailable
+        and the run goes on without its tools.
+        """
+        config = self._pool.config
+        names = input.mcp_servers if input.mcp_servers is not None else config.enabled_servers()
+        catalog = ToolCatalog(default_model=self._default_model)
+        used_names: set[str] = set()
+        for server in names:
+            server_config = config.servers.get(server)
+            if server_config is None:
+                catalog.unavailable_servers[server] = "not configured on this worker"
+                continue
+            try:
+                async with heartbeating():
+                    tools = await asyncio.wait_for(self._pool.list_tools(server), LIST_TOOLS_TIMEOUT_SECONDS)
+            except Exception as err:
+                catalog.unavailable_servers[server] = describe_error(err)
+                continue
+            for tool in tools:
+                policy = server_config.policy_for(tool.name)
+                if policy is None or policy == "denied":
+                    continue
+                catalog.tools.append(
+                    CatalogTool(
+                        server=server,
+                        tool=tool.name,
+                        function_name=_function_name(server, tool.name, used_names),
+                        description=tool.description or tool.title or "",
+                        input_schema=tool.input_schema or {"type": "object", "properties": {}},
+                        model_intent=server_config.model_intent,
+                        auto_execute=policy == "auto_execute",
+                        price_usd=server_config.tool_pricing.get(tool.name, 0.0),
+                    )
+                )
+        return catalog
+
+    @activity.defn(name="call_tool")
+    async def call_tool(self, input: ToolCallInput) -> ToolCallOutput:
+        """Run one tool call. An MCP error result is data for the model; transport failures raise."""
+        # The idempotency key lets a server recognise a retried delivery of the same call.
+        meta = {"io.github.durable-orchestrations/idempotency-key": input.idempotency_key}
+        try:
+            async with heartbeating():
+                result = await self._pool.call_tool(
+                    input.server, input.tool, input.arguments, timeout=input.timeout_seconds, meta=meta
+                )
+        except MCPToolTimeout as err:
+            raise ApplicationError(str(err), type="ToolTimeout", non_retryable=True) from None
+        except MCPServerUnknown as err:
+            raise ApplicationError(str(err), type="MCPServerNotConfigured", non_retryable=True) from None
+        text, truncated = truncate_utf8(render_result(result), input.output_limit_bytes)
+        return ToolCallOutput(text=text, is_error=bool(result.is_error), truncated=truncated)
+
+
+def render_result(result: mcp_types.CallToolResult) -> str:
+    """The tool result as the text of a tool message."""
+    parts: list[str] = []
+    for block in result.content:
+        if isinstance(block, mcp_types.TextContent):
+            parts.append(block.text)
+        elif isinstance(block, mcp_types.ImageContent | mcp_types.AudioContent):
+            parts.append(f"[{block.type}: {block.mime_type}, {len(block.data)} base64 chars]")
+        elif isinstance(block, mcp_types.EmbeddedResource):
+            resource = block.resource
+            parts.append(getattr(resource, "text", None) or f"[resource {resource.uri}]")
+        else:
+            parts.append(json.dumps(block.model_dump(mode="json", by_alias=True, exclude_none=True)))
+    if not parts and result.structured_content is not None:
+        parts.append(json.dumps(result.structured_content))
+    return "\n".join(parts)
+
+
+def truncate_utf8(text: str, limit_bytes: int) -> tuple[str, bool]:
+    """Cut `text` to at most `limit_bytes` of UTF-8, with a marker saying how much was cut."""
+    data = text.encode("utf-8")
+    if len(data) <= limit_bytes:
+        return text, False
+    marker = f"\n[truncated: output was {len(data)} bytes, showing the first {{kept}}]"
+    kept = max(0, limit_bytes - len(marker) - 16)
+    head = data[:kept].decode("utf-8", errors="ignore")
+    return head + marker.format(kept=len(head.encode("utf-8"))), True
+
+
+def _function_name(server: str, tool: str, used: set[str]) -> str:
+    """`<server>__<tool>` made valid for OpenAI function names (and unique within the run)."""
+    base = _FUNCTION_NAME_INVALID.sub("_", f"{server}__{tool}")[:_FUNCTION_NAME_MAX]
+    name, counter = base, 2
+    while name in used:
+        suffix = f"_{counter}"
+        name = base[: _FUNCTION_NAME_MAX - len(suffix)] + suffix
+        counter += 1
+    used.add(name)
+    return name

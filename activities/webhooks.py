@@ -1,0 +1,101 @@
+"""Outbound webhooks, signed per the Standard Webhooks spec, and the matching verification.
+
+Signature: `webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`.
+A secret written `whsec_<base64>` is the base64-decoded key (the spec's form); any other
+secret is used as its UTF-8 bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Mapping
+
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from workflows.messages import WebhookEvent
+
+logger = logging.getLogger(__name__)
+
+TOLERANCE_SECONDS = 5 * 60
+
+
+class WebhookVerificationError(Exception):
+    """A missing, wrong or stale signature."""
+
+
+def _key(secret: str) -> bytes:
+    if secret.startswith("whsec_"):
+        return base64.b64decode(secret.removeprefix("whsec_"))
+    return secret.encode("utf-8")
+
+
+def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` header value for one delivery."""
+    signed = f"{webhook_id}.{timestamp}.".encode() + body
+    digest = hmac.new(_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def verify(secret: str, headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> str:
+    """Check a delivery's signature and freshness; returns its `webhook-id`."""
+    webhook_id = headers.get("webhook-id")
+    timestamp = headers.get("webhook-timestamp")
+    signatures = headers.get("webhook-signature")
+    if not webhook_id or not timestamp or not signatures:
+        raise WebhookVerificationError("missing webhook-id, webhook-timestamp or webhook-signature header")
+    try:
+        sent_at = int(timestamp)
+    except ValueError:
+        raise WebhookVerificationError("webhook-timestamp is not a Unix time in seconds") from None
+    current = time.time() if now is None else now
+    if abs(current - sent_at) > TOLERANCE_SECONDS:
+        raise WebhookVerificationError("webhook-timestamp is outside the 5-minute window")
+    expected = sign(secret, webhook_id, sent_at, body).removeprefix("v1,")
+    for candidate in signatures.split():
+        version, _, value = candidate.partition(",")
+        if version == "v1" and hmac.compare_digest(value, expected):
+            return webhook_id
+    raise WebhookVerificationError("no valid v1 signature")
+
+
+class WebhookActivities:
+    """Delivers run events to the run's `webhook_url` or the worker's `ORCH_WEBHOOK_URL`."""
+
+    def __init__(self, http: httpx.AsyncClient, default_url: str | None, secret: str | None) -> None:
+        self._http = http
+        self._default_url = default_url
+        self._secret = secret
+
+    @activity.defn(name="deliver_webhook")
+    async def deliver_webhook(self, event: WebhookEvent) -> None:
+        """POST one event; any non-2xx answer or network error is retried by Temporal."""
+        url = event.url or self._default_url
+        if not url:
+            return
+        body = json.dumps(
+            {"type": event.event_type, "timestamp": event.timestamp.isoformat(), "data": event.data},
+            separators=(",", ":"),
+        ).encode()
+        # Signed at send time: a retry an hour later must still pass the receiver's window.
+        sent_at = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": event.event_id,
+            "webhook-timestamp": str(sent_at),
+        }
+        if self._secret:
+            headers["webhook-signature"] = sign(self._secret, event.event_id, sent_at, body)
+        try:
+            response = await self._http.post(url, content=body, headers=headers)
+        except httpx.HTTPError as err:
+            raise ApplicationError(f"webhook {url} unreachable: {type(err).__name__}", type="WebhookFailed") from None
+        if response.status_code >= 300:
+            raise ApplicationError(f"webhook {url} answered {response.status_code}", type="WebhookFailed")
+        logger.info("webhook %s delivered to %s", event.event_type, url)

@@ -1,0 +1,1 @@
+"""The HTTP facade (built in the next issue)."""

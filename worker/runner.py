@@ -1,0 +1,113 @@
+"""Building and running the Temporal worker that hosts the workflow and its activities."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities.llm import DEFAULT_LLM_TIMEOUT, LLMActivities
+from activities.mcp_config import MCPConfig
+from activities.mcp_pool import MCPSessionPool
+from activities.mcp_tools import MCPActivities
+from activities.webhooks import WebhookActivities
+from worker.settings import Settings
+from workflows.orchestration import Orchestration
+
+logger = logging.getLogger("worker")
+
+WEBHOOK_TIMEOUT = httpx.Timeout(10.0)
+
+
+async def connect(settings: Settings) -> Client:
+    """A Temporal client with the pydantic data converter shared by workflow, activities and API."""
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+
+
+@dataclass
+class WorkerResources:
+    """The long-lived clients activities share within one worker process."""
+
+    activities: Sequence[Any]
+    pool: MCPSessionPool
+
+
+@contextlib.asynccontextmanager
+async def worker_resources(settings: Settings, mcp_config: MCPConfig) -> AsyncIterator[WorkerResources]:
+    """Open the shared HTTP clients and the MCP session pool; close them on exit."""
+    pool = MCPSessionPool(mcp_config)
+    # Temporal owns retries: httpx's transport retries stay at 0 (its default).
+    async with (
+        httpx.AsyncClient(timeout=DEFAULT_LLM_TIMEOUT) as llm_http,
+        httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT) as webhook_http,
+    ):
+        llm = LLMActivities(llm_http, settings.openai_base_url, settings.openai_api_key)
+        mcp = MCPActivities(pool, settings.default_model)
+        webhooks = WebhookActivities(webhook_http, settings.webhook_url, settings.webhook_secret)
+        try:
+            yield WorkerResources(
+                activities=[llm.chat_completion, mcp.prepare_run, mcp.call_tool, webhooks.deliver_webhook],
+                pool=pool,
+            )
+        finally:
+            await pool.aclose()
+
+
+def build_worker(
+    client: Client, task_queue: str, activities: Sequence[Any], *, graceful_shutdown_seconds: float = 30.0
+) -> Worker:
+    """The worker for the `Orchestration` workflow and its activities."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[Orchestration],
+        activities=list(activities),
+        graceful_shutdown_timeout=timedelta(seconds=graceful_shutdown_seconds),
+    )
+
+
+async def run_worker(settings: Settings, mcp_config: MCPConfig) -> None:
+    """Run until SIGTERM or SIGINT, then let in-flight activities finish within the grace period."""
+    client = await connect(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with worker_resources(settings, mcp_config) as resources:
+        worker = build_worker(
+            client,
+            settings.task_queue,
+            resources.activities,
+            graceful_shutdown_seconds=settings.graceful_shutdown_seconds,
+        )
+        servers = ", ".join(mcp_config.servers) or "none"
+        logger.info(
+            "worker polling task queue %r on %s (namespace %s); MCP servers: %s",
+            settings.task_queue,
+            settings.temporal_address,
+            settings.temporal_namespace,
+            servers,
+        )
+        running = asyncio.create_task(worker.run())
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not running.done():
+            logger.info("stopping: waiting up to %.0fs for in-flight activities", settings.graceful_shutdown_seconds)
+            await worker.shutdown()
+        stopped.cancel()
+        await running
+    logger.info("worker stopped")

@@ -1,0 +1,331 @@
+"""Message types shared by the workflow, the activities and the API.
+
+Every workflow, signal, query and activity takes exactly one of these models, so
+fields can be added later (with defaults) without breaking running histories.
+They travel through Temporal with the SDK's pydantic data converter.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_MAX_STEPS = 8
+DEFAULT_TOOL_TIMEOUT_SECONDS = 45.0
+DEFAULT_APPROVAL_TIMEOUT_SECONDS = 86_400.0
+DEFAULT_TOOL_OUTPUT_LIMIT_BYTES = 64 * 1024
+# Continue-as-new well before Temporal's 51,200-event hard limit; the server's own
+# "suggested" flag (history size) also triggers it.
+DEFAULT_CONTINUE_AS_NEW_AFTER_EVENTS = 10_000
+OUTPUT_PREVIEW_CHARS = 500
+
+
+class RunStatus(StrEnum):
+    """Lifecycle of one orchestration, also kept in the `OrchestrationStatus` search attribute."""
+
+    RUNNING = "running"
+    WAITING_FOR_APPROVAL = "waiting_for_approval"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+
+class StopReason(StrEnum):
+    """Why a finished run stopped."""
+
+    FINAL_ANSWER = "final_answer"
+    MAX_STEPS = "max_steps"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+
+
+# --- OpenAI chat messages ----------------------------------------------------------
+
+
+class FunctionCall(BaseModel):
+    """The function part of an OpenAI tool call; `arguments` is the model's raw JSON text."""
+
+    name: str
+    arguments: str = ""
+
+
+class LLMToolCall(BaseModel):
+    """One tool call as the model asked for it."""
+
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class ChatMessage(BaseModel):
+    """An OpenAI chat message. Unknown fields (e.g. `refusal`) are kept as given."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_calls: list[LLMToolCall] | None = None
+    tool_call_id: str | None = None
+
+
+# --- Run request, state and status ---------------------------------------------------
+
+
+class OrchestrationRequest(BaseModel):
+    """What a client asks for when starting a run (the body of POST /v1/orchestrations)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: str | None = None
+    messages: list[ChatMessage] | None = None
+    model: str | None = None
+    instructions: str | None = None
+    mcp_servers: list[str] | None = None
+    max_steps: int = Field(default=DEFAULT_MAX_STEPS, ge=1, le=1000)
+    tool_timeout_seconds: float = Field(default=DEFAULT_TOOL_TIMEOUT_SECONDS, gt=0, le=3600)
+    approval_timeout_seconds: float = Field(default=DEFAULT_APPROVAL_TIMEOUT_SECONDS, gt=0, le=30 * 86_400)
+    webhook_url: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    tool_output_limit_bytes: int = Field(default=DEFAULT_TOOL_OUTPUT_LIMIT_BYTES, ge=256)
+    continue_as_new_after_events: int = Field(default=DEFAULT_CONTINUE_AS_NEW_AFTER_EVENTS, ge=50)
+
+
+class TokenUsage(BaseModel):
+    """Token counts of one LLM call."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Usage(BaseModel):
+    """Totals of a run."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    tool_calls: int = 0
+    cost_usd: float = 0.0
+
+
+class PendingApproval(BaseModel):
+    """A tool call waiting for a human decision."""
+
+    tool_call_id: str
+    server: str
+    tool: str
+    arguments: dict[str, Any]
+    intent: str | None = None
+    requested_at: datetime
+    expires_at: datetime
+
+
+class StepRecord(BaseModel):
+    """One LLM call or one tool call: the run's audit trail."""
+
+    index: int
+    kind: Literal["llm", "tool"]
+    status: str
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: int | None = None
+    # LLM calls
+    usage: TokenUsage | None = None
+    # Tool calls
+    tool_call_id: str | None = None
+    server: str | None = None
+    tool: str | None = None
+    arguments: dict[str, Any] | None = None
+    intent: str | None = None
+    decision: Literal["approve", "deny"] | None = None
+    approver: str | None = None
+    reason: str | None = None
+    output_preview: str | None = None
+
+
+class ApprovalDecision(BaseModel):
+    """Argument of the `submit_approval` signal; also the body of the approvals endpoint."""
+
+    tool_call_id: str
+    decision: Literal["approve", "deny"]
+    reason: str | None = None
+    approver: str | None = None
+
+
+class IgnoredDecision(BaseModel):
+    """A decision that named an unknown or already-decided call: kept for the audit."""
+
+    tool_call_id: str
+    decision: str
+    approver: str | None = None
+    why: str
+    received_at: datetime
+
+
+class OrchestrationStatus(BaseModel):
+    """The `status` query result and the body of GET /v1/orchestrations/{id}."""
+
+    id: str
+    status: RunStatus
+    stop_reason: StopReason | None = None
+    model: str | None = None
+    step: int = 0
+    max_steps: int
+    pending_approvals: list[PendingApproval] = Field(default_factory=list)
+    steps: list[StepRecord] = Field(default_factory=list)
+    output: str | None = None
+    error: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    created_at: datetime
+    updated_at: datetime
+    metadata: dict[str, str] = Field(default_factory=dict)
+    ignored_decisions: list[IgnoredDecision] = Field(default_factory=list)
+    unavailable_servers: dict[str, str] = Field(default_factory=dict)
+
+
+# --- Tool catalog, fixed at run start ------------------------------------------------
+
+
+class CatalogTool(BaseModel):
+    """One tool as offered to the model, with the policy that applies to it."""
+
+    server: str
+    tool: str
+    function_name: str
+    description: str = ""
+    input_schema: dict[str, Any]
+    model_intent: bool = False
+    auto_execute: bool = False
+    price_usd: float = 0.0
+
+    def openai_tool(self) -> dict[str, Any]:
+        """The tool in OpenAI's `tools` format, wrapped for model intent when enabled."""
+        parameters = self.input_schema
+        if self.model_intent:
+            parameters = {
+                "type": "object",
+                "properties": {
+                    "model_intent": {
+                        "type": "string",
+                        "description": "One sentence: why you are calling this tool and what you expect.",
+                    },
+                    "properties": self.input_schema,
+                },
+                "required": ["model_intent", "properties"],
+            }
+        return {
+            "type": "function",
+            "function": {"name": self.function_name, "description": self.description, "parameters": parameters},
+        }
+
+
+class ToolCatalog(BaseModel):
+    """Result of `prepare_run`: the tools a run may use, resolved once and recorded in history."""
+
+    default_model: str
+    tools: list[CatalogTool] = Field(default_factory=list)
+    unavailable_servers: dict[str, str] = Field(default_factory=dict)
+
+    def by_function_name(self, name: str) -> CatalogTool | None:
+        return next((tool for tool in self.tools if tool.function_name == name), None)
+
+
+# --- Open tool calls of the current step (carried across continue-as-new) ------------
+
+
+class OpenToolCall(BaseModel):
+    """A tool call of the current step, from parsing to its tool message."""
+
+    tool_call_id: str
+    function_name: str
+    step_index: int
+    server: str | None = None
+    tool: str | None = None
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    intent: str | None = None
+    auto_execute: bool = False
+    price_usd: float = 0.0
+    problem: str | None = None
+    requested_at: datetime | None = None
+    decision: ApprovalDecision | None = None
+    result: str | None = None
+
+
+class OrchestrationState(BaseModel):
+    """Everything a run needs to go on after continue-as-new."""
+
+    created_at: datetime
+    model: str
+    catalog: ToolCatalog
+    messages: list[ChatMessage]
+    llm_calls: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    steps: list[StepRecord] = Field(default_factory=list)
+    open_calls: list[OpenToolCall] = Field(default_factory=list)
+    ignored_decisions: list[IgnoredDecision] = Field(default_factory=list)
+    continued_runs: int = 0
+
+
+class OrchestrationInput(BaseModel):
+    """The workflow's single argument: the request, plus carried state after continue-as-new."""
+
+    run_request: OrchestrationRequest
+    state: OrchestrationState | None = None
+
+
+# --- Activity inputs and outputs --------------------------------------------------------
+
+
+class PrepareRunInput(BaseModel):
+    """Which configured MCP servers a run asks for (None: every enabled one)."""
+
+    mcp_servers: list[str] | None = None
+
+
+class LLMRequest(BaseModel):
+    """One chat-completions call."""
+
+    model: str
+    messages: list[ChatMessage]
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class LLMReply(BaseModel):
+    """The assistant message and token usage of one chat-completions call."""
+
+    message: ChatMessage
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    finish_reason: str | None = None
+
+
+class ToolCallInput(BaseModel):
+    """One MCP `tools/call`, with the per-run limits."""
+
+    server: str
+    tool: str
+    arguments: dict[str, Any]
+    timeout_seconds: float
+    output_limit_bytes: int = DEFAULT_TOOL_OUTPUT_LIMIT_BYTES
+    idempotency_key: str
+
+
+class ToolCallOutput(BaseModel):
+    """The text of an MCP tool result; `is_error` when the server flagged it as one."""
+
+    text: str
+    is_error: bool = False
+    truncated: bool = False
+
+
+class WebhookEvent(BaseModel):
+    """An outbound event; `url` None means the worker's `ORCH_WEBHOOK_URL` (or no delivery)."""
+
+    url: str | None = None
+    event_id: str
+    event_type: Literal["orchestration.approval_requested", "orchestration.completed", "orchestration.failed"]
+    timestamp: datetime
+    data: dict[str, Any]

@@ -1,0 +1,86 @@
+"""Activity options of the Orchestration workflow, in one place.
+
+Temporal owns every retry: the HTTP and MCP clients inside the activities never retry
+on their own. Each activity kind gets its timeouts and retry policy here, so the
+workflow code only says *what* it calls.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio.common import RetryPolicy
+
+# Failure types the activities raise as non-retryable ApplicationErrors; listed here too so
+# a policy change in an activity cannot make them retry by accident.
+NON_RETRYABLE_ERROR_TYPES = ["LLMRequestRejected", "ToolTimeout", "MCPServerNotConfigured", "MCPConfigError"]
+
+LLM_RETRY_POLICY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=8,
+    non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+)
+
+# A tool call that failed in transport is retried a few times; each retry carries the
+# same idempotency key in `_meta`, so a server can tell a retry from a new call.
+TOOL_RETRY_POLICY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=3,
+    non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+)
+
+PREPARE_RETRY_POLICY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=3,
+    non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+)
+
+WEBHOOK_RETRY_POLICY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=2),
+    maximum_attempts=10,
+)
+
+# Time for connecting to an MCP server (spawning a stdio process) on top of the run's
+# per-call tool timeout.
+TOOL_CONNECT_ALLOWANCE = timedelta(seconds=30)
+HEARTBEAT_TIMEOUT = timedelta(seconds=20)
+
+
+def llm_options() -> dict[str, Any]:
+    """Options for `LLMActivities.chat_completion`."""
+    return {
+        "start_to_close_timeout": timedelta(minutes=5),
+        "heartbeat_timeout": HEARTBEAT_TIMEOUT,
+        "retry_policy": LLM_RETRY_POLICY,
+    }
+
+
+def prepare_options() -> dict[str, Any]:
+    """Options for `MCPActivities.prepare_run` (lists every server's tools)."""
+    return {"start_to_close_timeout": timedelta(minutes=2), "retry_policy": PREPARE_RETRY_POLICY}
+
+
+def tool_options(tool_timeout_seconds: float) -> dict[str, Any]:
+    """Options for `MCPActivities.call_tool`; the MCP call itself times out at `tool_timeout_seconds`."""
+    return {
+        "start_to_close_timeout": timedelta(seconds=tool_timeout_seconds) + TOOL_CONNECT_ALLOWANCE,
+        "heartbeat_timeout": HEARTBEAT_TIMEOUT,
+        "retry_policy": TOOL_RETRY_POLICY,
+    }
+
+
+def webhook_options() -> dict[str, Any]:
+    """Options for `WebhookActivities.deliver_webhook`: patient retries, bounded overall."""
+    return {
+        "start_to_close_timeout": timedelta(seconds=30),
+        "schedule_to_close_timeout": timedelta(minutes=15),
+        "retry_policy": WEBHOOK_RETRY_POLICY,
+    }

@@ -1,0 +1,472 @@
+"""The `Orchestration` workflow: one durable agent loop per run.
+
+LLM call -> tool calls (auto-approved ones run at once, the others wait for a human
+decision sent with the `submit_approval` signal) -> tool messages -> LLM call, until the
+model answers without tools or `max_steps` LLM calls were made. All I/O happens in
+activities; this module only decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+
+with workflow.unsafe.imports_passed_through():
+    # The activity modules are imported only to reference their methods; their I/O
+    # libraries (httpx, mcp) are never called from workflow code. pydantic is passed
+    # through because the message models are plain data classes with no side effects.
+    from activities.llm import LLMActivities
+    from activities.mcp_tools import MCPActivities
+    from activities.webhooks import WebhookActivities
+    from workflows import options
+    from workflows.messages import (
+        OUTPUT_PREVIEW_CHARS,
+        ApprovalDecision,
+        ChatMessage,
+        IgnoredDecision,
+        LLMReply,
+        LLMRequest,
+        OpenToolCall,
+        OrchestrationInput,
+        OrchestrationRequest,
+        OrchestrationState,
+        OrchestrationStatus,
+        PendingApproval,
+        PrepareRunInput,
+        RunStatus,
+        StepRecord,
+        StopReason,
+        ToolCallInput,
+        Usage,
+        WebhookEvent,
+    )
+    from workflows.tool_calls import open_tool_call
+
+ORCHESTRATION_STATUS_ATTRIBUTE = SearchAttributeKey.for_keyword("OrchestrationStatus")
+"""Custom search attribute kept equal to the run's status, for listing and filtering."""
+
+TERMINAL_STATUSES = {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT}
+
+
+class _RunFailed(Exception):
+    """Internal: the run cannot go on (e.g. the LLM rejected the request)."""
+
+
+@workflow.defn(name="Orchestration", failure_exception_types=[ValueError])
+class Orchestration:
+    """Runs the agent loop for one orchestration; see module docstring.
+
+    `failure_exception_types=[ValueError]`: bad data (a pydantic ValidationError is a
+    ValueError) is deterministic, so it fails the run instead of retrying the workflow task
+    forever.
+    """
+
+    @workflow.init
+    def __init__(self, input: OrchestrationInput) -> None:
+        self._request: OrchestrationRequest = input.run_request
+        self._state: OrchestrationState | None = input.state
+        self._created_at = input.state.created_at if input.state else workflow.now()
+        self._updated_at = workflow.now()
+        self._status = RunStatus.RUNNING
+        self._published_status: RunStatus | None = None
+        self._stop_reason: StopReason | None = None
+        self._output: str | None = None
+        self._error: str | None = None
+        self._notifications: list[asyncio.Task[None]] = []
+
+    # --- Temporal interface ---------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: OrchestrationInput) -> OrchestrationStatus:
+        """Loop until a final answer, `max_steps`, a failure or cancellation."""
+        try:
+            if self._state is None:
+                self._state = await self._start_state()
+            self._set_status(RunStatus.RUNNING)
+            return await self._loop(self._state)
+        except asyncio.CancelledError:
+            self._finish(RunStatus.CANCELLED, StopReason.CANCELLED)
+            raise
+        except _RunFailed as failure:
+            self._error = str(failure)
+            self._finish(RunStatus.FAILED, StopReason.ERROR)
+            await self._notify("orchestration.failed", {"orchestration": self._dump_status()})
+            await self._drain_notifications()
+            raise ApplicationError(self._error, self.status(), type="OrchestrationFailed", non_retryable=True) from None
+
+    @workflow.signal(name="submit_approval")
+    def submit_approval(self, decision: ApprovalDecision) -> None:
+        """Record a human decision for a pending tool call; others are ignored and recorded."""
+        call = self._find_open_call(decision.tool_call_id)
+        why: str | None = None
+        if call is None:
+            why = "already decided" if self._was_decided(decision.tool_call_id) else "unknown tool call"
+        elif call.auto_execute or call.problem is not None:
+            why = "tool call does not need approval"
+        elif call.decision is not None:
+            why = "already decided"
+        if why is not None:
+            if self._state is not None:
+                self._state.ignored_decisions.append(
+                    IgnoredDecision(
+                        tool_call_id=decision.tool_call_id,
+                        decision=decision.decision,
+                        approver=decision.approver,
+                        why=why,
+                        received_at=workflow.now(),
+                    )
+                )
+            workflow.logger.info("decision for %s ignored: %s", decision.tool_call_id, why)
+            return
+        assert call is not None
+        call.decision = decision
+        workflow.logger.info(
+            "tool call %s %sd by %s", call.tool_call_id, decision.decision, decision.approver or "unknown"
+        )
+
+    @workflow.query(name="status")
+    def status(self) -> OrchestrationStatus:
+        """The run as GET /v1/orchestrations/{id} shows it."""
+        state = self._state
+        return OrchestrationStatus(
+            id=workflow.info().workflow_id,
+            status=self._status,
+            stop_reason=self._stop_reason,
+            model=state.model if state else self._request.model,
+            step=state.llm_calls if state else 0,
+            max_steps=self._request.max_steps,
+            pending_approvals=self._pending_approvals(),
+            steps=list(state.steps) if state else [],
+            output=self._output,
+            error=self._error,
+            usage=state.usage if state else Usage(),
+            created_at=self._created_at,
+            updated_at=self._updated_at,
+            metadata=self._request.metadata,
+            ignored_decisions=list(state.ignored_decisions) if state else [],
+            unavailable_servers=dict(state.catalog.unavailable_servers) if state else {},
+        )
+
+    # --- The loop ---------------------------------------------------------------------
+
+    async def _start_state(self) -> OrchestrationState:
+        catalog = await workflow.execute_activity_method(
+            MCPActivities.prepare_run,
+            PrepareRunInput(mcp_servers=self._request.mcp_servers),
+            summary="list MCP tools and resolve policy",
+            **options.prepare_options(),
+        )
+        messages: list[ChatMessage] = []
+        if self._request.instructions:
+            messages.append(ChatMessage(role="system", content=self._request.instructions))
+        if self._request.messages:
+            messages.extend(self._request.messages)
+        if self._request.input:
+            messages.append(ChatMessage(role="user", content=self._request.input))
+        if len(messages) == 0 or all(m.role in ("system", "developer") for m in messages):
+            raise ValueError("a run needs `input` or `messages` with at least one user message")
+        for name, problem in catalog.unavailable_servers.items():
+            workflow.logger.warning("MCP server %s unavailable for this run: %s", name, problem)
+        return OrchestrationState(
+            created_at=self._created_at,
+            model=self._request.model or catalog.default_model,
+            catalog=catalog,
+            messages=messages,
+        )
+
+    async def _loop(self, state: OrchestrationState) -> OrchestrationStatus:
+        while True:
+            if state.open_calls:
+                await self._settle_open_calls(state)
+            if state.llm_calls >= self._request.max_steps:
+                return await self._complete(StopReason.MAX_STEPS, _last_assistant_text(state.messages))
+            if self._continue_as_new_due():
+                await self._continue_as_new(state)
+            reply = await self._call_llm(state)
+            state.messages.append(reply.message)
+            if not reply.message.tool_calls:
+                return await self._complete(StopReason.FINAL_ANSWER, _text_of(reply.message))
+            for call in reply.message.tool_calls:
+                opened = open_tool_call(call, state.catalog, step_index=len(state.steps))
+                state.open_calls.append(opened)
+                state.steps.append(
+                    StepRecord(
+                        index=opened.step_index,
+                        kind="tool",
+                        status="error" if opened.problem else "pending",
+                        tool_call_id=opened.tool_call_id,
+                        server=opened.server,
+                        tool=opened.tool or opened.function_name,
+                        arguments=opened.arguments,
+                        intent=opened.intent,
+                        output_preview=f"error: {opened.problem}" if opened.problem else None,
+                    )
+                )
+
+    async def _call_llm(self, state: OrchestrationState) -> LLMReply:
+        record = StepRecord(index=len(state.steps), kind="llm", status="running", started_at=workflow.now())
+        state.steps.append(record)
+        number = state.llm_calls + 1
+        try:
+            reply = await workflow.execute_activity_method(
+                LLMActivities.chat_completion,
+                LLMRequest(
+                    model=state.model,
+                    messages=state.messages,
+                    tools=[tool.openai_tool() for tool in state.catalog.tools],
+                ),
+                summary=f"llm {state.model} step {number}",
+                **options.llm_options(),
+            )
+        except ActivityError as err:
+            self._end_step(record, "failed")
+            raise _RunFailed(f"LLM call failed: {_failure_message(err)}") from None
+        state.llm_calls = number
+        state.usage.prompt_tokens += reply.usage.prompt_tokens
+        state.usage.completion_tokens += reply.usage.completion_tokens
+        record.usage = reply.usage
+        self._end_step(record, "completed")
+        workflow.logger.info("llm step %d: %d tool call(s)", number, len(reply.message.tool_calls or []))
+        return reply
+
+    async def _settle_open_calls(self, state: OrchestrationState) -> None:
+        """Give every open call its one tool message, in call order."""
+        await asyncio.gather(*(self._settle(call) for call in state.open_calls if call.result is None))
+        if any(call.result is None for call in state.open_calls):
+            # Stopped waiting to continue-as-new: the undecided calls go along, still pending.
+            await self._continue_as_new(state)
+        for call in state.open_calls:
+            state.messages.append(ChatMessage(role="tool", tool_call_id=call.tool_call_id, content=call.result))
+        state.open_calls = []
+        self._refresh_status()
+
+    async def _settle(self, call: OpenToolCall) -> None:
+        record = self._tool_step(call)
+        if call.problem is not None:
+            call.result = f"error: {call.problem}"
+            return
+        if not call.auto_execute and call.decision is None:
+            if not await self._await_decision(call, record):
+                return
+        if call.decision is not None:
+            record.decision = call.decision.decision
+            record.approver = call.decision.approver
+            record.reason = call.decision.reason
+            if call.decision.decision == "deny":
+                call.result = f"denied: {call.decision.reason or 'no reason given'}"
+                record.output_preview = call.result
+                self._end_step(record, "denied")
+                return
+        await self._execute(call, record)
+
+    async def _await_decision(self, call: OpenToolCall, record: StepRecord) -> bool:
+        """Wait for a decision on `call`; False when the wait stopped for continue-as-new."""
+        if call.requested_at is None:
+            call.requested_at = workflow.now()
+            record.status = "waiting_for_approval"
+            record.started_at = call.requested_at
+            pending = self._pending_approval(call)
+            self._notify(
+                "orchestration.approval_requested",
+                {"orchestration_id": workflow.info().workflow_id, "tool_call": pending.model_dump(mode="json")},
+            )
+        self._refresh_status()
+        remaining = (self._expires_at(call) - workflow.now()).total_seconds()
+        try:
+            if remaining <= 0:
+                raise TimeoutError
+            await workflow.wait_condition(
+                lambda: call.decision is not None or self._continue_as_new_due(),
+                timeout=timedelta(seconds=remaining),
+                timeout_summary=f"approval timeout {call.tool_call_id}",
+            )
+        except TimeoutError:
+            call.decision = ApprovalDecision(
+                tool_call_id=call.tool_call_id, decision="deny", reason="approval timed out", approver="system"
+            )
+        self._refresh_status()
+        return call.decision is not None
+
+    async def _execute(self, call: OpenToolCall, record: StepRecord) -> None:
+        assert call.server is not None and call.tool is not None
+        record.status = "running"
+        record.started_at = workflow.now()
+        summary = f"tool {call.server}.{call.tool}" + (f": {call.intent}" if call.intent else "")
+        try:
+            output = await workflow.execute_activity_method(
+                MCPActivities.call_tool,
+                ToolCallInput(
+                    server=call.server,
+                    tool=call.tool,
+                    arguments=call.arguments,
+                    timeout_seconds=self._request.tool_timeout_seconds,
+                    output_limit_bytes=self._request.tool_output_limit_bytes,
+                    idempotency_key=f"{workflow.info().workflow_id}/{call.tool_call_id}",
+                ),
+                summary=summary[:200],
+                **options.tool_options(self._request.tool_timeout_seconds),
+            )
+        except ActivityError as err:
+            call.result = f"error: {_failure_message(err)}"
+            status = "error"
+        else:
+            call.result = f"error: {output.text}" if output.is_error else output.text
+            status = "error" if output.is_error else "completed"
+            assert self._state is not None
+            self._state.usage.tool_calls += 1
+            self._state.usage.cost_usd = round(self._state.usage.cost_usd + call.price_usd, 10)
+        record.output_preview = call.result[:OUTPUT_PREVIEW_CHARS]
+        self._end_step(record, status)
+        workflow.logger.info("tool %s.%s %s", call.server, call.tool, status)
+
+    # --- Finishing, continue-as-new, notifications ------------------------------------
+
+    async def _complete(self, reason: StopReason, output: str | None) -> OrchestrationStatus:
+        self._output = output
+        self._finish(RunStatus.COMPLETED, reason)
+        await self._notify("orchestration.completed", {"orchestration": self._dump_status()})
+        await self._drain_notifications()
+        return self.status()
+
+    def _finish(self, status: RunStatus, reason: StopReason) -> None:
+        self._stop_reason = reason
+        if self._state is not None:
+            for record in self._state.steps:
+                if record.status in ("pending", "running", "waiting_for_approval"):
+                    self._end_step(record, "cancelled")
+        self._set_status(status)
+        # The memo keeps the final status readable without a worker (e.g. after cancel).
+        workflow.upsert_memo({"orchestration": self._dump_status()})
+
+    def _continue_as_new_due(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self._request.continue_as_new_after_events
+        )
+
+    async def _continue_as_new(self, state: OrchestrationState) -> None:
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._drain_notifications()
+        state.continued_runs += 1
+        workflow.logger.info("continuing as new (run %d of this orchestration)", state.continued_runs + 1)
+        workflow.continue_as_new(OrchestrationInput(run_request=self._request, state=state))
+
+    def _notify(self, event_type: str, data: dict[str, Any]) -> asyncio.Task[None]:
+        """Deliver a webhook in the background; the run does not wait for slow receivers."""
+        event = WebhookEvent(
+            url=self._request.webhook_url,
+            event_id=f"evt_{workflow.uuid4().hex}",
+            event_type=event_type,  # type: ignore[arg-type]
+            timestamp=workflow.now(),
+            data=data,
+        )
+        task = asyncio.ensure_future(
+            workflow.execute_activity_method(
+                WebhookActivities.deliver_webhook,
+                event,
+                summary=f"webhook {event_type}",
+                **options.webhook_options(),
+            )
+        )
+        self._notifications.append(task)
+        return task
+
+    async def _drain_notifications(self) -> None:
+        """Wait for webhook deliveries; a delivery that gave up is logged, never fails the run."""
+        tasks, self._notifications = self._notifications, []
+        for result in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(result, BaseException):
+                workflow.logger.warning("webhook delivery gave up: %s", result)
+
+    # --- Small helpers --------------------------------------------------------------------
+
+    def _set_status(self, status: RunStatus) -> None:
+        self._updated_at = workflow.now()
+        if status == self._published_status:
+            return
+        self._status = self._published_status = status
+        workflow.upsert_search_attributes([ORCHESTRATION_STATUS_ATTRIBUTE.value_set(status.value)])
+        workflow.logger.info("status %s", status.value)
+
+    def _refresh_status(self) -> None:
+        if self._status in TERMINAL_STATUSES:
+            return
+        waiting = bool(self._pending_approvals())
+        self._set_status(RunStatus.WAITING_FOR_APPROVAL if waiting else RunStatus.RUNNING)
+
+    def _pending_approvals(self) -> list[PendingApproval]:
+        if self._state is None:
+            return []
+        return [
+            self._pending_approval(call)
+            for call in self._state.open_calls
+            if call.requested_at is not None and call.decision is None
+        ]
+
+    def _pending_approval(self, call: OpenToolCall) -> PendingApproval:
+        assert call.requested_at is not None and call.server is not None and call.tool is not None
+        return PendingApproval(
+            tool_call_id=call.tool_call_id,
+            server=call.server,
+            tool=call.tool,
+            arguments=call.arguments,
+            intent=call.intent,
+            requested_at=call.requested_at,
+            expires_at=self._expires_at(call),
+        )
+
+    def _expires_at(self, call: OpenToolCall) -> datetime:
+        assert call.requested_at is not None
+        return call.requested_at + timedelta(seconds=self._request.approval_timeout_seconds)
+
+    def _find_open_call(self, tool_call_id: str) -> OpenToolCall | None:
+        if self._state is None:
+            return None
+        return next((c for c in self._state.open_calls if c.tool_call_id == tool_call_id), None)
+
+    def _was_decided(self, tool_call_id: str) -> bool:
+        steps = self._state.steps if self._state else []
+        return any(s.tool_call_id == tool_call_id for s in steps)
+
+    def _tool_step(self, call: OpenToolCall) -> StepRecord:
+        assert self._state is not None
+        return self._state.steps[call.step_index]
+
+    def _end_step(self, record: StepRecord, status: str) -> None:
+        record.status = status
+        record.finished_at = workflow.now()
+        if record.started_at is not None:
+            record.duration_ms = int((record.finished_at - record.started_at).total_seconds() * 1000)
+        self._updated_at = record.finished_at
+
+    def _dump_status(self) -> dict[str, Any]:
+        return self.status().model_dump(mode="json")
+
+
+def _text_of(message: ChatMessage) -> str | None:
+    if isinstance(message.content, list):
+        return "".join(str(part.get("text", "")) for part in message.content)
+    return message.content
+
+
+def _last_assistant_text(messages: list[ChatMessage]) -> str | None:
+    for message in reversed(messages):
+        if message.role == "assistant" and _text_of(message):
+            return _text_of(message)
+    return None
+
+
+def _failure_message(err: ActivityError) -> str:
+    """The innermost failure's message: the provider's or the tool server's own words."""
+    cause: BaseException | None = err
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, FailureError):
+        return cause.message
+    return str(cause)

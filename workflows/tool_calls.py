@@ -1,0 +1,59 @@
+"""Turning the model's tool calls into calls the run can decide on: pure, deterministic code."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from workflows.messages import LLMToolCall, OpenToolCall, ToolCatalog
+
+
+def unwrap_model_intent(arguments: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """Split the model's arguments into the tool's own arguments and its stated intent.
+
+    Accepts the wrapped shape `{"model_intent": ..., "properties": {...}}` that the model is
+    shown, the flat shape (`model_intent` beside the real arguments) that models often
+    produce anyway, and malformed shapes: `properties` given as a JSON string or null, or
+    the intent missing or not a string.
+    """
+    remaining = dict(arguments)
+    raw_intent = remaining.pop("model_intent", None)
+    intent = raw_intent if isinstance(raw_intent, str) and raw_intent.strip() else None
+    if intent is None and raw_intent is not None:
+        intent = json.dumps(raw_intent)
+    if "properties" in remaining and set(remaining) == {"properties"}:
+        inner = remaining["properties"]
+        if isinstance(inner, str):
+            try:
+                inner = json.loads(inner)
+            except ValueError:
+                inner = None
+        if inner is None:
+            return {}, intent
+        if isinstance(inner, dict):
+            return inner, intent
+    return remaining, intent
+
+
+def open_tool_call(call: LLMToolCall, catalog: ToolCatalog, step_index: int) -> OpenToolCall:
+    """Resolve one tool call against the run's catalog; problems become `problem` text for the model."""
+    opened = OpenToolCall(tool_call_id=call.id, function_name=call.function.name, step_index=step_index)
+    tool = catalog.by_function_name(call.function.name)
+    if tool is None:
+        opened.problem = f"unknown tool {call.function.name!r}; use one of the tools you were given"
+        return opened
+    opened.server, opened.tool = tool.server, tool.tool
+    opened.auto_execute, opened.price_usd = tool.auto_execute, tool.price_usd
+    raw = call.function.arguments.strip() or "{}"
+    try:
+        arguments = json.loads(raw)
+    except ValueError as err:
+        opened.problem = f"arguments are not valid JSON ({err}); send a JSON object"
+        return opened
+    if not isinstance(arguments, dict):
+        opened.problem = "arguments must be a JSON object"
+        return opened
+    if tool.model_intent:
+        arguments, opened.intent = unwrap_model_intent(arguments)
+    opened.arguments = arguments
+    return opened
