@@ -9,7 +9,7 @@ import re
 
 import mcp_types
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.heartbeat import heartbeating
 from activities.mcp_pool import MCPServerUnknown, MCPSessionPool, MCPToolTimeout, describe_error
@@ -81,7 +81,10 @@ class MCPActivities:
                     input.server, input.tool, input.arguments, timeout=input.timeout_seconds, meta=meta
                 )
         except MCPToolTimeout as err:
-            raise ApplicationError(str(err), type="ToolTimeout", non_retryable=True) from None
+            # Expected and reported to the model: logged without a traceback (BENIGN).
+            raise ApplicationError(
+                str(err), type="ToolTimeout", non_retryable=True, category=ApplicationErrorCategory.BENIGN
+            ) from None
         except MCPServerUnknown as err:
             raise ApplicationError(str(err), type="MCPServerNotConfigured", non_retryable=True) from None
         text, truncated = truncate_utf8(render_result(result), input.output_limit_bytes)
