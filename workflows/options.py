@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityCancellationType
 
 # Failure types the activities raise as non-retryable ApplicationErrors; listed here too so
 # a policy change in an activity cannot make them retry by accident.
@@ -52,6 +53,9 @@ WEBHOOK_RETRY_POLICY = RetryPolicy(
 # per-call tool timeout.
 TOOL_CONNECT_ALLOWANCE = timedelta(seconds=30)
 HEARTBEAT_TIMEOUT = timedelta(seconds=20)
+# A cancelled run waits until its in-flight LLM or tool call has really stopped (the
+# activity learns of it through its heartbeat), so nothing runs on after "cancelled".
+CANCELLATION = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
 
 
 def llm_options() -> dict[str, Any]:
@@ -60,6 +64,7 @@ def llm_options() -> dict[str, Any]:
         "start_to_close_timeout": timedelta(minutes=5),
         "heartbeat_timeout": HEARTBEAT_TIMEOUT,
         "retry_policy": LLM_RETRY_POLICY,
+        "cancellation_type": CANCELLATION,
     }
 
 
@@ -74,6 +79,7 @@ def tool_options(tool_timeout_seconds: float) -> dict[str, Any]:
         "start_to_close_timeout": timedelta(seconds=tool_timeout_seconds) + TOOL_CONNECT_ALLOWANCE,
         "heartbeat_timeout": HEARTBEAT_TIMEOUT,
         "retry_policy": TOOL_RETRY_POLICY,
+        "cancellation_type": CANCELLATION,
     }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     # The activity modules are imported only to reference their methods; their I/O
@@ -224,6 +224,7 @@ class Orchestration:
                 **options.llm_options(),
             )
         except ActivityError as err:
+            _reraise_cancellation(err)
             self._end_step(record, "failed")
             raise _RunFailed(f"LLM call failed: {_failure_message(err)}") from None
         state.llm_calls = number
@@ -312,6 +313,7 @@ class Orchestration:
                 **options.tool_options(self._request.tool_timeout_seconds),
             )
         except ActivityError as err:
+            _reraise_cancellation(err)
             call.result = f"error: {_failure_message(err)}"
             status = "error"
         else:
@@ -401,7 +403,7 @@ class Orchestration:
         self._set_status(RunStatus.WAITING_FOR_APPROVAL if waiting else RunStatus.RUNNING)
 
     def _pending_approvals(self) -> list[PendingApproval]:
-        if self._state is None:
+        if self._state is None or self._status in TERMINAL_STATUSES:
             return []
         return [
             self._pending_approval(call)
@@ -460,6 +462,12 @@ def _last_assistant_text(messages: list[ChatMessage]) -> str | None:
         if message.role == "assistant" and _text_of(message):
             return _text_of(message)
     return None
+
+
+def _reraise_cancellation(err: ActivityError) -> None:
+    """An activity that ended because the run was cancelled cancels the run, not just the step."""
+    if isinstance(err.cause, CancelledError):
+        raise asyncio.CancelledError() from err
 
 
 def _failure_message(err: ActivityError) -> str:

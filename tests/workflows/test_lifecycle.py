@@ -1,0 +1,133 @@
+"""Cancellation, the OrchestrationStatus search attribute and outbound webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+
+from activities.webhooks import verify
+from tests.conftest import CallLog, Harness, WorkerFactory, result_of, toolbox_stdio
+from tests.scripted_llm import HTTPError, Reply, ScriptedLLM, free_port, tool_call
+from workflows.messages import ApprovalDecision
+from workflows.orchestration import Orchestration
+
+SECRET = "whsec_c2VjcmV0LWZvci10ZXN0cw=="
+
+
+async def _listed(h: Harness, workflow_id: str, status: str, timeout: float = 15.0) -> bool:
+    """Whether visibility lists the run under `OrchestrationStatus = status` (eventually)."""
+    query = f'WorkflowId = "{workflow_id}" AND OrchestrationStatus = "{status}"'
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if [w async for w in h.client.list_workflows(query)]:
+            return True
+        await asyncio.sleep(0.2)
+    return False
+
+
+async def test_cancel_while_waiting_for_approval(
+    run_worker: WorkerFactory, llm: ScriptedLLM, call_log: CallLog
+) -> None:
+    llm.script("m-cancel", Reply(tool_calls=[tool_call("t1", "toolbox__transfer", {"account": "a", "amount": 1})]))
+    async with run_worker({"toolbox": toolbox_stdio(call_log)}) as h:
+        handle = await h.start({"input": "pay", "model": "m-cancel"})
+        await h.wait_pending(handle)
+        assert await _listed(h, handle.id, "waiting_for_approval")
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        description = await handle.describe()
+        assert await _listed(h, handle.id, "cancelled")
+    assert description.status == WorkflowExecutionStatus.CANCELED
+    memo = await description.memo_value("orchestration")
+    assert memo["status"] == "cancelled" and memo["stop_reason"] == "cancelled"
+    assert memo["pending_approvals"] == []
+    assert call_log.calls("transfer") == []
+
+
+async def test_cancel_stops_an_in_flight_tool_call(
+    run_worker: WorkerFactory, llm: ScriptedLLM, call_log: CallLog
+) -> None:
+    llm.script("m-cancel-tool", Reply(tool_calls=[tool_call("s", "toolbox__sleep", {"seconds": 60})]))
+    async with run_worker({"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["*"])}) as h:
+        handle = await h.start({"input": "sleep", "model": "m-cancel-tool", "tool_timeout_seconds": 120})
+        await h.wait_for(handle, lambda s: any(st.status == "running" and st.kind == "tool" for st in s.steps))
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await asyncio.wait_for(handle.result(), 15)
+        description = await handle.describe()
+        history = await handle.fetch_history()
+    assert description.status == WorkflowExecutionStatus.CANCELED
+    # The run closed only after the activity confirmed it stopped (seen through its heartbeat).
+    assert any(e.HasField("activity_task_canceled_event_attributes") for e in history.events)
+    assert not description.raw_description.pending_activities
+    memo = await description.memo_value("orchestration")
+    assert [s["status"] for s in memo["steps"] if s["kind"] == "tool"] == ["cancelled"]
+
+
+class WebhookReceiver:
+    """A loopback HTTP server recording the webhooks it receives."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.received: list[tuple[dict[str, str], bytes]] = []
+
+    async def handle(self, request: Request) -> Response:
+        self.received.append((dict(request.headers), await request.body()))
+        return Response(status_code=204)
+
+    def events(self) -> list[dict[str, Any]]:
+        import json
+
+        return [json.loads(body) for _, body in self.received]
+
+
+@pytest.fixture
+async def webhook_receiver():
+    receiver = WebhookReceiver()
+    app = Starlette(routes=[Route("/hook", receiver.handle, methods=["POST"])])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=receiver.port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    yield receiver
+    server.should_exit = True
+    await task
+
+
+async def test_signed_webhooks_for_approval_completion_and_failure(
+    run_worker: WorkerFactory, llm: ScriptedLLM, call_log: CallLog, webhook_receiver: WebhookReceiver
+) -> None:
+    url = f"http://127.0.0.1:{webhook_receiver.port}/hook"
+    llm.script(
+        "m-hooks",
+        Reply(tool_calls=[tool_call("t1", "toolbox__transfer", {"account": "a", "amount": 1})]),
+        Reply(content="paid"),
+    )
+    llm.script("m-hooks-fail", HTTPError(401, "bad api key"))
+    async with run_worker({"toolbox": toolbox_stdio(call_log)}, webhook_url=url, webhook_secret=SECRET) as h:
+        handle = await h.start({"input": "pay", "model": "m-hooks"})
+        await h.wait_pending(handle)
+        await handle.signal(Orchestration.submit_approval, ApprovalDecision(tool_call_id="t1", decision="approve"))
+        await result_of(handle)
+        # The run's own webhook_url wins over ORCH_WEBHOOK_URL.
+        failing = await h.start({"input": "x", "model": "m-hooks-fail", "webhook_url": url + "?run=2"})
+        with pytest.raises(WorkflowFailureError):
+            await failing.result()
+    types = [event["type"] for event in webhook_receiver.events()]
+    assert types == ["orchestration.approval_requested", "orchestration.completed", "orchestration.failed"]
+    for headers, body in webhook_receiver.received:
+        assert verify(SECRET, headers, body) == headers["webhook-id"]
+    approval, completed, failed = webhook_receiver.events()
+    assert approval["data"]["tool_call"]["tool_call_id"] == "t1"
+    assert approval["data"]["orchestration_id"] == handle.id
+    assert completed["data"]["orchestration"]["output"] == "paid"
+    assert "bad api key" in failed["data"]["orchestration"]["error"]
