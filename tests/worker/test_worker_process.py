@@ -1,0 +1,185 @@
+"""`python -m worker` as a real process: config errors, restarts, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from tests.conftest import REPO_ROOT, CallLog, Harness, result_of, toolbox_stdio
+from tests.scripted_llm import Reply, ScriptedLLM, tool_call
+from workflows.messages import ApprovalDecision
+from workflows.orchestration import Orchestration
+
+
+async def _run_worker_to_exit(config_text: str | None, tmp_path: Path) -> tuple[int, str]:
+    env = dict(os.environ, TEMPORAL_ADDRESS="127.0.0.1:1")
+    if config_text is not None:
+        path = tmp_path / "mcp.json"
+        path.write_text(config_text)
+        env["ORCH_MCP_CONFIG"] = str(path)
+    else:
+        env["ORCH_MCP_CONFIG"] = str(tmp_path / "missing.json")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "worker", cwd=REPO_ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("config_text", "problem"),
+    [
+        (None, "cannot read it"),
+        ("{not json", "not valid JSON"),
+        ('{"mcpServers": {"t": {"url": "http://x/mcp", "transport": "carrier-pigeon"}}}', "transport"),
+        ('{"mcpServers": {"t": {"args": ["x"]}}}', "needs `command` (stdio) or `url`"),
+        (
+            '{"mcpServers": {"t": {"command": "x", "tools_to_execute": ["a"], "tools_to_auto_execute": ["b"]}}}',
+            "tools_to_auto_execute names tools outside tools_to_execute: ['b']",
+        ),
+    ],
+)
+async def test_invalid_mcp_config_stops_the_worker_with_one_clear_line(
+    config_text: str | None, problem: str, tmp_path: Path
+) -> None:
+    code, stderr = await _run_worker_to_exit(config_text, tmp_path)
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("worker: MCP config ") and problem in lines[0]
+    assert ("missing.json" if config_text is None else "mcp.json") in lines[0]
+    assert "Traceback" not in stderr
+
+
+class WorkerProcess:
+    """A `python -m worker` subprocess against the test Temporal server."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.proc: asyncio.subprocess.Process | None = None
+        self.output: list[str] = []
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "worker", cwd=REPO_ROOT, env=self.env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )
+        self._reader = asyncio.create_task(self._read())
+        await self.wait_for_line(lambda line: "worker polling" in line)
+
+    async def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            self.output.append(raw.decode(errors="replace").rstrip())
+
+    async def wait_for_line(self, predicate: Callable[[str], bool], timeout: float = 30) -> str:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            for line in self.output:
+                if predicate(line):
+                    return line
+            if self.proc is not None and self.proc.returncode is not None:
+                break
+            await asyncio.sleep(0.05)
+        raise AssertionError("worker output never matched:\n" + "\n".join(self.output))
+
+    async def stop(self, signum: int) -> int:
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(signum)
+        code = await asyncio.wait_for(self.proc.wait(), 30)
+        if self._reader is not None:
+            await self._reader
+        return code
+
+
+@pytest.fixture
+async def worker_process(
+    temporal_env: WorkflowEnvironment, llm: ScriptedLLM, call_log: CallLog, tmp_path: Path
+) -> AsyncIterator[Callable[..., Any]]:
+    started: list[WorkerProcess] = []
+    task_queue = f"tq-proc-{os.getpid()}-{id(tmp_path)}"
+
+    def make(servers: dict[str, Any]) -> tuple[WorkerProcess, Harness]:
+        config = tmp_path / "mcp.json"
+        config.write_text(json.dumps({"mcpServers": servers}))
+        env = dict(
+            os.environ,
+            TEMPORAL_ADDRESS=temporal_env.client.service_client.config.target_host,
+            ORCH_TASK_QUEUE=task_queue,
+            ORCH_MCP_CONFIG=str(config),
+            OPENAI_BASE_URL=llm.base_url,
+            ORCH_DEFAULT_MODEL="test-model",
+            ORCH_GRACEFUL_SHUTDOWN_SECONDS="10",
+        )
+        process = WorkerProcess(env)
+        started.append(process)
+        return process, Harness(client=temporal_env.client, task_queue=task_queue, llm=llm)
+
+    yield make
+    for process in started:
+        if process.proc is not None and process.proc.returncode is None:
+            process.proc.kill()
+            await process.proc.wait()
+
+
+async def test_worker_killed_while_waiting_then_restarted_runs_each_call_once(
+    worker_process: Callable[..., Any], llm: ScriptedLLM, call_log: CallLog
+) -> None:
+    llm.script(
+        "m-kill",
+        Reply(
+            tool_calls=[
+                tool_call("auto", "toolbox__echo", {"text": "before crash"}),
+                tool_call("gated", "toolbox__transfer", {"account": "acme", "amount": 9}),
+            ]
+        ),
+        Reply(content="survived"),
+    )
+    servers = {"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["echo"])}
+    first, h = worker_process(servers)
+    await first.start()
+    handle = await h.start({"input": "pay", "model": "m-kill"})
+    await h.wait_pending(handle)
+    await h.wait_for(handle, lambda s: any(st.tool_call_id == "auto" and st.status == "completed" for st in s.steps))
+    assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
+
+    second, _ = worker_process(servers)
+    await second.start()
+    await handle.signal(Orchestration.submit_approval, ApprovalDecision(tool_call_id="gated", decision="approve"))
+    final = await result_of(handle)
+    assert final.status == "completed" and final.output == "survived"
+    assert len(call_log.calls("echo")) == 1, "the auto call recorded before the crash did not run again"
+    assert len(call_log.calls("transfer")) == 1
+    assert {c["pid"] for c in call_log.calls()} != set(), "calls were logged by the toolbox server"
+    assert await second.stop(signal.SIGTERM) == 0
+
+
+async def test_sigterm_lets_an_in_flight_tool_call_finish(
+    worker_process: Callable[..., Any], llm: ScriptedLLM, call_log: CallLog
+) -> None:
+    llm.script("m-term", Reply(tool_calls=[tool_call("s", "toolbox__sleep", {"seconds": 2})]), Reply(content="ok"))
+    servers = {"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["*"])}
+    worker, h = worker_process(servers)
+    await worker.start()
+    handle = await h.start({"input": "sleep", "model": "m-term"})
+    await h.wait_for(handle, lambda s: any(st.kind == "tool" and st.status == "running" for st in s.steps))
+    assert await worker.stop(signal.SIGTERM) == 0
+    assert any("stopping: waiting up to 10s" in line for line in worker.output)
+    history = await handle.fetch_history()
+    completed = [e for e in history.events if e.HasField("activity_task_completed_event_attributes")]
+    # prepare_run, the LLM call and the sleeping tool call all completed before the worker exited.
+    assert len(completed) == 3
+    assert len(call_log.calls("sleep")) == 1
