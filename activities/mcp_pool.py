@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, cast
 
 import mcp_types
 from mcp import Client, MCPError, StdioServerParameters
@@ -154,7 +154,9 @@ class MCPSessionPool:
         """One `tools/call`. A JSON-RPC error from the server becomes an error result."""
         async with self._using(server) as client:
             try:
-                return await client.call_tool(tool, arguments, read_timeout_seconds=timeout, meta=meta)
+                return await client.call_tool(
+                    tool, arguments, read_timeout_seconds=timeout, meta=cast(mcp_types.RequestParamsMeta, meta)
+                )
             except MCPError as err:
                 if err.code == mcp_types.REQUEST_TIMEOUT:
                     raise MCPToolTimeout(f"tool {server}.{tool} timed out after {timeout:g}s") from None

@@ -175,9 +175,7 @@ def run_worker(temporal_env: WorkflowEnvironment, llm: ScriptedLLM) -> WorkerFac
         config = MCPConfig.model_validate({"mcpServers": servers or {}})
         task_queue = f"tq-{uuid.uuid4().hex[:12]}"
         async with worker_resources(settings, config) as resources:
-            worker = build_worker(
-                environment.client, task_queue, resources.activities, graceful_shutdown_seconds=2
-            )
+            worker = build_worker(environment.client, task_queue, resources.activities, graceful_shutdown_seconds=2)
             async with worker:
                 yield Harness(client=environment.client, task_queue=task_queue, llm=llm)
 

@@ -65,6 +65,7 @@ class ScriptedLLM:
     def __init__(self) -> None:
         self.scripts: dict[str, list[Turn]] = {}
         self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
         self.port = _free_port()
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -95,6 +96,7 @@ class ScriptedLLM:
     async def _handle(self, request: Request) -> Response:
         body = await request.json()
         self.requests.append(body)
+        self.headers.append(dict(request.headers))
         script = self.scripts.get(body.get("model"), [])
         turn: Turn = script.pop(0) if script else Reply(content="(script exhausted)")
         while callable(turn):

@@ -321,6 +321,9 @@ class ToolCallOutput(BaseModel):
     truncated: bool = False
 
 
+WebhookEventType = Literal["orchestration.approval_requested", "orchestration.completed", "orchestration.failed"]
+
+
 class WebhookEvent(BaseModel):
     """An outbound event; `url` None means the worker's `ORCH_WEBHOOK_URL` (or no delivery)."""
 

@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         ToolCallInput,
         Usage,
         WebhookEvent,
+        WebhookEventType,
     )
     from workflows.tool_calls import open_tool_call
 
@@ -359,12 +360,12 @@ class Orchestration:
         workflow.logger.info("continuing as new (run %d of this orchestration)", state.continued_runs + 1)
         workflow.continue_as_new(OrchestrationInput(run_request=self._request, state=state))
 
-    def _notify(self, event_type: str, data: dict[str, Any]) -> asyncio.Task[None]:
+    def _notify(self, event_type: WebhookEventType, data: dict[str, Any]) -> asyncio.Task[None]:
         """Deliver a webhook in the background; the run does not wait for slow receivers."""
         event = WebhookEvent(
             url=self._request.webhook_url,
             event_id=f"evt_{workflow.uuid4().hex}",
-            event_type=event_type,  # type: ignore[arg-type]
+            event_type=event_type,
             timestamp=workflow.now(),
             data=data,
         )

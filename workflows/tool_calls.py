@@ -18,9 +18,11 @@ def unwrap_model_intent(arguments: dict[str, Any]) -> tuple[dict[str, Any], str 
     """
     remaining = dict(arguments)
     raw_intent = remaining.pop("model_intent", None)
-    intent = raw_intent if isinstance(raw_intent, str) and raw_intent.strip() else None
-    if intent is None and raw_intent is not None:
-        intent = json.dumps(raw_intent)
+    intent: str | None
+    if isinstance(raw_intent, str):
+        intent = raw_intent.strip() or None
+    else:
+        intent = None if raw_intent is None else json.dumps(raw_intent)
     if "properties" in remaining and set(remaining) == {"properties"}:
         inner = remaining["properties"]
         if isinstance(inner, str):

@@ -29,8 +29,13 @@ async def _run_worker_to_exit(config_text: str | None, tmp_path: Path) -> tuple[
     else:
         env["ORCH_MCP_CONFIG"] = str(tmp_path / "missing.json")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "worker", cwd=REPO_ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "worker",
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     _, stderr = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
@@ -73,8 +78,13 @@ class WorkerProcess:
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "worker", cwd=REPO_ROOT, env=self.env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            "worker",
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         self._reader = asyncio.create_task(self._read())
         await self.wait_for_line(lambda line: "worker polling" in line)

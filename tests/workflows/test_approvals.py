@@ -82,12 +82,19 @@ async def test_raw_signal_from_the_temporal_cli_approves(
         await h.wait_pending(handle)
         # Exactly what an operator types (or pastes into the web UI's signal dialog).
         proc = await asyncio.create_subprocess_exec(
-            TEMPORAL_CLI, "workflow", "signal",
-            "--address", temporal_env.client.service_client.config.target_host,
-            "--workflow-id", handle.id,
-            "--name", "submit_approval",
-            "--input", json.dumps({"tool_call_id": "t1", "decision": "approve", "approver": "ops"}),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            TEMPORAL_CLI,
+            "workflow",
+            "signal",
+            "--address",
+            temporal_env.client.service_client.config.target_host,
+            "--workflow-id",
+            handle.id,
+            "--name",
+            "submit_approval",
+            "--input",
+            json.dumps({"tool_call_id": "t1", "decision": "approve", "approver": "ops"}),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         output, _ = await proc.communicate()
         assert proc.returncode == 0, output.decode()

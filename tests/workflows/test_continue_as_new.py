@@ -48,6 +48,12 @@ async def test_continue_as_new_mid_run_keeps_state_and_pending_approvals(
     last_messages = llm.requests_for("m-can")[-1]["messages"]
     assert [m["role"] for m in last_messages] == ["user"] + ["assistant", "tool"] * 7
     assert [m["content"] for m in last_messages if m["role"] == "tool"] == [
-        "echo 1", "echo 2", "echo 3", "echo 4", "transferred 7 to acme", "echo 6", "echo 7",
+        "echo 1",
+        "echo 2",
+        "echo 3",
+        "echo 4",
+        "transferred 7 to acme",
+        "echo 6",
+        "echo 7",
     ]
     assert len(call_log.calls("transfer")) == 1 and len(call_log.calls("echo")) == 6

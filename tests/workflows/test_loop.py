@@ -20,9 +20,7 @@ async def test_answer_without_tools_completes_with_final_answer(run_worker: Work
     assert sent == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
 
 
-async def test_auto_approved_tool_runs_and_run_completes(
-    run_worker: WorkerFactory, llm: ScriptedLLM
-) -> None:
+async def test_auto_approved_tool_runs_and_run_completes(run_worker: WorkerFactory, llm: ScriptedLLM) -> None:
     llm.script(
         "m-time",
         Reply(tool_calls=[tool_call("c1", "time__get_current_time", {"timezone": "Asia/Tokyo"})]),
@@ -51,7 +49,9 @@ async def test_auto_approved_tool_runs_and_run_completes(
 
 
 async def test_max_steps_stops_the_run(run_worker: WorkerFactory, llm: ScriptedLLM, call_log: CallLog) -> None:
-    looping = [Reply(content=f"try {i}", tool_calls=[tool_call(f"c{i}", "toolbox__echo", {"text": str(i)})]) for i in range(3)]
+    looping = [
+        Reply(content=f"try {i}", tool_calls=[tool_call(f"c{i}", "toolbox__echo", {"text": str(i)})]) for i in range(3)
+    ]
     llm.script("m-loop", *looping)
     async with run_worker({"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["*"])}) as h:
         handle = await h.start({"input": "loop", "model": "m-loop", "max_steps": 2})

@@ -22,7 +22,12 @@ async def test_unanswered_approval_expires_as_denied(
         final = await result_of(handle)
     assert final.status == "completed" and final.output == "nobody answered"
     [step] = [s for s in final.steps if s.kind == "tool"]
-    assert (step.status, step.decision, step.reason, step.approver) == ("denied", "deny", "approval timed out", "system")
+    assert (step.status, step.decision, step.reason, step.approver) == (
+        "denied",
+        "deny",
+        "approval timed out",
+        "system",
+    )
     assert (step.finished_at - step.started_at).total_seconds() >= 86_400
     assert llm.requests_for("m-expire")[1]["messages"][-1]["content"] == "denied: approval timed out"
     assert call_log.calls("transfer") == []

@@ -88,7 +88,9 @@ async def test_error_result_timeout_and_bad_arguments_go_back_to_the_model(
     async with run_worker({"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["*"])}) as h:
         handle = await h.start({"input": "x", "model": "m-errors", "tool_timeout_seconds": 1})
         final = await result_of(handle)
-    messages = {m["tool_call_id"]: m["content"] for m in llm.requests_for("m-errors")[1]["messages"] if m["role"] == "tool"}
+    messages = {
+        m["tool_call_id"]: m["content"] for m in llm.requests_for("m-errors")[1]["messages"] if m["role"] == "tool"
+    }
     assert messages["e"] == "error: Error executing tool fail: disk full"
     assert messages["t"] == "error: tool toolbox.sleep timed out after 1s"
     assert messages["j"].startswith("error: arguments are not valid JSON")
@@ -114,9 +116,15 @@ async def toolbox_http(call_log: CallLog):
     """The toolbox served over streamable HTTP in a subprocess."""
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.mcp_servers.toolbox", "--http", str(port),
-        cwd=REPO_ROOT, env={"TOOLBOX_CALL_LOG": str(call_log.path), "PATH": "/usr/bin:/bin"},
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "tests.mcp_servers.toolbox",
+        "--http",
+        str(port),
+        cwd=REPO_ROOT,
+        env={"TOOLBOX_CALL_LOG": str(call_log.path), "PATH": "/usr/bin:/bin"},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     for _ in range(100):
         try:
@@ -150,7 +158,9 @@ async def test_streamable_http_server_then_unreachable_goes_back_to_the_model(
     async with run_worker({"remote": server}) as h:
         handle = await h.start({"input": "add", "model": "m-http", "tool_timeout_seconds": 5})
         final = await result_of(handle)
-    messages = {m["tool_call_id"]: m["content"] for m in llm.requests_for("m-http")[2]["messages"] if m["role"] == "tool"}
+    messages = {
+        m["tool_call_id"]: m["content"] for m in llm.requests_for("m-http")[2]["messages"] if m["role"] == "tool"
+    }
     assert messages["h1"] == "42"
     assert messages["h2"].startswith("error: MCP server 'remote'")
     assert final.status == "completed" and final.output == "server went away"

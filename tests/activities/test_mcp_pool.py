@@ -1,0 +1,82 @@
+"""The per-worker MCP session pool, against real stdio servers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+
+from activities.mcp_config import MCPConfig
+from activities.mcp_pool import MCPServerUnknown, MCPSessionPool, MCPToolTimeout, MCPTransportError
+from tests.conftest import CallLog, toolbox_stdio
+
+
+@pytest.fixture
+async def pool(call_log: CallLog) -> AsyncIterator[MCPSessionPool]:
+    config = MCPConfig.model_validate(
+        {
+            "mcpServers": {
+                "toolbox": toolbox_stdio(call_log),
+                "time": {"command": sys.executable, "args": ["-m", "mcp_server_time"]},
+                "broken": {"command": sys.executable, "args": ["-c", "import sys; sys.exit(3)"]},
+            }
+        }
+    )
+    pool = MCPSessionPool(config, connect_timeout=20)
+    yield pool
+    await pool.aclose()
+
+
+async def _pid(pool: MCPSessionPool) -> str:
+    result = await pool.call_tool("toolbox", "whoami", {}, timeout=10, meta={})
+    return result.content[0].text  # type: ignore[union-attr]
+
+
+async def test_one_session_serves_many_and_concurrent_calls(pool: MCPSessionPool) -> None:
+    first = await _pid(pool)
+    pids = await asyncio.gather(*(_pid(pool) for _ in range(10)))
+    assert set(pids) == {first}
+
+
+async def test_a_dead_server_is_dropped_and_reopened(pool: MCPSessionPool) -> None:
+    first = await _pid(pool)
+    os.kill(int(first), signal.SIGKILL)
+    with pytest.raises(MCPTransportError):
+        # The call that finds the session broken fails (Temporal retries it) ...
+        for _ in range(50):
+            await _pid(pool)
+            await asyncio.sleep(0.05)
+    # ... and the next one gets a fresh session.
+    assert await _pid(pool) != first
+
+
+async def test_real_mcp_server_time_lists_and_calls(pool: MCPSessionPool) -> None:
+    names = {tool.name for tool in await pool.list_tools("time")}
+    assert {"get_current_time", "convert_time"} <= names
+    result = await pool.call_tool("time", "get_current_time", {"timezone": "Europe/Paris"}, timeout=10, meta={})
+    assert not result.is_error and "Europe/Paris" in result.content[0].text  # type: ignore[union-attr]
+
+
+async def test_protocol_errors_come_back_as_error_results(pool: MCPSessionPool) -> None:
+    result = await pool.call_tool("toolbox", "add", {"a": "not a number", "b": 1}, timeout=10, meta={})
+    assert result.is_error
+
+
+async def test_timeout_unknown_server_and_unstartable_server(pool: MCPSessionPool) -> None:
+    with pytest.raises(MCPToolTimeout, match="timed out after 0.5s"):
+        await pool.call_tool("toolbox", "sleep", {"seconds": 5}, timeout=0.5, meta={})
+    assert await _pid(pool), "the session survives a timed-out call"
+    with pytest.raises(MCPServerUnknown):
+        await pool.call_tool("nope", "x", {}, timeout=1, meta={})
+    with pytest.raises(MCPTransportError, match="cannot connect"):
+        await pool.call_tool("broken", "x", {}, timeout=1, meta={})
+
+
+async def test_idempotency_key_reaches_the_server_in_meta(pool: MCPSessionPool, call_log: CallLog) -> None:
+    await pool.call_tool("toolbox", "echo", {"text": "x"}, timeout=10, meta={"idempotency-key": "wf/call-1"})
+    [call] = call_log.calls("echo")
+    assert call["meta"]["idempotency-key"] == "wf/call-1"

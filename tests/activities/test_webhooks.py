@@ -1,0 +1,65 @@
+"""Standard Webhooks signing and verification."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+
+import pytest
+
+from activities.webhooks import WebhookVerificationError, sign, verify
+
+SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef").decode()
+
+
+def test_signature_matches_the_spec_construction() -> None:
+    body = b'{"type":"x"}'
+    expected = base64.b64encode(hmac.new(b"0123456789abcdef", b"msg_1.1700000000." + body, hashlib.sha256).digest())
+    assert sign(SECRET, "msg_1", 1700000000, body) == "v1," + expected.decode()
+
+
+def _headers(secret: str, body: bytes, at: int, webhook_id: str = "msg_1") -> dict[str, str]:
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(at),
+        "webhook-signature": sign(secret, webhook_id, at, body),
+    }
+
+
+def test_verify_accepts_a_fresh_signature_among_several() -> None:
+    now = int(time.time())
+    headers = _headers(SECRET, b"{}", now)
+    headers["webhook-signature"] = "v1,bm9wZQ== " + headers["webhook-signature"]
+    assert verify(SECRET, headers, b"{}") == "msg_1"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda h: h.update({"webhook-signature": "v1,AAAA"}), "no valid v1 signature"),
+        (lambda h: h.pop("webhook-id"), "missing"),
+        (lambda h: h.update({"webhook-timestamp": "yesterday"}), "Unix time"),
+    ],
+)
+def test_verify_rejects_bad_headers(mutate, message: str) -> None:
+    headers = _headers(SECRET, b"{}", int(time.time()))
+    mutate(headers)
+    with pytest.raises(WebhookVerificationError, match=message):
+        verify(SECRET, headers, b"{}")
+
+
+def test_verify_rejects_stale_tampered_and_wrong_secret() -> None:
+    now = int(time.time())
+    with pytest.raises(WebhookVerificationError, match="5-minute window"):
+        verify(SECRET, _headers(SECRET, b"{}", now - 301), b"{}")
+    with pytest.raises(WebhookVerificationError):
+        verify(SECRET, _headers(SECRET, b"{}", now), b'{"tampered":1}')
+    with pytest.raises(WebhookVerificationError):
+        verify("another-secret", _headers(SECRET, b"{}", now), b"{}")
+
+
+def test_plain_secrets_are_used_as_utf8_bytes() -> None:
+    now = int(time.time())
+    assert verify("plain secret", _headers("plain secret", b"{}", now), b"{}") == "msg_1"
