@@ -79,9 +79,14 @@ def parse_reply(response: httpx.Response) -> LLMReply:
     choices = payload.get("choices") if isinstance(payload, dict) else None
     if not choices or not isinstance(choices[0], dict) or not isinstance(choices[0].get("message"), dict):
         raise ApplicationError(f"LLM reply has no choices: {str(payload)[:200]}", type="LLMMalformedReply")
-    raw = dict(choices[0]["message"])
-    raw["role"] = "assistant"
-    raw["tool_calls"] = [_normalise_tool_call(call, i) for i, call in enumerate(raw.get("tool_calls") or [])] or None
+    reply = choices[0]["message"]
+    # Only the standard fields go into the conversation: provider extras (reasoning text,
+    # annotations) are not meant to be sent back, and some endpoints reject them.
+    raw = {
+        "role": "assistant",
+        "content": reply.get("content"),
+        "tool_calls": [_normalise_tool_call(call, i) for i, call in enumerate(reply.get("tool_calls") or [])] or None,
+    }
     usage = payload.get("usage") or {}
     return LLMReply(
         message=ChatMessage.model_validate(raw),

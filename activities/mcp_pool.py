@@ -22,7 +22,7 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from activities.mcp_config import MCPConfig, MCPServerConfig, resolve_placeholders
+from activities.mcp_config import MCPConfig, MCPConfigError, MCPServerConfig, resolve_placeholders
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,8 @@ class _Session:
             raise MCPTransportError(f"MCP server {self.name!r}: no session within {timeout:.0f}s") from None
         if self._client is None:
             failure = self._failure
+            if isinstance(failure, MCPConfigError):
+                raise MCPConfigError(f"MCP server {self.name!r}: {failure}") from None
             raise MCPTransportError(f"MCP server {self.name!r}: cannot connect: {describe_error(failure)}") from failure
 
     async def close(self) -> None:
@@ -178,7 +180,7 @@ class MCPSessionPool:
         session = await self._session(server)
         try:
             yield session.client
-        except (MCPToolTimeout, MCPServerUnknown):
+        except (MCPToolTimeout, MCPServerUnknown, MCPConfigError):
             raise
         except MCPError as err:
             if err.code != mcp_types.CONNECTION_CLOSED:

@@ -12,6 +12,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.heartbeat import heartbeating
+from activities.mcp_config import MCPConfigError
 from activities.mcp_pool import MCPServerUnknown, MCPSessionPool, MCPToolTimeout, describe_error
 from workflows.messages import CatalogTool, PrepareRunInput, ToolCallInput, ToolCallOutput, ToolCatalog
 
@@ -87,6 +88,9 @@ class MCPActivities:
             ) from None
         except MCPServerUnknown as err:
             raise ApplicationError(str(err), type="MCPServerNotConfigured", non_retryable=True) from None
+        except MCPConfigError as err:
+            # e.g. a `${VAR}` the worker's environment lacks: retrying cannot help.
+            raise ApplicationError(str(err), type="MCPConfigError", non_retryable=True) from None
         text, truncated = truncate_utf8(render_result(result), input.output_limit_bytes)
         return ToolCallOutput(text=text, is_error=bool(result.is_error), truncated=truncated)
 

@@ -182,6 +182,21 @@ def run_worker(temporal_env: WorkflowEnvironment, llm: ScriptedLLM) -> WorkerFac
     return factory
 
 
+async def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    """Wait until something accepts TCP connections on 127.0.0.1:`port`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+        else:
+            writer.close()
+            return
+
+
 async def result_of(handle: WorkflowHandle[Any, Any], timeout: float = 60.0) -> OrchestrationStatus:
     """The run's final status (the workflow result)."""
     result: Awaitable[Any] = handle.result()

@@ -156,21 +156,13 @@ class Orchestration:
     # --- The loop ---------------------------------------------------------------------
 
     async def _start_state(self) -> OrchestrationState:
+        messages = self._initial_messages()
         catalog = await workflow.execute_activity_method(
             MCPActivities.prepare_run,
             PrepareRunInput(mcp_servers=self._request.mcp_servers),
             summary="list MCP tools and resolve policy",
             **options.prepare_options(),
         )
-        messages: list[ChatMessage] = []
-        if self._request.instructions:
-            messages.append(ChatMessage(role="system", content=self._request.instructions))
-        if self._request.messages:
-            messages.extend(self._request.messages)
-        if self._request.input:
-            messages.append(ChatMessage(role="user", content=self._request.input))
-        if len(messages) == 0 or all(m.role in ("system", "developer") for m in messages):
-            raise ValueError("a run needs `input` or `messages` with at least one user message")
         for name, problem in catalog.unavailable_servers.items():
             workflow.logger.warning("MCP server %s unavailable for this run: %s", name, problem)
         return OrchestrationState(
@@ -179,6 +171,18 @@ class Orchestration:
             catalog=catalog,
             messages=messages,
         )
+
+    def _initial_messages(self) -> list[ChatMessage]:
+        messages: list[ChatMessage] = []
+        if self._request.instructions:
+            messages.append(ChatMessage(role="system", content=self._request.instructions))
+        if self._request.messages:
+            messages.extend(self._request.messages)
+        if self._request.input:
+            messages.append(ChatMessage(role="user", content=self._request.input))
+        if all(m.role in ("system", "developer") for m in messages):
+            raise ValueError("a run needs `input` or `messages` with at least one user message")
+        return messages
 
     async def _loop(self, state: OrchestrationState) -> OrchestrationStatus:
         while True:

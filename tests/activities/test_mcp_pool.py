@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from activities.mcp_config import MCPConfig
+from activities.mcp_config import MCPConfig, MCPConfigError
 from activities.mcp_pool import MCPServerUnknown, MCPSessionPool, MCPToolTimeout, MCPTransportError
-from tests.conftest import CallLog, toolbox_stdio
+from tests.conftest import REPO_ROOT, CallLog, toolbox_stdio, wait_for_port
+from tests.scripted_llm import free_port
 
 
 @pytest.fixture
@@ -23,6 +24,7 @@ async def pool(call_log: CallLog) -> AsyncIterator[MCPSessionPool]:
                 "toolbox": toolbox_stdio(call_log),
                 "time": {"command": sys.executable, "args": ["-m", "mcp_server_time"]},
                 "broken": {"command": sys.executable, "args": ["-c", "import sys; sys.exit(3)"]},
+                "needs_secret": {"command": sys.executable, "env": {"TOKEN": "${ORCH_TEST_MISSING_VAR}"}},
             }
         }
     )
@@ -74,6 +76,32 @@ async def test_timeout_unknown_server_and_unstartable_server(pool: MCPSessionPoo
         await pool.call_tool("nope", "x", {}, timeout=1, meta={})
     with pytest.raises(MCPTransportError, match="cannot connect"):
         await pool.call_tool("broken", "x", {}, timeout=1, meta={})
+    with pytest.raises(MCPConfigError, match="ORCH_TEST_MISSING_VAR is not set"):
+        await pool.call_tool("needs_secret", "x", {}, timeout=1, meta={})
+
+
+@pytest.mark.parametrize("transport", ["sse", "streamable_http"])
+async def test_http_transports_list_and_call(transport: str, call_log: CallLog) -> None:
+    port = free_port()
+    flag, path = ("--sse", "/sse") if transport == "sse" else ("--http", "/mcp")
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.mcp_servers.toolbox", flag, str(port),
+        cwd=REPO_ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}{path}"
+    config = MCPConfig.model_validate(
+        {"mcpServers": {"remote": {"url": url, "transport": transport, "headers": {"X-Token": "${ORCH_TEST_TOKEN}"}}}}
+    )
+    pool = MCPSessionPool(config, environ={"ORCH_TEST_TOKEN": "t"})
+    try:
+        await wait_for_port(port)
+        assert "add" in {tool.name for tool in await pool.list_tools("remote")}
+        result = await pool.call_tool("remote", "add", {"a": 2, "b": 3}, timeout=10, meta={})
+        assert result.content[0].text == "5"  # type: ignore[union-attr]
+    finally:
+        await pool.aclose()
+        server.kill()
+        await server.wait()
 
 
 async def test_idempotency_key_reaches_the_server_in_meta(pool: MCPSessionPool, call_log: CallLog) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
+
+import pytest
+from temporalio.client import WorkflowFailureError
 
 from tests.conftest import CallLog, WorkerFactory, result_of, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, tool_call
@@ -60,3 +64,11 @@ async def test_max_steps_stops_the_run(run_worker: WorkerFactory, llm: ScriptedL
     assert final.step == 2 and len(llm.requests_for("m-loop")) == 2
     assert len(call_log.calls("echo")) == 2
     assert final.output == "try 1"
+
+
+async def test_a_run_without_a_user_message_fails_instead_of_retrying(run_worker: WorkerFactory) -> None:
+    async with run_worker() as h:
+        handle = await h.start({"instructions": "You are helpful."})
+        with pytest.raises(WorkflowFailureError) as failure:
+            await asyncio.wait_for(handle.result(), 30)
+    assert "at least one user message" in str(failure.value.cause)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO_ROOT, CallLog, WorkerFactory, result_of, toolbox_stdio
+from tests.conftest import REPO_ROOT, CallLog, WorkerFactory, result_of, toolbox_stdio, wait_for_port
 from tests.scripted_llm import Reply, ScriptedLLM, free_port, tool_call
 
 
@@ -126,13 +126,7 @@ async def toolbox_http(call_log: CallLog):
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
-    for _ in range(100):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            break
-        except OSError:
-            await asyncio.sleep(0.1)
+    await wait_for_port(port)
     yield proc, f"http://127.0.0.1:{port}/mcp"
     if proc.returncode is None:
         proc.kill()
