@@ -193,3 +193,29 @@ async def test_sigterm_lets_an_in_flight_tool_call_finish(
     # prepare_run, the LLM call and the sleeping tool call all completed before the worker exited.
     assert len(completed) == 3
     assert len(call_log.calls("sleep")) == 1
+
+
+async def test_redeploy_with_another_policy_does_not_alter_a_running_orchestration(
+    worker_process: Callable[..., Any], llm: ScriptedLLM, call_log: CallLog
+) -> None:
+    llm.script(
+        "m-fixed",
+        Reply(tool_calls=[tool_call("t", "toolbox__transfer", {"account": "a", "amount": 1})]),
+        Reply(tool_calls=[tool_call("e", "toolbox__echo", {"text": "still allowed"})]),
+        Reply(content="done"),
+    )
+    before = toolbox_stdio(call_log, tools_to_execute=["echo", "transfer"], tools_to_auto_execute=["echo"])
+    after = toolbox_stdio(call_log, tool_deny_list=["echo"], tools_to_auto_execute=["*"])
+    old, h = worker_process({"toolbox": before})
+    await old.start()
+    handle = await h.start({"input": "x", "model": "m-fixed"})
+    await h.wait_pending(handle)
+    assert await old.stop(signal.SIGTERM) == 0
+    new, _ = worker_process({"toolbox": after})
+    await new.start()
+    await handle.signal(Orchestration.submit_approval, ApprovalDecision(tool_call_id="t", decision="approve"))
+    final = await result_of(handle)
+    offered = [sorted(t["function"]["name"] for t in request["tools"]) for request in llm.requests_for("m-fixed")]
+    assert offered == [["toolbox__echo", "toolbox__transfer"]] * 3
+    assert [c["arguments"]["text"] for c in call_log.calls("echo")] == ["still allowed"]
+    assert final.output == "done"
