@@ -14,7 +14,17 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from activities.heartbeat import heartbeating
 from activities.mcp_config import MCPConfigError
 from activities.mcp_pool import MCPServerUnknown, MCPSessionPool, MCPToolTimeout, describe_error
-from workflows.messages import CatalogTool, PrepareRunInput, ToolCallInput, ToolCallOutput, ToolCatalog
+from workflows.messages import (
+    CatalogTool,
+    ListToolsInput,
+    PrepareRunInput,
+    ServerTools,
+    ToolCallInput,
+    ToolCallOutput,
+    ToolCatalog,
+    ToolDescription,
+    ToolListing,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +80,37 @@ class MCPActivities:
                     )
                 )
         return catalog
+
+    @activity.defn(name="describe_tools")
+    async def describe_tools(self, input: ListToolsInput) -> ToolListing:
+        """Every configured server's tools with their policy, for GET /v1/tools."""
+        config = self._pool.config
+        names = input.servers if input.servers is not None else list(config.servers)
+        listing = ToolListing()
+        for name in names:
+            server_config = config.servers.get(name)
+            if server_config is None:
+                continue
+            entry = ServerTools(
+                name=name, transport=server_config.transport or "stdio", enabled=server_config.is_enabled
+            )
+            listing.servers.append(entry)
+            try:
+                async with heartbeating():
+                    tools = await asyncio.wait_for(self._pool.list_tools(name), LIST_TOOLS_TIMEOUT_SECONDS)
+            except Exception as err:
+                entry.error = describe_error(err)
+                continue
+            entry.tools = [
+                ToolDescription(
+                    name=tool.name,
+                    description=tool.description or tool.title or "",
+                    input_schema=tool.input_schema or {},
+                    policy=server_config.policy_for(tool.name) or "denied",
+                )
+                for tool in tools
+            ]
+        return listing
 
     @activity.defn(name="call_tool")
     async def call_tool(self, input: ToolCallInput) -> ToolCallOutput:

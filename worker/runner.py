@@ -22,6 +22,7 @@ from activities.mcp_pool import MCPSessionPool
 from activities.mcp_tools import MCPActivities
 from activities.webhooks import WebhookActivities
 from worker.settings import Settings
+from workflows.list_tools import ListTools
 from workflows.orchestration import Orchestration
 
 logger = logging.getLogger("worker")
@@ -61,7 +62,13 @@ async def worker_resources(settings: Settings, mcp_config: MCPConfig) -> AsyncIt
         webhooks = WebhookActivities(webhook_http, settings.webhook_url, settings.webhook_secret)
         try:
             yield WorkerResources(
-                activities=[llm.chat_completion, mcp.prepare_run, mcp.call_tool, webhooks.deliver_webhook],
+                activities=[
+                    llm.chat_completion,
+                    mcp.prepare_run,
+                    mcp.call_tool,
+                    mcp.describe_tools,
+                    webhooks.deliver_webhook,
+                ],
                 pool=pool,
             )
         finally:
@@ -75,7 +82,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[Orchestration],
+        workflows=[Orchestration, ListTools],
         activities=list(activities),
         graceful_shutdown_timeout=timedelta(seconds=graceful_shutdown_seconds),
         # Heartbeats carry cancellation to in-flight LLM and tool calls; sending them at

@@ -321,6 +321,37 @@ class ToolCallOutput(BaseModel):
     truncated: bool = False
 
 
+class ToolDescription(BaseModel):
+    """One tool of a configured server and the policy that applies to it."""
+
+    name: str
+    description: str = ""
+    input_schema: dict[str, Any] = Field(default_factory=dict)
+    policy: Literal["execute", "auto_execute", "denied"]
+
+
+class ServerTools(BaseModel):
+    """A configured MCP server as GET /v1/tools shows it (never its command, env or headers)."""
+
+    name: str
+    transport: str
+    enabled: bool
+    tools: list[ToolDescription] = Field(default_factory=list)
+    error: str | None = None
+
+
+class ListToolsInput(BaseModel):
+    """Which servers to describe (None: all configured, enabled or not)."""
+
+    servers: list[str] | None = None
+
+
+class ToolListing(BaseModel):
+    """Result of the `ListTools` workflow."""
+
+    servers: list[ServerTools] = Field(default_factory=list)
+
+
 WebhookEventType = Literal["orchestration.approval_requested", "orchestration.completed", "orchestration.failed"]
 
 

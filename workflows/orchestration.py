@@ -51,6 +51,9 @@ with workflow.unsafe.imports_passed_through():
 ORCHESTRATION_STATUS_ATTRIBUTE = SearchAttributeKey.for_keyword("OrchestrationStatus")
 """Custom search attribute kept equal to the run's status, for listing and filtering."""
 
+DECISION_UNKNOWN_CALL = "UnknownToolCall"
+DECISION_ALREADY_MADE = "AlreadyDecided"
+
 TERMINAL_STATUSES = {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT}
 
 
@@ -102,28 +105,54 @@ class Orchestration:
 
     @workflow.signal(name="submit_approval")
     def submit_approval(self, decision: ApprovalDecision) -> None:
-        """Record a human decision for a pending tool call; others are ignored and recorded."""
-        call = self._find_open_call(decision.tool_call_id)
-        why: str | None = None
-        if call is None:
-            why = "already decided" if self._was_decided(decision.tool_call_id) else "unknown tool call"
-        elif call.auto_execute or call.problem is not None:
-            why = "tool call does not need approval"
-        elif call.decision is not None:
-            why = "already decided"
-        if why is not None:
+        """Record a human decision for a pending tool call; others are ignored and recorded.
+
+        The raw form for the Temporal UI and CLI; the API uses the `decide` update, which
+        refuses instead of ignoring.
+        """
+        rejection = self._rejection(decision)
+        if rejection is not None:
             if self._state is not None:
                 self._state.ignored_decisions.append(
                     IgnoredDecision(
                         tool_call_id=decision.tool_call_id,
                         decision=decision.decision,
                         approver=decision.approver,
-                        why=why,
+                        why=rejection.message,
                         received_at=workflow.now(),
                     )
                 )
-            workflow.logger.info("decision for %s ignored: %s", decision.tool_call_id, why)
+            workflow.logger.info("decision for %s ignored: %s", decision.tool_call_id, rejection.message)
             return
+        self._apply(decision)
+
+    @workflow.update(name="decide")
+    def decide(self, decision: ApprovalDecision) -> OrchestrationStatus:
+        """Decide a pending tool call atomically and return the fresh status."""
+        self._apply(decision)
+        return self.status()
+
+    @decide.validator
+    def _validate_decision(self, decision: ApprovalDecision) -> None:
+        rejection = self._rejection(decision)
+        if rejection is not None:
+            raise rejection
+
+    def _rejection(self, decision: ApprovalDecision) -> ApplicationError | None:
+        """Why `decision` cannot apply (typed for the API to map to 404/409), or None."""
+        call = self._find_open_call(decision.tool_call_id)
+        if call is None:
+            if self._was_decided(decision.tool_call_id):
+                return ApplicationError("already decided", type=DECISION_ALREADY_MADE)
+            return ApplicationError("unknown tool call", type=DECISION_UNKNOWN_CALL)
+        if call.auto_execute or call.problem is not None:
+            return ApplicationError("tool call does not need approval", type=DECISION_ALREADY_MADE)
+        if call.decision is not None:
+            return ApplicationError("already decided", type=DECISION_ALREADY_MADE)
+        return None
+
+    def _apply(self, decision: ApprovalDecision) -> None:
+        call = self._find_open_call(decision.tool_call_id)
         assert call is not None
         call.decision = decision
         workflow.logger.info(
@@ -362,7 +391,7 @@ class Orchestration:
         await self._drain_notifications()
         state.continued_runs += 1
         workflow.logger.info("continuing as new (run %d of this orchestration)", state.continued_runs + 1)
-        workflow.continue_as_new(OrchestrationInput(run_request=self._request, state=state))
+        workflow.continue_as_new(OrchestrationInput(run_request=self._request, state=state), memo=workflow.memo())
 
     def _notify(self, event_type: WebhookEventType, data: dict[str, Any]) -> asyncio.Task[None]:
         """Deliver a webhook in the background; the run does not wait for slow receivers."""

@@ -1,0 +1,26 @@
+"""The `ListTools` workflow: how the API learns the configured tools without opening MCP
+connections itself (secrets and connections stay in the worker)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.mcp_tools import MCPActivities
+    from workflows.messages import ListToolsInput, ToolListing
+
+
+@workflow.defn(name="ListTools")
+class ListTools:
+    """One activity on a worker: list every configured server's tools with their policy."""
+
+    @workflow.run
+    async def run(self, input: ListToolsInput) -> ToolListing:
+        return await workflow.execute_activity_method(
+            MCPActivities.describe_tools,
+            input,
+            start_to_close_timeout=timedelta(minutes=2),
+            summary="describe configured MCP tools",
+        )
