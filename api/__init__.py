@@ -1,1 +1,1 @@
-"""The HTTP facade (built in the next issue)."""
+"""The HTTP facade over the orchestration engine."""

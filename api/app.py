@@ -1,0 +1,48 @@
+"""The FastAPI application: `uvicorn api.app:app` or `python -m api`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from api.errors import install_error_handlers
+from api.routers import health, orchestrations, tools, webhooks
+from api.service import OrchestrationService
+from worker.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; its lifespan opens one (lazy) Temporal client for the process."""
+    resolved = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Lazy: the API starts (and /healthz answers) while Temporal is still coming up;
+        # calls made meanwhile answer 503 within seconds.
+        client = await Client.connect(
+            resolved.temporal_address,
+            namespace=resolved.temporal_namespace,
+            data_converter=pydantic_data_converter,
+            lazy=True,
+        )
+        app.state.settings = resolved
+        app.state.service = OrchestrationService(client, resolved)
+        yield
+
+    app = FastAPI(
+        title="Durable orchestrations",
+        version="0.1.0",
+        description="Durable LLM + MCP tool orchestrations on Temporal, with human approval of tool calls.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in (orchestrations.router, webhooks.router, tools.router, health.router):
+        app.include_router(router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,51 @@
+"""/v1/webhooks/approvals: approvals from other systems, signed per Standard Webhooks."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+
+from activities.webhooks import TOLERANCE_SECONDS, WebhookVerificationError, verify
+from api.deps import ServiceDep, SettingsDep
+from api.errors import APIError, error_responses
+from api.schemas import WebhookApprovalRequest
+from workflows.messages import ApprovalDecision, OrchestrationStatus
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+
+@router.post(
+    "/approvals",
+    response_model=OrchestrationStatus,
+    responses=error_responses(400, 401, 404, 409, 422, 503),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": WebhookApprovalRequest.model_json_schema()}},
+        }
+    },
+)
+async def webhook_approval(request: Request, service: ServiceDep, settings: SettingsDep) -> OrchestrationStatus:
+    """Decide a tool call. Headers `webhook-id`, `webhook-timestamp` and `webhook-signature`
+    (`v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` with ORCH_WEBHOOK_SECRET) are
+    required; a replayed `webhook-id` changes nothing and answers with the current status."""
+    if not settings.webhook_secret:
+        raise APIError(503, "webhooks_disabled", "inbound approvals need ORCH_WEBHOOK_SECRET on the API")
+    body = await request.body()
+    try:
+        webhook_id = verify(settings.webhook_secret, request.headers, body)
+    except WebhookVerificationError as err:
+        raise APIError(401, "bad_signature", str(err)) from None
+    try:
+        approval = WebhookApprovalRequest.model_validate_json(body)
+    except ValidationError as err:
+        if any(e["type"] == "json_invalid" for e in err.errors()):
+            raise APIError(400, "invalid_json", "request body is not valid JSON") from None
+        raise APIError(422, "invalid_request", str(err.errors()[0]["msg"])) from None
+    if not service.first_sight_of_webhook(webhook_id, TOLERANCE_SECONDS * 2):
+        return await service.status(approval.orchestration_id)
+    decision = ApprovalDecision.model_validate(
+        approval.model_dump(exclude={"orchestration_id"}) | {"approver": approval.approver or "webhook"}
+    )
+    # The update id makes a replay that reaches another API replica a no-op too.
+    return await service.decide(approval.orchestration_id, decision, update_id=f"webhook-{webhook_id}")

@@ -1,0 +1,117 @@
+"""Request and response bodies of the HTTP API (the run status itself is the shared
+`OrchestrationStatus` model)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
+
+from workflows.messages import (
+    DEFAULT_APPROVAL_TIMEOUT_SECONDS,
+    DEFAULT_MAX_STEPS,
+    DEFAULT_TOOL_TIMEOUT_SECONDS,
+    ChatMessage,
+    OrchestrationRequest,
+    RunStatus,
+    ServerTools,
+    StopReason,
+)
+
+
+class CreateOrchestration(BaseModel):
+    """Body of POST /v1/orchestrations. Give `input`, `messages`, or both (input is appended)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: str | None = Field(default=None, min_length=1, description="The user's prompt.")
+    messages: list[ChatMessage] | None = Field(default=None, description="OpenAI chat messages.")
+    model: str | None = Field(default=None, min_length=1, description="Default: the worker's ORCH_DEFAULT_MODEL.")
+    instructions: str | None = Field(default=None, description="System prompt.")
+    mcp_servers: list[str] | None = Field(default=None, description="Server names; default: every enabled one.")
+    max_steps: int = Field(default=DEFAULT_MAX_STEPS, ge=1, le=1000, description="LLM calls at most.")
+    tool_timeout_seconds: float = Field(default=DEFAULT_TOOL_TIMEOUT_SECONDS, gt=0, le=3600)
+    approval_timeout_seconds: float = Field(
+        default=DEFAULT_APPROVAL_TIMEOUT_SECONDS,
+        gt=0,
+        le=30 * 86_400,
+        description='On expiry the call counts as denied with reason "approval timed out".',
+    )
+    webhook_url: AnyHttpUrl | None = Field(default=None, description="Where this run's events are POSTed.")
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _needs_a_prompt(self) -> CreateOrchestration:
+        has_user_message = any(m.role not in ("system", "developer") for m in self.messages or [])
+        if self.input is None and not has_user_message:
+            raise ValueError("give `input` or `messages` with at least one user message")
+        return self
+
+    def to_run_request(self) -> OrchestrationRequest:
+        return OrchestrationRequest.model_validate(
+            self.model_dump(exclude={"webhook_url"})
+            | {"webhook_url": str(self.webhook_url) if self.webhook_url else None}
+        )
+
+
+class Links(BaseModel):
+    self: str
+    approvals: str
+    temporal_ui: str
+
+
+class CreatedOrchestration(BaseModel):
+    """Answer of POST /v1/orchestrations (202 new run, 200 same Idempotency-Key and body)."""
+
+    id: str
+    status: RunStatus
+    links: Links
+
+
+class OrchestrationSummary(BaseModel):
+    """One entry of GET /v1/orchestrations."""
+
+    id: str
+    status: RunStatus
+    stop_reason: StopReason | None = None
+    created_at: datetime | None = None
+    closed_at: datetime | None = None
+    links: Links
+
+
+class OrchestrationList(BaseModel):
+    data: list[OrchestrationSummary]
+    next_page_token: str | None = None
+
+
+class ApprovalRequest(BaseModel):
+    """Body of POST /v1/orchestrations/{id}/approvals."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tool_call_id: str = Field(min_length=1)
+    decision: Literal["approve", "deny"]
+    reason: str | None = None
+    approver: str | None = None
+
+
+class WebhookApprovalRequest(ApprovalRequest):
+    """Body of POST /v1/webhooks/approvals: an approval plus the run it is for."""
+
+    orchestration_id: str = Field(min_length=1)
+
+
+class CancelAccepted(BaseModel):
+    id: str
+    status: RunStatus
+
+
+class ToolsResponse(BaseModel):
+    """GET /v1/tools: each configured server's tools and their policy."""
+
+    servers: list[ServerTools]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "ready"]

@@ -1,0 +1,332 @@
+"""Everything the API asks of Temporal, with Temporal's errors turned into API errors."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
+from typing import Any
+
+from temporalio.api.enums.v1 import WorkflowExecutionStatus as RawStatus
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.errors import APIError
+from api.schemas import CreateOrchestration, Links, OrchestrationSummary, ToolsResponse
+from worker.settings import Settings
+from workflows.list_tools import ListTools
+from workflows.messages import (
+    ApprovalDecision,
+    ListToolsInput,
+    OrchestrationInput,
+    OrchestrationStatus,
+    RunStatus,
+    StopReason,
+)
+from workflows.orchestration import (
+    DECISION_ALREADY_MADE,
+    DECISION_UNKNOWN_CALL,
+    ORCHESTRATION_STATUS_ATTRIBUTE,
+    Orchestration,
+)
+
+TEMPORAL_TIMEOUT_SECONDS = 5.0
+WORKER_TIMEOUT_SECONDS = 15.0
+TOOLS_CACHE_SECONDS = 30.0
+QUERY_TIMEOUT_SECONDS = 5.0
+
+_CLOSED_STATUS = {
+    WorkflowExecutionStatus.COMPLETED: RunStatus.COMPLETED,
+    WorkflowExecutionStatus.FAILED: RunStatus.FAILED,
+    WorkflowExecutionStatus.CANCELED: RunStatus.CANCELLED,
+    WorkflowExecutionStatus.TERMINATED: RunStatus.FAILED,
+    WorkflowExecutionStatus.TIMED_OUT: RunStatus.TIMED_OUT,
+}
+_CLOSED_STOP_REASON = {
+    RunStatus.CANCELLED: StopReason.CANCELLED,
+    RunStatus.TIMED_OUT: StopReason.TIMEOUT,
+    RunStatus.FAILED: StopReason.ERROR,
+}
+
+
+@contextlib.asynccontextmanager
+async def temporal_call(what: str, timeout: float = TEMPORAL_TIMEOUT_SECONDS) -> AsyncIterator[None]:
+    """Bound a Temporal call in time and map transport failures to 503."""
+    try:
+        async with asyncio.timeout(timeout):
+            yield
+    except TimeoutError:
+        raise APIError(503, "temporal_unavailable", f"{what}: Temporal did not answer within {timeout:g}s") from None
+    except RPCError as err:
+        if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNKNOWN):
+            raise APIError(503, "temporal_unavailable", f"{what}: Temporal is not reachable") from None
+        if err.status == RPCStatusCode.INVALID_ARGUMENT:
+            raise APIError(400, "bad_request", f"{what}: {err.message}") from None
+        raise
+    except RuntimeError as err:
+        # The SDK's lazy client raises RuntimeError when it cannot connect.
+        raise APIError(503, "temporal_unavailable", f"{what}: Temporal is not reachable ({err})") from None
+
+
+class OrchestrationService:
+    """Start, read, list, decide and cancel orchestrations through one Temporal client."""
+
+    def __init__(self, client: Client, settings: Settings) -> None:
+        self._client = client
+        self._settings = settings
+        self._tools: tuple[float, ToolsResponse] | None = None
+        self._seen_webhooks: dict[str, float] = {}
+
+    # --- Links ------------------------------------------------------------------------
+
+    def links(self, orchestration_id: str) -> Links:
+        ui = self._settings.temporal_ui_url.rstrip("/")
+        return Links(
+            self=f"/v1/orchestrations/{orchestration_id}",
+            approvals=f"/v1/orchestrations/{orchestration_id}/approvals",
+            temporal_ui=f"{ui}/namespaces/{self._settings.temporal_namespace}/workflows/{orchestration_id}",
+        )
+
+    # --- Start --------------------------------------------------------------------------
+
+    async def start(self, body: CreateOrchestration, idempotency_key: str | None) -> tuple[str, RunStatus, bool]:
+        """Start a run; returns (id, status, created). A known key with the same body is not created."""
+        request = body.to_run_request()
+        request_hash = hashlib.sha256(json.dumps(request.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+        nonce = uuid.uuid4().hex
+        if idempotency_key is None:
+            workflow_id = f"orch-{uuid.uuid4().hex}"
+        else:
+            # Same key -> same workflow id, so Temporal itself makes concurrent starts one run.
+            workflow_id = "orch-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+        try:
+            async with temporal_call("start orchestration"):
+                handle = await self._client.start_workflow(
+                    Orchestration.run,
+                    OrchestrationInput(run_request=request),
+                    id=workflow_id,
+                    task_queue=self._settings.task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    memo={"request_hash": request_hash, "start_nonce": nonce},
+                    search_attributes=TypedSearchAttributes(
+                        [SearchAttributePair(ORCHESTRATION_STATUS_ATTRIBUTE, RunStatus.RUNNING.value)]
+                    ),
+                    static_summary=_summary(request.input or "orchestration"),
+                )
+        except WorkflowAlreadyStartedError:
+            handle = self._client.get_workflow_handle(workflow_id)
+        if idempotency_key is None:
+            return workflow_id, RunStatus.RUNNING, True
+        async with temporal_call("read orchestration"):
+            description = await handle.describe()
+            memo = await description.memo()
+        if memo.get("start_nonce") == nonce:
+            return workflow_id, RunStatus.RUNNING, True
+        if memo.get("request_hash") != request_hash:
+            raise APIError(
+                422, "idempotency_key_reused", "this Idempotency-Key was already used with a different request body"
+            )
+        return workflow_id, _status_of(description, memo), False
+
+    # --- Read ---------------------------------------------------------------------------
+
+    async def describe(self, orchestration_id: str) -> WorkflowExecutionDescription:
+        handle = self._client.get_workflow_handle(orchestration_id)
+        try:
+            async with temporal_call("read orchestration"):
+                description = await handle.describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise _not_found(orchestration_id) from None
+            raise
+        if description.workflow_type != "Orchestration":
+            raise _not_found(orchestration_id)
+        return description
+
+    async def status(self, orchestration_id: str) -> OrchestrationStatus:
+        """Live status from the workflow (query), or the final one recorded in its memo."""
+        description = await self.describe(orchestration_id)
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            handle = self._client.get_workflow_handle(orchestration_id)
+            try:
+                async with temporal_call("query orchestration", QUERY_TIMEOUT_SECONDS):
+                    return await handle.query(Orchestration.status)
+            except (WorkflowQueryFailedError, APIError, RPCError):
+                pass  # no worker answered: fall back to what the server knows
+        async with temporal_call("read orchestration"):
+            memo = await description.memo()
+        final = memo.get("orchestration")
+        if isinstance(final, dict):
+            return OrchestrationStatus.model_validate(final)
+        return _minimal_status(description, memo)
+
+    async def list(self, status: RunStatus | None, limit: int, page_token: str | None) -> tuple[list[Any], str | None]:
+        query = 'WorkflowType = "Orchestration"'
+        if status is not None:
+            query += f' AND {ORCHESTRATION_STATUS_ATTRIBUTE.name} = "{status.value}"'
+        token = _decode_page_token(page_token) if page_token else None
+        iterator = self._client.list_workflows(query, page_size=limit, next_page_token=token)
+        async with temporal_call("list orchestrations"):
+            await iterator.fetch_next_page(page_size=limit)
+            executions = list(iterator.current_page or [])
+            summaries = [await self._summary(execution) for execution in executions]
+        next_token = iterator.next_page_token
+        return summaries, base64.urlsafe_b64encode(next_token).decode() if next_token else None
+
+    async def _summary(self, execution: WorkflowExecution) -> OrchestrationSummary:
+        memo = await execution.memo()
+        final = memo.get("orchestration") if isinstance(memo.get("orchestration"), dict) else None
+        status = _status_of(execution, memo)
+        return OrchestrationSummary(
+            id=execution.id,
+            status=status,
+            stop_reason=final.get("stop_reason") if final else _CLOSED_STOP_REASON.get(status),
+            created_at=execution.start_time,
+            closed_at=execution.close_time,
+            links=self.links(execution.id),
+        )
+
+    # --- Decide and cancel ---------------------------------------------------------------
+
+    async def decide(
+        self, orchestration_id: str, decision: ApprovalDecision, *, update_id: str | None = None
+    ) -> OrchestrationStatus:
+        """Apply a decision atomically against the live pending set (the `decide` update)."""
+        description = await self.describe(orchestration_id)
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            raise APIError(409, "run_finished", f"orchestration {orchestration_id} has finished")
+        handle: WorkflowHandle[Any, Any] = self._client.get_workflow_handle(orchestration_id)
+        try:
+            async with temporal_call("decide tool call", WORKER_TIMEOUT_SECONDS):
+                return await handle.execute_update(Orchestration.decide, decision, id=update_id)
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type == DECISION_UNKNOWN_CALL:
+                raise APIError(
+                    404, "unknown_tool_call", f"no tool call {decision.tool_call_id!r} in this run"
+                ) from None
+            if isinstance(cause, ApplicationError) and cause.type == DECISION_ALREADY_MADE:
+                raise APIError(
+                    409, "already_decided", f"tool call {decision.tool_call_id!r}: {cause.message}"
+                ) from None
+            raise
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise APIError(409, "run_finished", f"orchestration {orchestration_id} has finished") from None
+            raise
+
+    def first_sight_of_webhook(self, webhook_id: str, window_seconds: float) -> bool:
+        """False when this process already handled `webhook_id` within the signature window."""
+        now = time.monotonic()
+        self._seen_webhooks = {k: t for k, t in self._seen_webhooks.items() if now - t < window_seconds}
+        if webhook_id in self._seen_webhooks:
+            return False
+        self._seen_webhooks[webhook_id] = now
+        return True
+
+    async def cancel(self, orchestration_id: str) -> RunStatus:
+        description = await self.describe(orchestration_id)
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            async with temporal_call("read orchestration"):
+                return _status_of(description, await description.memo())
+        async with temporal_call("cancel orchestration"):
+            await self._client.get_workflow_handle(orchestration_id).cancel()
+        return _status_of(description, {})
+
+    # --- Tools and readiness ------------------------------------------------------------
+
+    async def tools(self) -> ToolsResponse:
+        """The worker's view of the configured tools, cached briefly."""
+        if self._tools is not None and time.monotonic() - self._tools[0] < TOOLS_CACHE_SECONDS:
+            return self._tools[1]
+        try:
+            async with temporal_call("list tools", WORKER_TIMEOUT_SECONDS):
+                listing = await self._client.execute_workflow(
+                    ListTools.run,
+                    ListToolsInput(),
+                    id=f"list-tools-{uuid.uuid4().hex}",
+                    task_queue=self._settings.task_queue,
+                    execution_timeout=timedelta(seconds=WORKER_TIMEOUT_SECONDS),
+                )
+        except APIError as err:
+            raise APIError(503, "no_worker", f"no worker answered on task queue {self._settings.task_queue!r}") from (
+                err
+            )
+        response = ToolsResponse(servers=listing.servers)
+        self._tools = (time.monotonic(), response)
+        return response
+
+    async def ready(self) -> None:
+        async with temporal_call("readiness check", 3.0):
+            await self._client.workflow_service.get_system_info(GetSystemInfoRequest(), timeout=timedelta(seconds=3))
+
+
+def _not_found(orchestration_id: str) -> APIError:
+    return APIError(404, "not_found", f"no orchestration {orchestration_id!r}")
+
+
+def _status_of(execution: WorkflowExecution, memo: Mapping[str, Any]) -> RunStatus:
+    """The run's status: final memo, else the search attribute, else Temporal's own status."""
+    final = memo.get("orchestration")
+    if isinstance(final, dict) and final.get("status"):
+        return RunStatus(final["status"])
+    if execution.status is not None and execution.status in _CLOSED_STATUS:
+        return _CLOSED_STATUS[execution.status]
+    value = execution.typed_search_attributes.get(ORCHESTRATION_STATUS_ATTRIBUTE)
+    return RunStatus(value) if value is not None and value in RunStatus._value2member_map_ else RunStatus.RUNNING
+
+
+def _minimal_status(description: WorkflowExecutionDescription, memo: Mapping[str, Any]) -> OrchestrationStatus:
+    """What the server alone knows of a run (no worker answered, or it was terminated)."""
+    status = _status_of(description, memo)
+    raw = description.raw_description.workflow_execution_info
+    error = "terminated" if raw.status == RawStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED else None
+    return OrchestrationStatus(
+        id=description.id,
+        status=status,
+        stop_reason=_CLOSED_STOP_REASON.get(status),
+        max_steps=0,
+        error=error,
+        created_at=description.start_time,
+        updated_at=description.close_time or description.start_time,
+    )
+
+
+def _decode_page_token(token: str) -> bytes:
+    try:
+        decoded = base64.b64decode(token.encode(), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        decoded = b""
+    if decoded:
+        return decoded
+    raise APIError(400, "bad_page_token", "page_token is not a token from a previous page") from None
+
+
+def _summary(text: str) -> str:
+    """A one-line summary shown in the Temporal UI's workflow list."""
+    lines = text.strip().splitlines()
+    return (lines[0] if lines else "orchestration")[:120]

@@ -1,0 +1,81 @@
+"""The API served for real on loopback, in front of a worker and the dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from api.app import create_app
+from tests.conftest import Harness, WorkerFactory
+from tests.scripted_llm import free_port
+from worker.settings import Settings
+
+WEBHOOK_SECRET = "whsec_YXBpLXRlc3Qtc2VjcmV0LWtleQ=="
+
+
+@dataclass
+class APIHarness:
+    http: httpx.AsyncClient
+    worker: Harness
+    base_url: str
+
+    async def wait_for(self, run_id: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30) -> dict:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            response = await self.http.get(f"/v1/orchestrations/{run_id}")
+            assert response.status_code == 200, response.text
+            body = response.json()
+            if predicate(body):
+                return body
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"not reached within {timeout}s: {body}")
+            await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def serve_api(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """`create_app(settings)` under uvicorn on a free loopback port."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+            yield http, base_url
+    finally:
+        server.should_exit = True
+        await task
+
+
+APIFactory = Callable[..., contextlib.AbstractAsyncContextManager[APIHarness]]
+
+
+@pytest.fixture
+def api_stack(run_worker: WorkerFactory, temporal_env) -> APIFactory:
+    """`async with api_stack(servers) as api:` a worker plus the API on the same task queue."""
+
+    @contextlib.asynccontextmanager
+    async def factory(servers: dict[str, Any] | None = None, **settings: Any) -> AsyncIterator[APIHarness]:
+        async with run_worker(servers) as worker:
+            api_settings = Settings(
+                temporal_address=temporal_env.client.service_client.config.target_host,
+                task_queue=worker.task_queue,
+                webhook_secret=WEBHOOK_SECRET,
+                temporal_ui_url="http://127.0.0.1:8233",
+                **settings,
+            )
+            async with serve_api(api_settings) as (http, base_url):
+                yield APIHarness(http=http, worker=worker, base_url=base_url)
+
+    return factory
