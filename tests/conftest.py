@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -109,6 +110,15 @@ def toolbox_stdio(call_log: CallLog, **policy: Any) -> dict[str, Any]:
     }
 
 
+class LoopbackOnlyTransport(httpx.AsyncHTTPTransport):
+    """Refuses every request not addressed to a loopback host, before any DNS lookup."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host not in ("127.0.0.1", "localhost", "::1"):
+            raise httpx.ConnectError(f"tests send no traffic to {request.url.host}", request=request)
+        return await super().handle_async_request(request)
+
+
 @dataclass
 class Harness:
     """A client and a worker on a fresh task queue."""
@@ -164,6 +174,7 @@ def run_worker(temporal_env: WorkflowEnvironment, llm: ScriptedLLM) -> WorkerFac
         env: WorkflowEnvironment | None = None,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
+        webhook_transport: httpx.AsyncBaseTransport | None = None,
     ) -> AsyncIterator[Harness]:
         environment = env or temporal_env
         settings = Settings(

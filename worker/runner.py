@@ -49,13 +49,19 @@ class WorkerResources:
 
 
 @contextlib.asynccontextmanager
-async def worker_resources(settings: Settings, mcp_config: MCPConfig) -> AsyncIterator[WorkerResources]:
-    """Open the shared HTTP clients and the MCP session pool; close them on exit."""
+async def worker_resources(
+    settings: Settings, mcp_config: MCPConfig, *, webhook_transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[WorkerResources]:
+    """Open the shared HTTP clients and the MCP session pool; close them on exit.
+
+    `webhook_transport` replaces the webhook client's network transport (tests confine
+    deliveries to loopback with it).
+    """
     pool = MCPSessionPool(mcp_config)
     # Temporal owns retries: httpx's transport retries stay at 0 (its default).
     async with (
         httpx.AsyncClient(timeout=DEFAULT_LLM_TIMEOUT) as llm_http,
-        httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT) as webhook_http,
+        httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT, transport=webhook_transport) as webhook_http,
     ):
         llm = LLMActivities(llm_http, settings.openai_base_url, settings.openai_api_key)
         mcp = MCPActivities(pool, settings.default_model)

@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 
 from api.app import create_app
-from tests.conftest import Harness, WorkerFactory
+from tests.conftest import Harness, LoopbackOnlyTransport, WorkerFactory
 from tests.scripted_llm import free_port
 from worker.settings import Settings
 
@@ -67,7 +67,8 @@ def api_stack(run_worker: WorkerFactory, temporal_env) -> APIFactory:
 
     @contextlib.asynccontextmanager
     async def factory(servers: dict[str, Any] | None = None, **settings: Any) -> AsyncIterator[APIHarness]:
-        async with run_worker(servers) as worker:
+        # Runs may name any webhook_url; deliveries never leave this machine.
+        async with run_worker(servers, webhook_transport=LoopbackOnlyTransport()) as worker:
             api_settings = Settings(
                 temporal_address=temporal_env.client.service_client.config.target_host,
                 task_queue=worker.task_queue,
