@@ -18,6 +18,7 @@ from temporalio.api.enums.v1 import WorkflowExecutionStatus as RawStatus
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import (
     Client,
+    RPCTimeoutOrCancelledError,
     WorkflowExecution,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
@@ -54,7 +55,7 @@ from workflows.orchestration import (
 )
 
 TEMPORAL_TIMEOUT_SECONDS = 5.0
-WORKER_TIMEOUT_SECONDS = 15.0
+WORKER_TIMEOUT_SECONDS = 8.0
 TOOLS_CACHE_SECONDS = 30.0
 QUERY_TIMEOUT_SECONDS = 5.0
 
@@ -78,7 +79,7 @@ async def temporal_call(what: str, timeout: float = TEMPORAL_TIMEOUT_SECONDS) ->
     try:
         async with asyncio.timeout(timeout):
             yield
-    except TimeoutError:
+    except (TimeoutError, RPCTimeoutOrCancelledError):
         raise APIError(503, "temporal_unavailable", f"{what}: Temporal did not answer within {timeout:g}s") from None
     except RPCError as err:
         if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNKNOWN):
@@ -214,15 +215,27 @@ class OrchestrationService:
 
     async def decide(
         self, orchestration_id: str, decision: ApprovalDecision, *, update_id: str | None = None
-    ) -> OrchestrationStatus:
-        """Apply a decision atomically against the live pending set (the `decide` update)."""
+    ) -> tuple[OrchestrationStatus, bool]:
+        """Apply a decision atomically against the live pending set (the `decide` update).
+
+        Returns (status, applied). When no worker answers in time, the decision is sent as
+        the durable `submit_approval` signal instead, so it is never lost: it applies when
+        a worker resumes the run (or is ignored and recorded if it no longer fits), and
+        `applied` is False.
+        """
         description = await self.describe(orchestration_id)
         if description.status != WorkflowExecutionStatus.RUNNING:
             raise APIError(409, "run_finished", f"orchestration {orchestration_id} has finished")
         handle: WorkflowHandle[Any, Any] = self._client.get_workflow_handle(orchestration_id)
         try:
             async with temporal_call("decide tool call", WORKER_TIMEOUT_SECONDS):
-                return await handle.execute_update(Orchestration.decide, decision, id=update_id)
+                return await handle.execute_update(Orchestration.decide, decision, id=update_id), True
+        except APIError as err:
+            if err.status != 503:
+                raise
+            async with temporal_call("signal decision"):
+                await handle.signal(Orchestration.submit_approval, decision)
+            return _minimal_status(description, {}), False
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == DECISION_UNKNOWN_CALL:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import sys
 import uuid
@@ -212,3 +213,81 @@ async def result_of(handle: WorkflowHandle[Any, Any], timeout: float = 60.0) -> 
     """The run's final status (the workflow result)."""
     result: Awaitable[Any] = handle.result()
     return OrchestrationStatus.model_validate(await asyncio.wait_for(result, timeout))
+
+
+class WorkerProcess:
+    """A `python -m worker` subprocess against the test Temporal server."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.proc: asyncio.subprocess.Process | None = None
+        self.output: list[str] = []
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "worker",
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        self._reader = asyncio.create_task(self._read())
+        await self.wait_for_line(lambda line: "worker polling" in line)
+
+    async def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            self.output.append(raw.decode(errors="replace").rstrip())
+
+    async def wait_for_line(self, predicate: Callable[[str], bool], timeout: float = 30) -> str:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            for line in self.output:
+                if predicate(line):
+                    return line
+            if self.proc is not None and self.proc.returncode is not None:
+                break
+            await asyncio.sleep(0.05)
+        raise AssertionError("worker output never matched:\n" + "\n".join(self.output))
+
+    async def stop(self, signum: int) -> int:
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(signum)
+        code = await asyncio.wait_for(self.proc.wait(), 30)
+        if self._reader is not None:
+            await self._reader
+        return code
+
+
+@pytest.fixture
+async def worker_process(
+    temporal_env: WorkflowEnvironment, llm: ScriptedLLM, call_log: CallLog, tmp_path: Path
+) -> AsyncIterator[Callable[..., Any]]:
+    started: list[WorkerProcess] = []
+    task_queue = f"tq-proc-{os.getpid()}-{id(tmp_path)}"
+
+    def make(servers: dict[str, Any]) -> tuple[WorkerProcess, Harness]:
+        config = tmp_path / "mcp.json"
+        config.write_text(json.dumps({"mcpServers": servers}))
+        env = dict(
+            os.environ,
+            TEMPORAL_ADDRESS=temporal_env.client.service_client.config.target_host,
+            ORCH_TASK_QUEUE=task_queue,
+            ORCH_MCP_CONFIG=str(config),
+            OPENAI_BASE_URL=llm.base_url,
+            ORCH_DEFAULT_MODEL="test-model",
+            ORCH_GRACEFUL_SHUTDOWN_SECONDS="10",
+        )
+        process = WorkerProcess(env)
+        started.append(process)
+        return process, Harness(client=temporal_env.client, task_queue=task_queue, llm=llm)
+
+    yield make
+    for process in started:
+        if process.proc is not None and process.proc.returncode is None:
+            process.proc.kill()
+            await process.proc.wait()

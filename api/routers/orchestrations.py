@@ -19,6 +19,12 @@ from workflows.messages import ApprovalDecision, OrchestrationStatus, RunStatus
 
 router = APIRouter(prefix="/v1/orchestrations", tags=["orchestrations"])
 
+QUEUED_DECISION = {
+    "model": OrchestrationStatus,
+    "description": "No worker answered in time: the decision was recorded as a signal and applies when a worker "
+    "resumes the run (or is ignored and recorded in `ignored_decisions` if it no longer fits)",
+}
+
 
 @router.post(
     "",
@@ -64,11 +70,16 @@ async def get_orchestration(orchestration_id: str, service: ServiceDep) -> Orche
 @router.post(
     "/{orchestration_id}/approvals",
     response_model=OrchestrationStatus,
-    responses=error_responses(400, 404, 409, 422, 503),
+    responses={202: QUEUED_DECISION, **error_responses(400, 404, 409, 422, 503)},
 )
-async def decide_tool_call(orchestration_id: str, body: ApprovalRequest, service: ServiceDep) -> OrchestrationStatus:
+async def decide_tool_call(
+    orchestration_id: str, body: ApprovalRequest, service: ServiceDep, response: Response
+) -> OrchestrationStatus:
     """Approve or deny one pending tool call; answers with the fresh status."""
-    return await service.decide(orchestration_id, ApprovalDecision.model_validate(body.model_dump()))
+    status_now, applied = await service.decide(orchestration_id, ApprovalDecision.model_validate(body.model_dump()))
+    if not applied:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return status_now
 
 
 @router.post(

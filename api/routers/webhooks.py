@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from activities.webhooks import TOLERANCE_SECONDS, WebhookVerificationError, verify
 from api.deps import ServiceDep, SettingsDep
 from api.errors import APIError, error_responses
+from api.routers.orchestrations import QUEUED_DECISION
 from api.schemas import WebhookApprovalRequest
 from workflows.messages import ApprovalDecision, OrchestrationStatus
 
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 @router.post(
     "/approvals",
     response_model=OrchestrationStatus,
-    responses=error_responses(400, 401, 404, 409, 422, 503),
+    responses={202: QUEUED_DECISION, **error_responses(400, 401, 404, 409, 422, 503)},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -25,7 +26,9 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
         }
     },
 )
-async def webhook_approval(request: Request, service: ServiceDep, settings: SettingsDep) -> OrchestrationStatus:
+async def webhook_approval(
+    request: Request, response: Response, service: ServiceDep, settings: SettingsDep
+) -> OrchestrationStatus:
     """Decide a tool call. Headers `webhook-id`, `webhook-timestamp` and `webhook-signature`
     (`v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` with ORCH_WEBHOOK_SECRET) are
     required; a replayed `webhook-id` changes nothing and answers with the current status."""
@@ -48,4 +51,7 @@ async def webhook_approval(request: Request, service: ServiceDep, settings: Sett
         approval.model_dump(exclude={"orchestration_id"}) | {"approver": approval.approver or "webhook"}
     )
     # The update id makes a replay that reaches another API replica a no-op too.
-    return await service.decide(approval.orchestration_id, decision, update_id=f"webhook-{webhook_id}")
+    status_now, applied = await service.decide(approval.orchestration_id, decision, update_id=f"webhook-{webhook_id}")
+    if not applied:
+        response.status_code = 202
+    return status_now

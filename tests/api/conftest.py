@@ -43,7 +43,11 @@ class APIHarness:
 async def serve_api(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
     """`create_app(settings)` under uvicorn on a free loopback port."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=5
+        )
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

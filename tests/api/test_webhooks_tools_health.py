@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 import time
 
@@ -13,7 +14,7 @@ import pytest
 
 from activities.webhooks import sign
 from tests.api.conftest import WEBHOOK_SECRET, APIFactory, serve_api
-from tests.conftest import REPO_ROOT, CallLog, toolbox_stdio, wait_for_port
+from tests.conftest import REPO_ROOT, CallLog, result_of, toolbox_stdio, wait_for_port
 from tests.scripted_llm import Reply, ScriptedLLM, free_port, tool_call
 from worker.settings import Settings
 
@@ -158,3 +159,31 @@ async def test_entry_points_serve_the_api(command: list[str]) -> None:
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_approval_with_no_worker_is_queued_and_applies_when_one_returns(
+    worker_process, llm: ScriptedLLM, call_log: CallLog, temporal_env
+) -> None:
+    llm.script(
+        "m-queued",
+        Reply(tool_calls=[tool_call("t1", "toolbox__transfer", {"account": "a", "amount": 2})]),
+        Reply(content="paid later"),
+    )
+    servers = {"toolbox": toolbox_stdio(call_log)}
+    first, h = worker_process(servers)
+    await first.start()
+    handle = await h.start({"input": "pay", "model": "m-queued"})
+    await h.wait_pending(handle)
+    assert await first.stop(signal.SIGTERM) == 0
+    settings = Settings(temporal_address=temporal_env.client.service_client.config.target_host, task_queue=h.task_queue)
+    async with serve_api(settings) as (http, _):
+        queued = await http.post(
+            f"/v1/orchestrations/{handle.id}/approvals",
+            json={"tool_call_id": "t1", "decision": "approve", "approver": "night-shift"},
+        )
+    assert queued.status_code == 202, queued.text
+    second, _ = worker_process(servers)
+    await second.start()
+    final = await result_of(handle)
+    assert final.output == "paid later" and len(call_log.calls("transfer")) == 1
+    assert next(s for s in final.steps if s.kind == "tool").approver == "night-shift"
