@@ -63,3 +63,18 @@ def test_verify_rejects_stale_tampered_and_wrong_secret() -> None:
 def test_plain_secrets_are_used_as_utf8_bytes() -> None:
     now = int(time.time())
     assert verify("plain secret", _headers("plain secret", b"{}", now), b"{}") == "msg_1"
+
+
+def test_interoperates_with_the_standardwebhooks_reference_library() -> None:
+    """Receivers using the reference library accept our signatures, and we accept theirs."""
+    from datetime import UTC, datetime
+
+    from standardwebhooks import Webhook
+
+    body = b'{"type":"orchestration.completed","data":{}}'
+    now = int(time.time())
+    ours = {"webhook-id": "msg_x", "webhook-timestamp": str(now), "webhook-signature": sign(SECRET, "msg_x", now, body)}
+    assert Webhook(SECRET).verify(body, ours) == {"type": "orchestration.completed", "data": {}}
+    theirs = Webhook(SECRET).sign("msg_y", datetime.fromtimestamp(now, UTC), body.decode())
+    headers = {"webhook-id": "msg_y", "webhook-timestamp": str(now), "webhook-signature": theirs}
+    assert verify(SECRET, headers, body) == "msg_y"
