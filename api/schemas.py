@@ -12,6 +12,7 @@ from workflows.messages import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     DEFAULT_MAX_STEPS,
     DEFAULT_TOOL_TIMEOUT_SECONDS,
+    ApprovalDecision,
     ChatMessage,
     OrchestrationRequest,
     RunStatus,
@@ -85,15 +86,12 @@ class OrchestrationList(BaseModel):
     next_page_token: str | None = None
 
 
-class ApprovalRequest(BaseModel):
-    """Body of POST /v1/orchestrations/{id}/approvals."""
+class ApprovalRequest(ApprovalDecision):
+    """Body of POST /v1/orchestrations/{id}/approvals: the signal's decision, strictly checked."""
 
     model_config = ConfigDict(extra="forbid")
 
     tool_call_id: str = Field(min_length=1)
-    decision: Literal["approve", "deny"]
-    reason: str | None = None
-    approver: str | None = None
 
 
 class WebhookApprovalRequest(ApprovalRequest):
