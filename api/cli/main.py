@@ -1,0 +1,206 @@
+"""`orch`: start a local stack, start and follow runs, decide tool calls.
+
+Commands other than `dev` talk to the API (`--api-url`, env ORCH_API_URL, default
+http://127.0.0.1:8000) and print readable text, or JSON with `--json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from api.cli.client import CLIError, OrchestrationsClient
+from api.cli.dev import DevOptions, run_dev
+from api.cli.render import pending_view, status_view, step_line, table
+from workflows.messages import RunStatus
+
+FINISHED = {"completed", "failed", "cancelled", "timed_out"}
+
+
+def say(text: str) -> None:
+    """The CLI's output (its product, not logging)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "dev":
+            options = DevOptions(
+                state_dir=Path(args.state_dir),
+                api_port=args.api_port,
+                temporal_port=args.temporal_port,
+                ui_port=args.ui_port,
+                model_port=args.model_port,
+            )
+            return run_dev(options, say)
+        client = OrchestrationsClient(args.api_url)
+        try:
+            return COMMANDS[args.command](client, args)
+        finally:
+            client.close()
+    except CLIError as err:
+        sys.stderr.write(f"orch: {err}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(client: OrchestrationsClient, args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"input": args.prompt}
+    if args.model:
+        body["model"] = args.model
+    if args.server:
+        body["mcp_servers"] = args.server
+    created = client.start(body)
+    run_id = created["id"]
+    if args.no_wait:
+        say(json.dumps(created) if args.json else run_id)
+        return 0
+    if not args.json:
+        say(f"started {run_id}  ({created['links']['temporal_ui']})")
+    return _follow(client, run_id, args)
+
+
+def _follow(client: OrchestrationsClient, run_id: str, args: argparse.Namespace) -> int:
+    """Print each step as it changes; ask y/n at each pending approval while stdin can answer."""
+    seen: dict[int, str] = {}
+    asked: set[str] = set()
+    interactive = not args.json
+    while True:
+        run = client.get(run_id)
+        for step in run.get("steps") or []:
+            if seen.get(step["index"]) != step["status"] and not args.json:
+                seen[step["index"]] = step["status"]
+                say(step_line(step))
+        for pending in run.get("pending_approvals") or []:
+            if pending["tool_call_id"] in asked:
+                continue
+            asked.add(pending["tool_call_id"])
+            if not args.json:
+                say(pending_view(run_id, pending))
+            if interactive:
+                interactive = _ask(client, run_id, pending)
+        if run["status"] in FINISHED:
+            say(json.dumps(run) if args.json else _final_line(run))
+            return 0 if run["status"] == "completed" else 1
+        time.sleep(0.3)
+
+
+def _ask(client: OrchestrationsClient, run_id: str, pending: dict[str, Any]) -> bool:
+    """Ask approve/deny on the terminal; False when stdin cannot answer (decide elsewhere)."""
+    try:
+        answer = input("approve? [y/n] ").strip().lower()
+    except EOFError:
+        say("  (no terminal input: decide with the commands above)")
+        return False
+    if answer in ("y", "yes"):
+        client.decide(run_id, pending["tool_call_id"], "approve", None, _approver())
+    else:
+        try:
+            reason = input("reason (optional): ").strip() or None
+        except EOFError:
+            reason = None
+        client.decide(run_id, pending["tool_call_id"], "deny", reason, _approver())
+    return True
+
+
+def _final_line(run: dict[str, Any]) -> str:
+    if run["status"] == "completed":
+        return f"{run['status']} ({run.get('stop_reason')}): {run.get('output') or ''}"
+    return f"{run['status']}: {run.get('error') or run.get('stop_reason') or ''}"
+
+
+def _status(client: OrchestrationsClient, args: argparse.Namespace) -> int:
+    run = client.get(args.id)
+    say(json.dumps(run, indent=2) if args.json else status_view(run))
+    return 0
+
+
+def _list(client: OrchestrationsClient, args: argparse.Namespace) -> int:
+    page = client.list(args.status, args.limit)
+    if args.json:
+        say(json.dumps(page, indent=2))
+        return 0
+    rows = [[r["id"], r["status"], r.get("stop_reason") or "", (r.get("created_at") or "")[:19]] for r in page["data"]]
+    say(table(rows, ["id", "status", "stop reason", "created"]) if rows else "no orchestrations")
+    return 0
+
+
+def _decide(decision: str) -> Any:
+    def command(client: OrchestrationsClient, args: argparse.Namespace) -> int:
+        run = client.decide(args.id, args.call_id, decision, args.reason, args.approver or _approver())
+        say(json.dumps(run, indent=2) if args.json else f"{decision}d {args.call_id}; run is {run['status']}")
+        return 0
+
+    return command
+
+
+def _cancel(client: OrchestrationsClient, args: argparse.Namespace) -> int:
+    answer = client.cancel(args.id)
+    say(json.dumps(answer) if args.json else f"cancel requested; run is {answer['status']}")
+    return 0
+
+
+def _approver() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # getuser fails without a passwd entry (containers)
+        return "cli"
+
+
+COMMANDS = {
+    "run": _run,
+    "status": _status,
+    "list": _list,
+    "approve": _decide("approve"),
+    "deny": _decide("deny"),
+    "cancel": _cancel,
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="orch", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    dev = commands.add_parser("dev", help="start Temporal, a worker and the API on this machine")
+    dev.add_argument("--state-dir", default=os.environ.get("ORCH_STATE_DIR", ".orch"), help="SQLite file and logs")
+    dev.add_argument("--api-port", type=int, default=int(os.environ.get("ORCH_API_PORT", "8000")))
+    dev.add_argument("--temporal-port", type=int, default=7233)
+    dev.add_argument("--ui-port", type=int, default=8233)
+    dev.add_argument("--model-port", type=int, default=8400, help="port of the demo model (without OPENAI_BASE_URL)")
+
+    def client_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--api-url", default=os.environ.get("ORCH_API_URL", "http://127.0.0.1:8000"))
+        sub.add_argument("--json", action="store_true", help="print JSON instead of text")
+        return sub
+
+    run = client_command("run", "start a run and follow it, asking y/n at each approval")
+    run.add_argument("prompt")
+    run.add_argument("--model")
+    run.add_argument("--server", action="append", help="MCP server to use (repeatable; default: all enabled)")
+    run.add_argument("--no-wait", action="store_true", help="print the run id and return")
+    client_command("status", "show a run").add_argument("id")
+    listing = client_command("list", "list runs")
+    listing.add_argument("--status", choices=[s.value for s in RunStatus])
+    listing.add_argument("--limit", type=int, default=20)
+    for name in ("approve", "deny"):
+        sub = client_command(name, f"{name} a pending tool call")
+        sub.add_argument("id")
+        sub.add_argument("call_id")
+        sub.add_argument("--reason")
+        sub.add_argument("--approver")
+    client_command("cancel", "cancel a run").add_argument("id")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

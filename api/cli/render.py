@@ -1,0 +1,77 @@
+"""Plain-text views of runs for the terminal."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def table(rows: list[list[str]], headers: list[str]) -> str:
+    """Left-aligned columns separated by two spaces."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
+    lines = [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)) for row in [headers, *rows]
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def status_view(run: dict[str, Any]) -> str:
+    """A run's status, pending approvals and steps."""
+    usage = run.get("usage") or {}
+    lines = [
+        f"id:      {run['id']}",
+        f"status:  {run['status']}" + (f" ({run['stop_reason']})" if run.get("stop_reason") else ""),
+        f"model:   {run.get('model') or '-'}   step {run.get('step', 0)}/{run.get('max_steps', '-')}",
+        f"usage:   {usage.get('prompt_tokens', 0)} prompt + {usage.get('completion_tokens', 0)} completion tokens, "
+        f"{usage.get('tool_calls', 0)} tool call(s), ${usage.get('cost_usd', 0):g}",
+    ]
+    if run.get("steps"):
+        rows = [
+            [
+                str(s["index"]),
+                s["kind"],
+                _step_name(s),
+                s["status"],
+                s.get("decision") or "",
+                _short(s.get("output_preview")),
+            ]
+            for s in run["steps"]
+        ]
+        lines += ["", table(rows, ["#", "kind", "what", "status", "decision", "output"])]
+    for pending in run.get("pending_approvals") or []:
+        lines += ["", pending_view(run["id"], pending)]
+    if run.get("output"):
+        lines += ["", f"output:  {run['output']}"]
+    if run.get("error"):
+        lines += ["", f"error:   {run['error']}"]
+    return "\n".join(lines)
+
+
+def pending_view(run_id: str, pending: dict[str, Any]) -> str:
+    intent = f"\n  intent: {pending['intent']}" if pending.get("intent") else ""
+    return (
+        f"waiting for approval: {pending['server']}.{pending['tool']} {json.dumps(pending['arguments'])}{intent}\n"
+        f"  approve: orch approve {run_id} {pending['tool_call_id']}\n"
+        f"  deny:    orch deny {run_id} {pending['tool_call_id']} --reason '...'"
+    )
+
+
+def step_line(step: dict[str, Any]) -> str:
+    """One progress line for a step that changed."""
+    detail = _short(step.get("output_preview"), 80)
+    return f"  step {step['index']}: {step['kind']} {_step_name(step)} {step['status']}" + (
+        f" -> {detail}" if detail else ""
+    )
+
+
+def _step_name(step: dict[str, Any]) -> str:
+    if step["kind"] == "llm":
+        return "model"
+    return f"{step.get('server') or '?'}.{step.get('tool') or '?'}"
+
+
+def _short(text: str | None, limit: int = 40) -> str:
+    if not text:
+        return ""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -1,0 +1,313 @@
+"""deploy/ is checked by parsing, not by running (no container engine in CI): these tests load
+the Compose file, the Kubernetes manifests and the Dockerfile and check that they are wired to
+the code as it is: the variables the settings read, the modules, the ports, the probe paths."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from pydantic import AliasChoices
+from temporalio.common import SearchAttributeIndexedValueType
+
+from activities.mcp_config import load_mcp_config
+from api.app import create_app
+from worker.settings import Settings
+from workflows.orchestration import ORCHESTRATION_STATUS_ATTRIBUTE
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+K8S = DEPLOY / "k8s"
+APP_SERVICES = {"worker": "worker", "api": "api"}  # compose service -> module it runs
+APP_DEPLOYMENTS = {"orch-worker": "worker", "orch-api": "api"}  # k8s Deployment -> module it runs
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+
+
+@pytest.fixture(scope="module")
+def k8s() -> list[dict[str, Any]]:
+    """Every object of every file that kustomization.yaml lists."""
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    objects: list[dict[str, Any]] = []
+    for resource in kustomization["resources"]:
+        objects.extend(doc for doc in yaml.safe_load_all((K8S / resource).read_text()) if doc)
+    return objects
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with line continuations joined."""
+    text = re.sub(r"\\\n", " ", (DEPLOY / "Dockerfile").read_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
+
+
+def k8s_object(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
+    return found[0]
+
+
+def container(objects: list[dict[str, Any]], deployment: str) -> dict[str, Any]:
+    containers = k8s_object(objects, "Deployment", deployment)["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1, f"{deployment}: expected one container"
+    return containers[0]
+
+
+def k8s_config(objects: list[dict[str, Any]]) -> dict[str, str]:
+    return k8s_object(objects, "ConfigMap", "orch-config")["data"]
+
+
+def command_module(command: str | list[str]) -> str:
+    """`python -m X` -> X."""
+    argv = shlex.split(command) if isinstance(command, str) else command
+    assert argv[:2] == ["python", "-m"] and len(argv) == 3, f"not `python -m <module>`: {argv}"
+    return argv[2]
+
+
+def settings_env_names() -> set[str]:
+    """The environment variable names Settings reads (validation_alias: a str or AliasChoices)."""
+    names: set[str] = set()
+    prefix = Settings.model_config.get("env_prefix", "")
+    for field_name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, str):
+            names.add(alias)
+        elif isinstance(alias, AliasChoices):
+            names.update(choice for choice in alias.choices if isinstance(choice, str))
+        else:
+            names.add(f"{prefix}{field_name}".upper())
+    return names
+
+
+def container_port(mapping: str) -> int:
+    """ "8000-8001:8000" -> 8000 (the container side of a Compose port mapping)."""
+    return int(str(mapping).rsplit(":", 1)[-1].split("/")[0])
+
+
+def host_ports(mapping: str) -> range:
+    host = str(mapping).rsplit(":", 1)[0].rsplit(":", 1)[-1]  # drop an optional host IP
+    first, _, last = host.partition("-")
+    return range(int(first), int(last or first) + 1)
+
+
+def api_served_paths() -> set[str]:
+    return set(create_app(Settings()).openapi()["paths"])
+
+
+# --- tests ------------------------------------------------------------------------------------
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    listed = set(yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"])
+    on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == on_disk
+
+
+def test_compose_app_env_names_are_read_by_settings(compose: dict[str, Any]) -> None:
+    known = settings_env_names()
+    for service in APP_SERVICES:
+        unknown = set(compose["services"][service]["environment"]) - known
+        assert not unknown, f"compose service {service} sets variables Settings does not read: {unknown}"
+
+
+def test_k8s_env_names_are_read_by_settings(k8s: list[dict[str, Any]]) -> None:
+    known = settings_env_names()
+    names = set(k8s_config(k8s)) | set(k8s_object(k8s, "Secret", "orch-secrets")["stringData"])
+    for deployment in APP_DEPLOYMENTS:
+        names |= {env["name"] for env in container(k8s, deployment).get("env", [])}
+    assert not names - known, f"k8s sets variables Settings does not read: {names - known}"
+
+
+def test_k8s_env_sources_exist(k8s: list[dict[str, Any]]) -> None:
+    """envFrom, secretKeyRef and configMap volumes name objects (and keys) that the manifests define."""
+    for deployment in APP_DEPLOYMENTS:
+        pod = k8s_object(k8s, "Deployment", deployment)["spec"]["template"]["spec"]
+        for source in pod["containers"][0].get("envFrom", []):
+            if "configMapRef" in source:
+                k8s_object(k8s, "ConfigMap", source["configMapRef"]["name"])
+            if "secretRef" in source:
+                k8s_object(k8s, "Secret", source["secretRef"]["name"])
+        for env in pod["containers"][0].get("env", []):
+            ref = env.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                assert ref["key"] in k8s_object(k8s, "Secret", ref["name"])["stringData"]
+        for volume in pod.get("volumes", []):
+            if "configMap" in volume:
+                k8s_object(k8s, "ConfigMap", volume["configMap"]["name"])
+
+
+def test_compose_and_k8s_run_the_right_existing_module(compose: dict[str, Any], k8s: list[dict[str, Any]]) -> None:
+    runs = {f"compose {s}": (compose["services"][s]["command"], m) for s, m in APP_SERVICES.items()}
+    runs |= {f"k8s {d}": (container(k8s, d)["command"], m) for d, m in APP_DEPLOYMENTS.items()}
+    for where, (command, expected) in runs.items():
+        module = command_module(command)
+        assert module == expected, f"{where} runs {module}, expected {expected}"
+        assert importlib.util.find_spec(f"{module}.__main__") is not None, f"{where}: no {module}/__main__.py"
+
+
+def test_dockerfile_cmd_runs_an_existing_module(dockerfile: list[tuple[str, str]]) -> None:
+    cmds = [json.loads(args) for instruction, args in dockerfile if instruction == "CMD"]
+    assert cmds, "Dockerfile has no CMD"
+    module = command_module(cmds[-1])
+    assert module in APP_SERVICES.values()
+    assert importlib.util.find_spec(f"{module}.__main__") is not None
+
+
+def test_dockerfile_runs_as_non_root(dockerfile: list[tuple[str, str]]) -> None:
+    users = [args.split(":")[0] for instruction, args in dockerfile if instruction == "USER"]
+    assert users and users[-1] not in {"root", "0"}
+
+
+def test_dockerfile_installs_the_example_stdio_mcp_servers(dockerfile: list[tuple[str, str]]) -> None:
+    installs = " ".join(args for instruction, args in dockerfile if instruction == "RUN" and "pip install" in args)
+    config = load_mcp_config(DEPLOY / "mcp.json")
+    for name, server in config.servers.items():
+        if server.transport == "stdio":
+            assert server.command in installs, f"MCP server {name}: {server.command} is not installed in the image"
+
+
+def test_compose_api_ports_agree(compose: dict[str, Any], dockerfile: list[tuple[str, str]]) -> None:
+    api = compose["services"]["api"]
+    port = int(api["environment"]["ORCH_API_PORT"])
+    assert api["environment"]["ORCH_API_HOST"] == "0.0.0.0"
+    assert [container_port(p) for p in api["ports"]] == [port]
+    healthcheck_urls = re.findall(r"https?://[^'\" ]+", " ".join(api["healthcheck"]["test"]))
+    assert [urlsplit(url).port for url in healthcheck_urls] == [port]
+    exposed = [
+        int(p.split("/")[0]) for instruction, args in dockerfile if instruction == "EXPOSE" for p in args.split()
+    ]
+    assert port in exposed
+
+
+def test_compose_publishes_a_host_port_per_api_replica(compose: dict[str, Any]) -> None:
+    api = compose["services"]["api"]
+    (mapping,) = api["ports"]
+    assert len(host_ports(mapping)) >= api["deploy"]["replicas"]
+
+
+def test_k8s_api_ports_agree(k8s: list[dict[str, Any]]) -> None:
+    api = container(k8s, "orch-api")
+    env = {e["name"]: e.get("value") for e in api["env"]}
+    port = int(env["ORCH_API_PORT"])
+    assert env["ORCH_API_HOST"] == "0.0.0.0"
+    assert [p["containerPort"] for p in api["ports"]] == [port]
+    assert api["readinessProbe"]["httpGet"]["port"] == port
+    assert api["livenessProbe"]["httpGet"]["port"] == port
+    service = k8s_object(k8s, "Service", "orch-api")
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == [port]
+    pod_labels = k8s_object(k8s, "Deployment", "orch-api")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+
+
+def test_probe_paths_are_served_by_the_api(compose: dict[str, Any], k8s: list[dict[str, Any]]) -> None:
+    api = container(k8s, "orch-api")
+    paths = {api["readinessProbe"]["httpGet"]["path"], api["livenessProbe"]["httpGet"]["path"]}
+    healthcheck = " ".join(compose["services"]["api"]["healthcheck"]["test"])
+    paths |= {urlsplit(url).path for url in re.findall(r"https?://[^'\" ]+", healthcheck)}
+    assert paths, "no probe paths found"
+    assert paths <= api_served_paths()
+
+
+def test_readiness_means_temporal_reachable_and_liveness_means_process_up(
+    compose: dict[str, Any], k8s: list[dict[str, Any]]
+) -> None:
+    api = container(k8s, "orch-api")
+    assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert api["livenessProbe"]["httpGet"]["path"] == "/healthz"  # a Temporal outage must not restart pods
+    assert "/readyz" in " ".join(compose["services"]["api"]["healthcheck"]["test"])
+
+
+def test_two_replicas_of_worker_and_api(compose: dict[str, Any], k8s: list[dict[str, Any]]) -> None:
+    for service in APP_SERVICES:
+        assert compose["services"][service]["deploy"]["replicas"] == 2, service
+    for deployment in APP_DEPLOYMENTS:
+        assert k8s_object(k8s, "Deployment", deployment)["spec"]["replicas"] == 2, deployment
+
+
+def test_hpas_target_the_deployments(k8s: list[dict[str, Any]]) -> None:
+    hpas = [o for o in k8s if o["kind"] == "HorizontalPodAutoscaler"]
+    assert all(h["apiVersion"] == "autoscaling/v2" for h in hpas)
+    assert {h["spec"]["scaleTargetRef"]["name"] for h in hpas} == set(APP_DEPLOYMENTS)
+    for hpa in hpas:
+        target = hpa["spec"]["scaleTargetRef"]
+        assert (target["apiVersion"], target["kind"]) == ("apps/v1", "Deployment")
+        assert hpa["spec"]["minReplicas"] == k8s_object(k8s, "Deployment", target["name"])["spec"]["replicas"]
+        assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"]
+
+
+def test_k8s_worker_grace_period_exceeds_graceful_shutdown(k8s: list[dict[str, Any]]) -> None:
+    shutdown = float(k8s_config(k8s)["ORCH_GRACEFUL_SHUTDOWN_SECONDS"])
+    grace = k8s_object(k8s, "Deployment", "orch-worker")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace > shutdown
+
+
+def test_compose_worker_stop_grace_period_exceeds_graceful_shutdown(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["worker"]
+    shutdown = float(worker["environment"]["ORCH_GRACEFUL_SHUTDOWN_SECONDS"])
+    match = re.fullmatch(r"(\d+)s", worker["stop_grace_period"])
+    assert match, "stop_grace_period should be written in seconds, e.g. 45s"
+    assert int(match.group(1)) > shutdown
+
+
+def test_compose_registers_the_search_attribute_as_keyword(compose: dict[str, Any]) -> None:
+    assert ORCHESTRATION_STATUS_ATTRIBUTE.indexed_value_type == SearchAttributeIndexedValueType.KEYWORD
+    script = " ".join(compose["services"]["temporal-setup"]["command"])
+    create = re.search(r"temporal operator search-attribute create ([^\n]*)", script)
+    assert create, "temporal-setup does not create a search attribute"
+    assert f"--name {ORCHESTRATION_STATUS_ATTRIBUTE.name} " in create.group(1) + " "
+    assert "--type Keyword" in create.group(1)
+
+
+def test_compose_apps_start_after_the_search_attribute_setup(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["temporal-setup"]["depends_on"]["temporal"]["condition"] == "service_healthy"
+    assert "healthcheck" in services["temporal"]
+    for service in APP_SERVICES:
+        condition = services[service]["depends_on"]["temporal-setup"]["condition"]
+        assert condition == "service_completed_successfully", service
+
+
+def test_compose_apps_reach_temporal_by_service_name(compose: dict[str, Any]) -> None:
+    for service in APP_SERVICES:
+        host, _, port = compose["services"][service]["environment"]["TEMPORAL_ADDRESS"].partition(":")
+        assert host in compose["services"] and port == "7233", service
+
+
+def test_compose_worker_mounts_the_mcp_config_it_names(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["worker"]
+    mounts = {target: source for source, target, *_ in (v.split(":") for v in worker["volumes"])}
+    source = mounts.get(worker["environment"]["ORCH_MCP_CONFIG"])
+    assert source is not None, "ORCH_MCP_CONFIG is not a mounted file"
+    assert (DEPLOY / source).resolve() == (DEPLOY / "mcp.json").resolve()
+
+
+def test_k8s_worker_mounts_the_mcp_config_it_names(k8s: list[dict[str, Any]]) -> None:
+    path = Path(k8s_config(k8s)["ORCH_MCP_CONFIG"])
+    pod = k8s_object(k8s, "Deployment", "orch-worker")["spec"]["template"]["spec"]
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if Path(m["mountPath"]) == path.parent]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert path.name in k8s_object(k8s, "ConfigMap", volume["configMap"]["name"])["data"]
+
+
+@pytest.mark.parametrize("source", ["deploy/mcp.json", "k8s ConfigMap orch-mcp-config"])
+def test_mcp_configs_load_with_the_project_loader(source: str, k8s: list[dict[str, Any]], tmp_path: Path) -> None:
+    if source == "deploy/mcp.json":
+        path = DEPLOY / "mcp.json"
+    else:
+        path = tmp_path / "mcp.json"
+        path.write_text(k8s_object(k8s, "ConfigMap", "orch-mcp-config")["data"]["mcp.json"])
+    config = load_mcp_config(path)
+    assert config.enabled_servers(), f"{source} configures no MCP server"
