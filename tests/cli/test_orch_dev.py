@@ -1,0 +1,172 @@
+"""`orch dev` as a newcomer runs it, driven through the `orch` commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from tests.conftest import BIN_DIR, REPO_ROOT
+from tests.scripted_llm import free_port
+
+ORCH = str(BIN_DIR / "orch")
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below `pid`, from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def _orch(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        ORCH, *args, cwd=REPO_ROOT, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(stdin or b""), 90)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+class OrchDev:
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.ports = {name: free_port() for name in ("api", "temporal", "ui", "model")}
+        self.proc: asyncio.subprocess.Process | None = None
+        self.lines: list[str] = []
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['api']}"
+
+    async def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "ORCH_MCP_CONFIG", "ORCH_API_PORT")}
+        self.proc = await asyncio.create_subprocess_exec(
+            ORCH, "dev", "--state-dir", str(self.state_dir),
+            "--api-port", str(self.ports["api"]), "--temporal-port", str(self.ports["temporal"]),
+            "--ui-port", str(self.ports["ui"]), "--model-port", str(self.ports["model"]),
+            cwd=REPO_ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(120):
+            while True:
+                line = (await self.proc.stdout.readline()).decode()
+                assert line, "orch dev exited early:\n" + "".join(self.lines)
+                self.lines.append(line)
+                if "Ctrl-C stops everything" in line:
+                    return
+
+    async def interrupt(self) -> tuple[int, set[int]]:
+        """Ctrl-C; returns the exit code and the processes that were running below it."""
+        assert self.proc is not None
+        children = _descendants(self.proc.pid)
+        self.proc.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(self.proc.wait(), 60)
+        return code, children
+
+
+async def _status(api_url: str, run_id: str) -> dict:
+    code, out, err = await _orch("status", run_id, "--json", "--api-url", api_url)
+    assert code == 0, err
+    return json.loads(out)
+
+
+async def _wait_status(api_url: str, run_id: str, predicate, timeout: float = 60) -> dict:
+    async with asyncio.timeout(timeout):
+        while True:
+            run = await _status(api_url, run_id)
+            if predicate(run):
+                return run
+            await asyncio.sleep(0.3)
+
+
+async def test_orch_dev_demo_flow_through_the_cli_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
+    dev = OrchDev(tmp_path / "state")
+    await dev.start()
+    banner = "".join(dev.lines)
+    assert f"{dev.api_url}/docs" in banner and f"http://127.0.0.1:{dev.ports['ui']}" in banner
+    assert "demo model (rule-based, not an LLM)" in banner and 'orch run "convert 9:00 UTC to Paris"' in banner
+    try:
+        code, out, err = await _orch("run", "what time is it in Tokyo", "--api-url", dev.api_url)
+        assert code == 0, out + err
+        assert "tool time.get_current_time completed" in out and "completed (final_answer): It is" in out
+
+        # Interactive: the y/n question answered on stdin.
+        code, out, err = await _orch("run", "convert 9:00 UTC to Paris", "--api-url", dev.api_url, stdin=b"y\n")
+        assert code == 0, out + err
+        assert "waiting for approval: time.convert_time" in out and "approve? [y/n]" in out
+        assert "09:00 in UTC is" in out and "Europe/Paris" in out
+
+        # Scripted: start, see the pending call, approve it with its own command.
+        code, run_id, err = await _orch("run", "--no-wait", "convert 9:00 UTC to Paris", "--api-url", dev.api_url)
+        run_id = run_id.strip()
+        assert code == 0 and run_id.startswith("orch-"), err
+        waiting = await _wait_status(dev.api_url, run_id, lambda r: r["pending_approvals"])
+        call_id = waiting["pending_approvals"][0]["tool_call_id"]
+        code, out, err = await _orch("status", run_id, "--api-url", dev.api_url)
+        assert f"orch approve {run_id} {call_id}" in out
+        code, out, err = await _orch("approve", run_id, call_id, "--reason", "fine", "--api-url", dev.api_url)
+        assert code == 0 and f"approved {call_id}" in out, err
+        final = await _wait_status(dev.api_url, run_id, lambda r: r["status"] == "completed")
+        tool_step = next(s for s in final["steps"] if s["kind"] == "tool")
+        assert tool_step["approver"].startswith("cli") and tool_step["reason"] == "fine"
+        code, out, err = await _orch("list", "--status", "completed", "--api-url", dev.api_url)
+        assert run_id in out
+    finally:
+        code, children = await dev.interrupt()
+    assert code == 0
+    assert len(children) >= 4, "temporal, demo model, worker and API were running"
+    await asyncio.sleep(0.5)
+    assert not [pid for pid in children if _alive(pid)], "Ctrl-C left processes behind"
+
+    # Runs survive a restart: the dev server keeps them in the SQLite file under the state dir.
+    again = OrchDev(tmp_path / "state")
+    await again.start()
+    try:
+        assert (await _status(again.api_url, run_id))["status"] == "completed"
+    finally:
+        code, _ = await again.interrupt()
+    assert code == 0
+
+
+async def test_a_busy_port_gets_a_clear_message(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, out, err = await _orch("dev", "--state-dir", str(tmp_path), "--api-port", str(port))
+    assert code == 1
+    assert (
+        err.strip()
+        == f"orch: port {port} (API) is already in use: stop what uses it or choose another port (see --help)"
+    )
+    assert "Traceback" not in out + err
+
+
+async def test_client_commands_explain_an_unreachable_api() -> None:
+    code, out, err = await _orch("list", "--api-url", f"http://127.0.0.1:{free_port()}")
+    assert code == 1 and "cannot reach the API" in err and "orch dev" in err and "Traceback" not in err
+    assert sys.executable
