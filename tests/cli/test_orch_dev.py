@@ -135,6 +135,12 @@ async def test_orch_dev_demo_flow_through_the_cli_then_ctrl_c_leaves_nothing(tmp
         assert tool_step["approver"].startswith("cli") and tool_step["reason"] == "fine"
         code, out, err = await _orch("list", "--status", "completed", "--api-url", dev.api_url)
         assert run_id in out
+
+        code, doomed, err = await _orch("run", "--no-wait", "convert 9:00 UTC to Berlin", "--api-url", dev.api_url)
+        await _wait_status(dev.api_url, doomed.strip(), lambda r: r["pending_approvals"])
+        code, out, err = await _orch("cancel", doomed.strip(), "--api-url", dev.api_url)
+        assert code == 0 and "cancel requested" in out, err
+        await _wait_status(dev.api_url, doomed.strip(), lambda r: r["status"] == "cancelled")
     finally:
         code, children = await dev.interrupt()
     assert code == 0
