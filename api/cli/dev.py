@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -41,11 +42,13 @@ class DevStack:
 
     options: DevOptions
     children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    logs: list[IO[bytes]] = field(default_factory=list)
 
     def spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
         log_dir = self.options.state_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child's lifetime
+        log = open(log_dir / f"{name}.log", "ab")
+        self.logs.append(log)
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.children.append((name, process))
 
@@ -67,6 +70,8 @@ class DevStack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        for log in self.logs:
+            log.close()
 
 
 def run_dev(options: DevOptions, say: Callable[[str], None]) -> int:
