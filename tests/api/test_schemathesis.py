@@ -11,8 +11,10 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.api.conftest import APIFactory
-from tests.conftest import CallLog, toolbox_stdio
+from tests.conftest import FUZZ_NAMESPACE, CallLog, toolbox_stdio
 
 EXAMPLES = os.environ.get("SCHEMATHESIS_EXAMPLES", "30")
 # Checks left out, each for a reason of the contract, not of convenience:
@@ -24,10 +26,12 @@ EXAMPLES = os.environ.get("SCHEMATHESIS_EXAMPLES", "30")
 EXCLUDED_CHECKS = "ignored_auth,positive_data_acceptance,ensure_resource_availability"
 
 
+@pytest.mark.timeout(400)
 async def test_schemathesis_finds_no_server_error_or_schema_violation(
     api_stack: APIFactory, call_log: CallLog, tmp_path: Path
 ) -> None:
-    async with api_stack({"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["echo"])}) as api:
+    servers = {"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["echo"])}
+    async with api_stack(servers, namespace=FUZZ_NAMESPACE) as api:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "schemathesis.cli", "run", f"{api.base_url}/openapi.json",
             "--checks", "all", "--exclude-checks", EXCLUDED_CHECKS,
