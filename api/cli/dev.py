@@ -188,6 +188,8 @@ orch dev is ready.
 Try it (in another terminal):
   orch run "what time is it in Tokyo"          # runs an auto-approved tool
   orch run "convert 9:00 UTC to Paris"         # asks you to approve the tool call
+  orch list --status waiting_for_approval      # runs waiting for a decision
+  orch approve RUN_ID CALL_ID                  # (orch status RUN_ID shows both ids)
   curl -s {api}/v1/orchestrations -H 'content-type: application/json' -d '{{"input": "convert 9:00 UTC to Paris"}}'
 
 Ctrl-C stops everything.""".rstrip()

@@ -95,20 +95,16 @@ def _follow(client: OrchestrationsClient, run_id: str, args: argparse.Namespace)
 
 
 def _ask(client: OrchestrationsClient, run_id: str, pending: dict[str, Any]) -> bool:
-    """Ask approve/deny on the terminal; False when stdin cannot answer (decide elsewhere)."""
+    """Ask approve/deny on the terminal ("y", "n", optionally followed by a reason);
+    False when stdin cannot answer (then decide elsewhere)."""
     try:
-        answer = input("approve? [y/n] ").strip().lower()
+        answer = input("approve? [y/n, optionally followed by a reason] ").strip()
     except EOFError:
         say("  (no terminal input: decide with the commands above)")
         return False
-    if answer in ("y", "yes"):
-        client.decide(run_id, pending["tool_call_id"], "approve", None, _approver())
-    else:
-        try:
-            reason = input("reason (optional): ").strip() or None
-        except EOFError:
-            reason = None
-        client.decide(run_id, pending["tool_call_id"], "deny", reason, _approver())
+    word, _, reason = answer.partition(" ")
+    decision = "approve" if word.lower() in ("y", "yes") else "deny"
+    client.decide(run_id, pending["tool_call_id"], decision, reason.strip() or None, _approver())
     return True
 
 

@@ -115,10 +115,15 @@ async def test_orch_dev_demo_flow_through_the_cli_then_ctrl_c_leaves_nothing(tmp
         assert "tool time.get_current_time completed" in out and "completed (final_answer): It is" in out
 
         # Interactive: the y/n question answered on stdin.
-        code, out, err = await _orch("run", "convert 9:00 UTC to Paris", "--api-url", dev.api_url, stdin=b"y\n")
+        code, out, err = await _orch(
+            "run", "convert 9:00 UTC to Paris", "--api-url", dev.api_url, stdin=b"y checked the zones\n"
+        )
         assert code == 0, out + err
-        assert "waiting for approval: time.convert_time" in out and "approve? [y/n]" in out
+        assert "waiting for approval: time.convert_time" in out and "approve? [y/n" in out
         assert "09:00 in UTC is" in out and "Europe/Paris" in out
+        code, listed, _ = await _orch("list", "--json", "--api-url", dev.api_url)
+        interactive = await _status(dev.api_url, json.loads(listed)["data"][0]["id"])
+        assert next(s for s in interactive["steps"] if s["kind"] == "tool")["reason"] == "checked the zones"
 
         # Scripted: start, see the pending call, approve it with its own command.
         code, run_id, err = await _orch("run", "--no-wait", "convert 9:00 UTC to Paris", "--api-url", dev.api_url)
