@@ -25,6 +25,7 @@ from workflows.messages import (
     ToolDescription,
     ToolListing,
 )
+from workflows.tool_calls import definition_hash
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class MCPActivities:
                         model_intent=server_config.model_intent,
                         auto_execute=policy == "auto_execute",
                         price_usd=server_config.tool_pricing.get(tool.name, 0.0),
+                        definition_hash=_definition_hash(tool),
                     )
                 )
         return catalog
@@ -119,6 +121,8 @@ class MCPActivities:
         meta = {"io.github.durable-orchestrations/idempotency-key": input.idempotency_key}
         try:
             async with heartbeating():
+                if input.definition_hash:
+                    await self._check_pinned_definition(input)
                 result = await self._pool.call_tool(
                     input.server, input.tool, input.arguments, timeout=input.timeout_seconds, meta=meta
                 )
@@ -134,6 +138,26 @@ class MCPActivities:
             raise ApplicationError(str(err), type="MCPConfigError", non_retryable=True) from None
         text, truncated = truncate_utf8(render_result(result), input.output_limit_bytes)
         return ToolCallOutput(text=text, is_error=bool(result.is_error), truncated=truncated)
+
+    async def _check_pinned_definition(self, input: ToolCallInput) -> None:
+        """Refuse a call whose tool changed its description or schema since the run started
+        (a "rug pull": the person approved, and the model chose, the old definition)."""
+        tools = await self._pool.list_tools(input.server)
+        current = next((tool for tool in tools if tool.name == input.tool), None)
+        if current is None or _definition_hash(current) != input.definition_hash:
+            what = "is gone" if current is None else "changed its description or input schema"
+            raise ApplicationError(
+                f"tool {input.server}.{input.tool} {what} since this run started; refusing to call it",
+                type="ToolDefinitionChanged",
+                non_retryable=True,
+                category=ApplicationErrorCategory.BENIGN,
+            )
+
+
+def _definition_hash(tool: mcp_types.Tool) -> str:
+    return definition_hash(
+        tool.description or tool.title or "", tool.input_schema or {"type": "object", "properties": {}}
+    )
 
 
 def render_result(result: mcp_types.CallToolResult) -> str:

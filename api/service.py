@@ -49,6 +49,7 @@ from workflows.messages import (
 )
 from workflows.orchestration import (
     DECISION_ALREADY_MADE,
+    DECISION_MISMATCH,
     DECISION_UNKNOWN_CALL,
     ORCHESTRATION_STATUS_ATTRIBUTE,
     Orchestration,
@@ -241,6 +242,10 @@ class OrchestrationService:
             if isinstance(cause, ApplicationError) and cause.type == DECISION_UNKNOWN_CALL:
                 raise APIError(
                     404, "unknown_tool_call", f"no tool call {decision.tool_call_id!r} in this run"
+                ) from None
+            if isinstance(cause, ApplicationError) and cause.type == DECISION_MISMATCH:
+                raise APIError(
+                    409, "approval_mismatch", f"tool call {decision.tool_call_id!r}: {cause.message}"
                 ) from None
             if isinstance(cause, ApplicationError) and cause.type == DECISION_ALREADY_MADE:
                 raise APIError(

@@ -122,6 +122,11 @@ class PendingApproval(BaseModel):
     intent: str | None = None
     requested_at: datetime
     expires_at: datetime
+    approval_hash: str = Field(
+        default="",
+        description="SHA-256 of server, tool, arguments and the tool definition pinned at run start; "
+        "a decision carrying it applies only to exactly this call.",
+    )
 
 
 class StepRecord(BaseModel):
@@ -144,6 +149,8 @@ class StepRecord(BaseModel):
     decision: Literal["approve", "deny"] | None = None
     approver: str | None = None
     reason: str | None = None
+    decided_at: datetime | None = None
+    approval_hash: str | None = None
     output_preview: str | None = None
 
 
@@ -154,6 +161,9 @@ class ApprovalDecision(BaseModel):
     decision: Literal["approve", "deny"]
     reason: str | None = None
     approver: str | None = None
+    approval_hash: str | None = Field(
+        default=None, description="The pending call's `approval_hash`: refused if the call differs from it."
+    )
 
 
 class IgnoredDecision(BaseModel):
@@ -201,6 +211,7 @@ class CatalogTool(BaseModel):
     model_intent: bool = False
     auto_execute: bool = False
     price_usd: float = 0.0
+    definition_hash: str = ""
 
     def openai_tool(self) -> dict[str, Any]:
         """The tool in OpenAI's `tools` format, wrapped for model intent when enabled."""
@@ -250,8 +261,11 @@ class OpenToolCall(BaseModel):
     auto_execute: bool = False
     price_usd: float = 0.0
     problem: str | None = None
+    definition_hash: str = ""
+    approval_hash: str = ""
     requested_at: datetime | None = None
     decision: ApprovalDecision | None = None
+    decided_at: datetime | None = None
     result: str | None = None
 
 
@@ -311,6 +325,7 @@ class ToolCallInput(BaseModel):
     timeout_seconds: float
     output_limit_bytes: int = DEFAULT_TOOL_OUTPUT_LIMIT_BYTES
     idempotency_key: str
+    definition_hash: str | None = None
 
 
 class ToolCallOutput(BaseModel):

@@ -15,7 +15,13 @@ from temporalio.workflow import ActivityCancellationType
 
 # Failure types the activities raise as non-retryable ApplicationErrors; listed here too so
 # a policy change in an activity cannot make them retry by accident.
-NON_RETRYABLE_ERROR_TYPES = ["LLMRequestRejected", "ToolTimeout", "MCPServerNotConfigured", "MCPConfigError"]
+NON_RETRYABLE_ERROR_TYPES = [
+    "LLMRequestRejected",
+    "ToolTimeout",
+    "MCPServerNotConfigured",
+    "MCPConfigError",
+    "ToolDefinitionChanged",
+]
 
 LLM_RETRY_POLICY = RetryPolicy(
     initial_interval=timedelta(seconds=1),

@@ -53,6 +53,7 @@ ORCHESTRATION_STATUS_ATTRIBUTE = SearchAttributeKey.for_keyword("OrchestrationSt
 
 DECISION_UNKNOWN_CALL = "UnknownToolCall"
 DECISION_ALREADY_MADE = "AlreadyDecided"
+DECISION_MISMATCH = "ApprovalMismatch"
 
 TERMINAL_STATUSES = {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT}
 
@@ -149,12 +150,17 @@ class Orchestration:
             return ApplicationError("tool call does not need approval", type=DECISION_ALREADY_MADE)
         if call.decision is not None:
             return ApplicationError("already decided", type=DECISION_ALREADY_MADE)
+        if decision.approval_hash is not None and decision.approval_hash != call.approval_hash:
+            return ApplicationError(
+                "approval_hash does not match this call (other arguments or tool definition)", type=DECISION_MISMATCH
+            )
         return None
 
     def _apply(self, decision: ApprovalDecision) -> None:
         call = self._find_open_call(decision.tool_call_id)
         assert call is not None
         call.decision = decision
+        call.decided_at = workflow.now()
         workflow.logger.info(
             "tool call %s %sd by %s", call.tool_call_id, decision.decision, decision.approver or "unknown"
         )
@@ -292,6 +298,8 @@ class Orchestration:
             record.decision = call.decision.decision
             record.approver = call.decision.approver
             record.reason = call.decision.reason
+            record.decided_at = call.decided_at
+            record.approval_hash = call.approval_hash or None
             if call.decision.decision == "deny":
                 call.result = f"denied: {call.decision.reason or 'no reason given'}"
                 record.output_preview = call.result
@@ -324,6 +332,7 @@ class Orchestration:
             call.decision = ApprovalDecision(
                 tool_call_id=call.tool_call_id, decision="deny", reason="approval timed out", approver="system"
             )
+            call.decided_at = workflow.now()
         self._refresh_status()
         return call.decision is not None
 
@@ -342,6 +351,7 @@ class Orchestration:
                     timeout_seconds=self._request.tool_timeout_seconds,
                     output_limit_bytes=self._request.tool_output_limit_bytes,
                     idempotency_key=f"{workflow.info().workflow_id}/{call.tool_call_id}",
+                    definition_hash=call.definition_hash or None,
                 ),
                 summary=summary[:200],
                 **options.tool_options(self._request.tool_timeout_seconds),
@@ -455,6 +465,7 @@ class Orchestration:
             intent=call.intent,
             requested_at=call.requested_at,
             expires_at=self._expires_at(call),
+            approval_hash=call.approval_hash,
         )
 
     def _expires_at(self, call: OpenToolCall) -> datetime:

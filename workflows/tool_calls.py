@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -37,6 +38,21 @@ def unwrap_model_intent(arguments: dict[str, Any]) -> tuple[dict[str, Any], str 
     return remaining, intent
 
 
+def definition_hash(description: str, input_schema: dict[str, Any]) -> str:
+    """Fingerprint of a tool's definition as the model saw it (description and input schema)."""
+    return _sha256({"description": description, "input_schema": input_schema})
+
+
+def approval_hash(server: str, tool: str, arguments: dict[str, Any], tool_definition_hash: str) -> str:
+    """What a person approves: this server, this tool, these arguments, this tool definition."""
+    return _sha256({"server": server, "tool": tool, "arguments": arguments, "definition": tool_definition_hash})
+
+
+def _sha256(value: Any) -> str:
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def open_tool_call(call: LLMToolCall, catalog: ToolCatalog, step_index: int) -> OpenToolCall:
     """Resolve one tool call against the run's catalog; problems become `problem` text for the model."""
     opened = OpenToolCall(tool_call_id=call.id, function_name=call.function.name, step_index=step_index)
@@ -58,4 +74,6 @@ def open_tool_call(call: LLMToolCall, catalog: ToolCatalog, step_index: int) -> 
     if tool.model_intent:
         arguments, opened.intent = unwrap_model_intent(arguments)
     opened.arguments = arguments
+    opened.definition_hash = tool.definition_hash
+    opened.approval_hash = approval_hash(tool.server, tool.tool, arguments, tool.definition_hash)
     return opened

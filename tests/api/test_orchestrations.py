@@ -79,6 +79,10 @@ async def test_approval_errors(api_stack: APIFactory, llm: ScriptedLLM, call_log
 
         unknown = await api.http.post(approvals, json={"tool_call_id": "nope", "decision": "approve"})
         assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_tool_call"
+        mismatch = await api.http.post(
+            approvals, json={"tool_call_id": "t1", "decision": "approve", "approval_hash": "f" * 64}
+        )
+        assert mismatch.status_code == 409 and mismatch.json()["error"]["code"] == "approval_mismatch"
         bad = await api.http.post(approvals, json={"tool_call_id": "t1", "decision": "maybe"})
         assert bad.status_code == 422 and "decision" in bad.json()["error"]["message"]
         assert (await api.http.post(approvals, json={"tool_call_id": "t1", "decision": "deny"})).status_code == 200

@@ -164,3 +164,32 @@ async def test_parallel_auto_and_gated_calls_answer_in_call_order(
         ("d", "5"),
     ]
     assert final.usage.tool_calls == 3
+
+
+async def test_a_decision_bound_to_other_arguments_is_refused(
+    run_worker: WorkerFactory, llm: ScriptedLLM, call_log: CallLog
+) -> None:
+    llm.script(
+        "m-hash",
+        Reply(tool_calls=[tool_call("t1", "toolbox__transfer", {"account": "acme", "amount": 5})]),
+        Reply(content="done"),
+    )
+    async with run_worker(_gated(call_log)) as h:
+        handle = await h.start({"input": "pay", "model": "m-hash"})
+        [pending] = (await h.wait_pending(handle)).pending_approvals
+        assert len(pending.approval_hash) == 64
+        # A hash computed for other arguments (e.g. what the approver saw before an edit) is refused.
+        stale = ApprovalDecision(tool_call_id="t1", decision="approve", approval_hash="0" * 64, approver="eve")
+        await handle.signal(Orchestration.submit_approval, stale)
+        still = await h.wait_for(handle, lambda s: len(s.ignored_decisions) == 1)
+        assert still.pending_approvals == [pending]
+        assert "approval_hash does not match" in still.ignored_decisions[0].why
+        bound = ApprovalDecision(
+            tool_call_id="t1", decision="approve", approval_hash=pending.approval_hash, approver="alice", reason="ok"
+        )
+        await handle.signal(Orchestration.submit_approval, bound)
+        final = await result_of(handle)
+    [step] = [s for s in final.steps if s.kind == "tool"]
+    assert (step.approver, step.reason, step.approval_hash) == ("alice", "ok", pending.approval_hash)
+    assert step.decided_at is not None and step.decided_at >= pending.requested_at
+    assert len(call_log.calls("transfer")) == 1

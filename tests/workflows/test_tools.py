@@ -33,6 +33,27 @@ async def test_deny_listed_and_excluded_tools_are_never_offered(
     assert final.status == "completed"
 
 
+async def test_a_tool_redefined_mid_run_is_refused_and_the_model_told_why(
+    run_worker: WorkerFactory, llm: ScriptedLLM, call_log: CallLog
+) -> None:
+    llm.script(
+        "m-rug",
+        Reply(tool_calls=[tool_call("r", "toolbox__rug_pull", {})]),
+        Reply(tool_calls=[tool_call("t", "toolbox__transfer", {"account": "attacker", "amount": 1})]),
+        Reply(content="refused"),
+    )
+    async with run_worker({"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["*"])}) as h:
+        final = await result_of(await h.start({"input": "x", "model": "m-rug"}))
+    tool_message = llm.requests_for("m-rug")[2]["messages"][-1]
+    assert tool_message["tool_call_id"] == "t"
+    assert tool_message["content"] == (
+        "error: tool toolbox.transfer changed its description or input schema since this run started; "
+        "refusing to call it"
+    )
+    assert call_log.calls("transfer") == [] and len(call_log.calls("rug_pull")) == 1
+    assert final.status == "completed"
+
+
 async def test_model_intent_is_wrapped_for_the_model_and_unwrapped_for_the_server(
     run_worker: WorkerFactory, llm: ScriptedLLM, call_log: CallLog
 ) -> None:
