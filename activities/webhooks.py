@@ -7,9 +7,11 @@ secret is used as its UTF-8 bytes.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import time
@@ -28,6 +30,46 @@ TOLERANCE_SECONDS = 5 * 60
 
 class WebhookVerificationError(Exception):
     """A missing, wrong or stale signature."""
+
+
+class WebhookTargetRefused(Exception):
+    """The webhook URL points inside the network (loopback, private, link-local): SSRF guard."""
+
+
+def literal_target_problem(host: str, allowed_hosts: frozenset[str]) -> str | None:
+    """Why `host` may not receive webhooks, judging the name alone (no DNS): an IP literal
+    that is not public, or a localhost name. None when fine or explicitly allowed."""
+    name = host.strip("[]").lower()
+    if name in allowed_hosts:
+        return None
+    if name == "localhost" or name.endswith(".localhost"):
+        return f"{host} is a loopback name"
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return None
+    return None if address.is_global else f"{host} is not a public address"
+
+
+class PublicAddressTransport(httpx.AsyncHTTPTransport):
+    """Sends only to hosts that resolve to public addresses (or are in the allow-list), so a
+    run's `webhook_url` cannot be used to reach services inside the network."""
+
+    def __init__(self, allowed_hosts: frozenset[str] = frozenset()) -> None:
+        super().__init__()
+        self._allowed = allowed_hosts
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        problem = literal_target_problem(host, self._allowed)
+        if problem is None and host.lower() not in self._allowed:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, request.url.port or 443)
+            private = [info[4][0] for info in infos if not ipaddress.ip_address(info[4][0]).is_global]
+            if private:
+                problem = f"{host} resolves to {private[0]}, which is not a public address"
+        if problem is not None:
+            raise WebhookTargetRefused(f"webhook refused: {problem} (allow it with ORCH_WEBHOOK_ALLOWED_HOSTS)")
+        return await super().handle_async_request(request)
 
 
 def _key(secret: str) -> bytes:
@@ -94,6 +136,8 @@ class WebhookActivities:
             headers["webhook-signature"] = sign(self._secret, event.event_id, sent_at, body)
         try:
             response = await self._http.post(url, content=body, headers=headers)
+        except WebhookTargetRefused as err:
+            raise ApplicationError(str(err), type="WebhookTargetRefused", non_retryable=True) from None
         except httpx.HTTPError as err:
             raise ApplicationError(f"webhook {url} unreachable: {type(err).__name__}", type="WebhookFailed") from None
         if response.status_code >= 300:

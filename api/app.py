@@ -10,6 +10,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api.errors import install_error_handlers
+from api.limits import BodySizeLimit
 from api.routers import health, orchestrations, tools, webhooks
 from api.service import OrchestrationService
 from worker.settings import Settings
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=resolved.max_request_bytes)
     for router in (orchestrations.router, webhooks.router, tools.router, health.router):
         app.include_router(router)
     return app

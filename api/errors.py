@@ -41,6 +41,7 @@ _DESCRIPTIONS = {
     401: "Missing, wrong or stale signature",
     404: "Unknown orchestration or tool call",
     409: "Conflict with the run's state (already decided, run finished)",
+    413: "Request body or prompt over the size limit",
     422: "Invalid request body or parameters",
     503: "Temporal or the workers are not reachable",
 }

@@ -186,6 +186,7 @@ def run_worker(temporal_env: WorkflowEnvironment, llm: ScriptedLLM) -> WorkerFac
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
         webhook_transport: httpx.AsyncBaseTransport | None = None,
+        webhook_allowed_hosts: str = "127.0.0.1",
     ) -> AsyncIterator[Harness]:
         environment = env or temporal_env
         settings = Settings(
@@ -193,6 +194,7 @@ def run_worker(temporal_env: WorkflowEnvironment, llm: ScriptedLLM) -> WorkerFac
             default_model="test-model",
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
+            webhook_allowed_hosts=webhook_allowed_hosts,
         )
         config = MCPConfig.model_validate({"mcpServers": servers or {}})
         task_queue = f"tq-{uuid.uuid4().hex[:12]}"

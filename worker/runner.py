@@ -20,7 +20,7 @@ from activities.llm import DEFAULT_LLM_TIMEOUT, LLMActivities
 from activities.mcp_config import MCPConfig
 from activities.mcp_pool import MCPSessionPool
 from activities.mcp_tools import MCPActivities
-from activities.webhooks import WebhookActivities
+from activities.webhooks import PublicAddressTransport, WebhookActivities
 from worker.settings import Settings
 from workflows.list_tools import ListTools
 from workflows.orchestration import Orchestration
@@ -55,13 +55,15 @@ async def worker_resources(
     """Open the shared HTTP clients and the MCP session pool; close them on exit.
 
     `webhook_transport` replaces the webhook client's network transport (tests confine
-    deliveries to loopback with it).
+    deliveries to loopback with it); by default only public addresses and the hosts in
+    ORCH_WEBHOOK_ALLOWED_HOSTS are reached.
     """
+    transport = webhook_transport or PublicAddressTransport(settings.webhook_hosts_allowed)
     pool = MCPSessionPool(mcp_config)
     # Temporal owns retries: httpx's transport retries stay at 0 (its default).
     async with (
         httpx.AsyncClient(timeout=DEFAULT_LLM_TIMEOUT) as llm_http,
-        httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT, transport=webhook_transport) as webhook_http,
+        httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT, transport=transport) as webhook_http,
     ):
         llm = LLMActivities(llm_http, settings.openai_base_url, settings.openai_api_key)
         mcp = MCPActivities(pool, settings.default_model)

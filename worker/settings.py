@@ -24,3 +24,14 @@ class Settings(BaseSettings):
     api_host: str = Field(default="127.0.0.1", validation_alias="ORCH_API_HOST")
     api_port: int = Field(default=8000, validation_alias=AliasChoices("ORCH_API_PORT"))
     graceful_shutdown_seconds: float = Field(default=30.0, validation_alias="ORCH_GRACEFUL_SHUTDOWN_SECONDS")
+    webhook_allowed_hosts: str = Field(
+        default="",
+        validation_alias="ORCH_WEBHOOK_ALLOWED_HOSTS",
+        description="Comma-separated hosts that webhooks may reach although they are loopback/private/link-local.",
+    )
+    max_request_bytes: int = Field(default=1_048_576, ge=1024, validation_alias="ORCH_MAX_REQUEST_BYTES")
+    max_prompt_bytes: int = Field(default=262_144, ge=1024, validation_alias="ORCH_MAX_PROMPT_BYTES")
+
+    @property
+    def webhook_hosts_allowed(self) -> frozenset[str]:
+        return frozenset(host.strip().lower() for host in self.webhook_allowed_hosts.split(",") if host.strip())

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from api.deps import ServiceDep
+from api.deps import ServiceDep, SettingsDep
 from api.errors import error_responses
+from api.limits import check_run_request
 from api.schemas import (
     ApprovalRequest,
     CancelAccepted,
@@ -32,16 +33,18 @@ QUEUED_DECISION = {
     response_model=CreatedOrchestration,
     responses={
         200: {"model": CreatedOrchestration, "description": "Same Idempotency-Key and body: the existing run"},
-        **error_responses(400, 422, 503),
+        **error_responses(400, 413, 422, 503),
     },
 )
 async def create_orchestration(
     body: CreateOrchestration,
     service: ServiceDep,
+    settings: SettingsDep,
     response: Response,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
 ) -> CreatedOrchestration:
     """Start a run. It goes on in the background: poll `links.self` (or watch the Temporal UI)."""
+    check_run_request(body, settings)
     run_id, run_status, created = await service.start(body, idempotency_key)
     response.headers["Location"] = f"/v1/orchestrations/{run_id}"
     if not created:

@@ -78,3 +78,60 @@ def test_interoperates_with_the_standardwebhooks_reference_library() -> None:
     theirs = Webhook(SECRET).sign("msg_y", datetime.fromtimestamp(now, UTC), body.decode())
     headers = {"webhook-id": "msg_y", "webhook-timestamp": str(now), "webhook-signature": theirs}
     assert verify(SECRET, headers, body) == "msg_y"
+
+
+async def test_delivery_to_a_name_resolving_inside_the_network_is_refused_unless_allowed() -> None:
+    """The worker-side guard resolves the host: `localhost` is refused though it is not an IP."""
+    import asyncio
+    import socket
+    from datetime import UTC, datetime
+
+    import httpx
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+    from temporalio.exceptions import ApplicationError
+
+    from activities.webhooks import PublicAddressTransport, WebhookActivities
+    from tests.scripted_llm import free_port
+    from workflows.messages import WebhookEvent
+
+    received: list[bytes] = []
+
+    async def hook(request: Request) -> Response:
+        received.append(await request.body())
+        return Response(status_code=204)
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(Starlette(routes=[Route("/hook", hook, methods=["POST"])]), port=port, log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+
+    def event(host: str) -> WebhookEvent:
+        return WebhookEvent(
+            url=f"http://{host}:{port}/hook",
+            event_id="evt_1",
+            event_type="orchestration.completed",
+            timestamp=datetime.now(UTC),
+            data={},
+        )
+
+    # The machine's own name is no IP literal and no localhost name; it resolves inside.
+    own_name = socket.gethostname()
+    try:
+        async with httpx.AsyncClient(transport=PublicAddressTransport()) as http:
+            with pytest.raises(ApplicationError) as refused:
+                await WebhookActivities(http, None, SECRET).deliver_webhook(event(own_name))
+        assert refused.value.type == "WebhookTargetRefused" and refused.value.non_retryable
+        assert f"{own_name} resolves to" in refused.value.message and received == []
+        async with httpx.AsyncClient(transport=PublicAddressTransport(frozenset({"localhost"}))) as http:
+            await WebhookActivities(http, None, SECRET).deliver_webhook(event("localhost"))
+        assert len(received) == 1
+    finally:
+        server.should_exit = True
+        await task

@@ -1,0 +1,91 @@
+"""Input limits of the API: request body size, prompt size, webhook targets (SSRF)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from activities.webhooks import literal_target_problem
+from api.errors import APIError
+from api.schemas import CreateOrchestration
+from worker.settings import Settings
+
+
+def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
+    """A `receive` that yields `messages` first, then defers to `then` (e.g. for disconnects)."""
+    pending = list(messages)
+
+    async def receive() -> Message:
+        if pending:
+            return pending.pop(0)
+        if then is not None:
+            return await then()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+class BodySizeLimit:
+    """Answers 413 for a request body over `max_bytes`, declared or streamed, before any handler."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(send)
+            return
+        # Read the body first (at most max_bytes of it), then hand it to the app: a body that
+        # grows past the limit is refused here, not half-parsed by a handler.
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([message]), send)
+                return
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                await self._reject(send)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body_message: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([body_message], receive), send)
+
+    async def _reject(self, send: Send) -> None:
+        body = json.dumps(
+            {"error": {"code": "payload_too_large", "message": f"request body over {self.max_bytes} bytes"}}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def check_run_request(body: CreateOrchestration, settings: Settings) -> None:
+    """Refuse prompts over the size limit (413) and webhooks aimed inside the network (422)."""
+    prompt: list[Any] = [body.input, body.instructions, [m.model_dump(mode="json") for m in body.messages or []]]
+    size = len(json.dumps(prompt).encode())
+    if size > settings.max_prompt_bytes:
+        raise APIError(413, "prompt_too_large", f"prompt is {size} bytes; the limit is {settings.max_prompt_bytes}")
+    if body.webhook_url is not None and body.webhook_url.host:
+        problem = literal_target_problem(body.webhook_url.host, settings.webhook_hosts_allowed)
+        if problem is not None:
+            raise APIError(
+                422,
+                "webhook_url_refused",
+                f"webhook_url refused: {problem} (allowed hosts: ORCH_WEBHOOK_ALLOWED_HOSTS)",
+            )
