@@ -6,13 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
-from api.routers import health, orchestrations, tools, webhooks
+from api.routers import codec, health, orchestrations, tools, webhooks
 from api.service import OrchestrationService
+from worker.codec import data_converter
 from worker.settings import Settings
 
 
@@ -27,7 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         client = await Client.connect(
             resolved.temporal_address,
             namespace=resolved.temporal_namespace,
-            data_converter=pydantic_data_converter,
+            data_converter=data_converter(resolved.encryption_key),
             lazy=True,
         )
         app.state.settings = resolved
@@ -42,7 +43,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=resolved.max_request_bytes)
-    for router in (orchestrations.router, webhooks.router, tools.router, health.router):
+    # The Temporal UI calls the codec endpoints from the browser.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=[resolved.temporal_ui_url.rstrip("/")],
+        allow_methods=["POST"],
+        allow_headers=["content-type", "x-namespace", "authorization"],
+        allow_credentials=True,
+    )
+    for router in (orchestrations.router, webhooks.router, tools.router, codec.router, health.router):
         app.include_router(router)
     return app
 

@@ -7,6 +7,7 @@ import logging
 import sys
 
 from activities.mcp_config import MCPConfigError, load_mcp_config
+from worker.codec import EncryptionKeyError, data_converter
 from worker.runner import run_worker
 from worker.settings import Settings
 
@@ -16,7 +17,8 @@ def main() -> int:
     settings = Settings()
     try:
         mcp_config = load_mcp_config(settings.mcp_config)
-    except MCPConfigError as err:
+        data_converter(settings.encryption_key)
+    except (MCPConfigError, EncryptionKeyError) as err:
         sys.stderr.write(f"worker: {err}\n")
         return 2
     try:

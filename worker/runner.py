@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.llm import DEFAULT_LLM_TIMEOUT, LLMActivities
@@ -21,6 +20,7 @@ from activities.mcp_config import MCPConfig
 from activities.mcp_pool import MCPSessionPool
 from activities.mcp_tools import MCPActivities
 from activities.webhooks import PublicAddressTransport, WebhookActivities
+from worker.codec import data_converter
 from worker.settings import Settings
 from workflows.list_tools import ListTools
 from workflows.orchestration import Orchestration
@@ -32,11 +32,12 @@ HEARTBEAT_THROTTLE = timedelta(seconds=2)
 
 
 async def connect(settings: Settings) -> Client:
-    """A Temporal client with the pydantic data converter shared by workflow, activities and API."""
+    """A Temporal client with the data converter shared by workflow, activities and API
+    (pydantic, plus payload encryption when ORCH_ENCRYPTION_KEY is set)."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings.encryption_key),
     )
 
 

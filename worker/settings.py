@@ -29,6 +29,7 @@ class Settings(BaseSettings):
         validation_alias="ORCH_WEBHOOK_ALLOWED_HOSTS",
         description="Comma-separated hosts that webhooks may reach although they are loopback/private/link-local.",
     )
+    encryption_key: str | None = Field(default=None, validation_alias="ORCH_ENCRYPTION_KEY", repr=False)
     max_request_bytes: int = Field(default=1_048_576, ge=1024, validation_alias="ORCH_MAX_REQUEST_BYTES")
     max_prompt_bytes: int = Field(default=262_144, ge=1024, validation_alias="ORCH_MAX_PROMPT_BYTES")
 
