@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(default=None, validation_alias="ORCH_WEBHOOK_SECRET", repr=False)
     temporal_ui_url: str = Field(default="http://localhost:8233", validation_alias="ORCH_TEMPORAL_UI_URL")
     api_host: str = Field(default="127.0.0.1", validation_alias="ORCH_API_HOST")
-    api_port: int = Field(default=8000, validation_alias=AliasChoices("ORCH_API_PORT"))
+    api_port: int = Field(default=8000, validation_alias="ORCH_API_PORT")
     graceful_shutdown_seconds: float = Field(default=30.0, validation_alias="ORCH_GRACEFUL_SHUTDOWN_SECONDS")
     webhook_allowed_hosts: str = Field(
         default="",
