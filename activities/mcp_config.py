@@ -136,7 +136,7 @@ def load_mcp_config(path: str | Path | None) -> MCPConfig:
         where = ".".join(str(part) for part in first["loc"])
         message = first["msg"].removeprefix("Value error, ")
         more = f" (and {err.error_count() - 1} more problem(s))" if err.error_count() > 1 else ""
-        raise MCPConfigError(f"MCP config {file}: {where}: {message}{more}") from None
+        raise MCPConfigError(_one_line(f"MCP config {file}: {where}: {message}{more}")) from None
 
 
 def resolve_placeholders(values: Mapping[str, str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -150,6 +150,11 @@ def resolve_placeholders(values: Mapping[str, str], environ: Mapping[str, str] |
         return source[name]
 
     return {key: _PLACEHOLDER.sub(substitute, value) for key, value in values.items()}
+
+
+def _one_line(text: str) -> str:
+    """Control characters (e.g. a newline in a server name) shown escaped, so the error stays one line."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda match: repr(match.group())[1:-1], text)
 
 
 def _matches(tool: str, patterns: list[str]) -> bool:

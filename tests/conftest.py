@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import settings as hypothesis_settings
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
@@ -31,6 +32,12 @@ from workflows.messages import OrchestrationInput, OrchestrationRequest, Orchest
 from workflows.orchestration import ORCHESTRATION_STATUS_ATTRIBUTE, Orchestration
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# CI runs the property tests on a fixed sequence of examples (reproducible failures);
+# locally each run explores new ones.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 BIN_DIR = Path(sys.executable).parent
 
 

@@ -94,3 +94,10 @@ def test_placeholders_resolve_from_the_environment_and_missing_ones_are_named() 
     assert resolve_placeholders({"A": "Bearer ${T}", "B": "plain"}, {"T": "tok"}) == {"A": "Bearer tok", "B": "plain"}
     with pytest.raises(MCPConfigError, match="GITHUB_TOKEN is not set"):
         resolve_placeholders({"A": "${GITHUB_TOKEN}"}, {})
+
+
+def test_a_control_character_in_a_name_keeps_the_error_on_one_line(tmp_path: Path) -> None:
+    """Found by the property test: a server named "\\n" made a two-line message."""
+    with pytest.raises(MCPConfigError) as err:
+        load_mcp_config(_write(tmp_path, {"\n": {}}))
+    assert "\n" not in str(err.value) and "mcpServers.\\n: needs `command`" in str(err.value)
