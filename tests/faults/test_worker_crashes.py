@@ -1,0 +1,53 @@
+"""Fault suite (marked `fault`): a worker SIGKILLed in the middle of a tool call.
+
+Counted in the toolbox server's own log: a call whose result was recorded never runs again;
+the call that was cut off is retried once with the same idempotency key in `_meta`, so a
+server can tell the retry from a new call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.conftest import CallLog, result_of, toolbox_stdio
+from tests.scripted_llm import Reply, ScriptedLLM, tool_call
+
+pytestmark = pytest.mark.fault
+
+IDEMPOTENCY_KEY = "io.github.durable-orchestrations/idempotency-key"
+
+
+async def test_worker_killed_mid_tool_call_retries_only_the_unfinished_call(
+    worker_process: Callable[..., Any], llm: ScriptedLLM, call_log: CallLog
+) -> None:
+    llm.script(
+        "m-crash-tool",
+        Reply(tool_calls=[tool_call("done", "toolbox__echo", {"text": "recorded before the crash"})]),
+        Reply(tool_calls=[tool_call("cut", "toolbox__sleep", {"seconds": 3})]),
+        Reply(content="survived"),
+    )
+    servers = {"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["*"])}
+    first, h = worker_process(servers)
+    await first.start()
+    handle = await h.start({"input": "go", "model": "m-crash-tool", "tool_timeout_seconds": 30})
+    async with asyncio.timeout(30):
+        while not call_log.calls("sleep"):
+            await asyncio.sleep(0.05)
+    assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
+
+    second, _ = worker_process(servers)
+    await second.start()
+    final = await result_of(handle, timeout=90)
+    assert final.status == "completed" and final.output == "survived"
+    assert len(call_log.calls("echo")) == 1, "the call recorded before the crash did not run again"
+    attempts = call_log.calls("sleep")
+    assert len(attempts) == 2, "the cut-off call was retried once"
+    keys = {attempt["meta"][IDEMPOTENCY_KEY] for attempt in attempts}
+    assert keys == {f"{handle.id}/cut"}, "both attempts carry the same idempotency key"
+    assert [s.status for s in final.steps if s.kind == "tool"] == ["completed", "completed"]
+    assert final.usage.tool_calls == 2
