@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import CallLog, result_of, toolbox_stdio
-from tests.scripted_llm import Reply, ScriptedLLM, tool_call
+from tests.scripted_llm import Reply, ScriptedLLM, Stall, tool_call
 
 pytestmark = pytest.mark.fault
 
@@ -51,3 +51,30 @@ async def test_worker_killed_mid_tool_call_retries_only_the_unfinished_call(
     assert keys == {f"{handle.id}/cut"}, "both attempts carry the same idempotency key"
     assert [s.status for s in final.steps if s.kind == "tool"] == ["completed", "completed"]
     assert final.usage.tool_calls == 2
+
+
+async def test_worker_killed_mid_llm_call_asks_the_model_again_and_runs_tools_once(
+    worker_process: Callable[..., Any], llm: ScriptedLLM, call_log: CallLog
+) -> None:
+    llm.script(
+        "m-crash-llm",
+        Reply(tool_calls=[tool_call("first", "toolbox__echo", {"text": "before"})]),
+        Stall(seconds=60),  # the worker dies while this request hangs
+        Reply(content="answered on the second worker"),
+    )
+    servers = {"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["*"])}
+    first, h = worker_process(servers)
+    await first.start()
+    handle = await h.start({"input": "go", "model": "m-crash-llm"})
+    async with asyncio.timeout(30):
+        while len(llm.requests_for("m-crash-llm")) < 2:
+            await asyncio.sleep(0.05)
+    assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
+
+    second, _ = worker_process(servers)
+    await second.start()
+    final = await result_of(handle, timeout=90)
+    assert final.output == "answered on the second worker"
+    assert len(llm.requests_for("m-crash-llm")) == 3, "the cut-off LLM call was asked again, once"
+    assert len(call_log.calls("echo")) == 1, "the recorded tool call did not run again"
+    assert final.step == 2 and [s.kind for s in final.steps] == ["llm", "tool", "llm"]
