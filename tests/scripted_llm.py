@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 
@@ -50,7 +50,12 @@ class Stall:
     seconds: float
 
 
-Turn = Reply | HTTPError | RawBody | Stall | Callable[[dict[str, Any]], "Turn"]
+@dataclass
+class Drop:
+    """Start a 200 answer, then cut the connection mid-body."""
+
+
+Turn = Reply | HTTPError | RawBody | Stall | Drop | Callable[[dict[str, Any]], "Turn"]
 
 
 def tool_call(call_id: str, name: str, arguments: dict[str, Any] | str) -> dict[str, Any]:
@@ -106,6 +111,13 @@ class ScriptedLLM:
         if isinstance(turn, Stall):
             await asyncio.sleep(turn.seconds)
             return JSONResponse({"error": {"message": "stalled"}}, status_code=504)
+        if isinstance(turn, Drop):
+
+            async def cut_off() -> AsyncIterator[bytes]:
+                yield b'{"choices": [{"message": '
+                raise ConnectionAbortedError("scripted drop")
+
+            return StreamingResponse(cut_off(), media_type="application/json")
         if isinstance(turn, HTTPError):
             return JSONResponse(
                 {"error": {"message": turn.message, "type": "scripted"}},

@@ -11,7 +11,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.llm import LLMActivities
-from tests.scripted_llm import HTTPError, RawBody, ScriptedLLM
+from tests.scripted_llm import Drop, HTTPError, RawBody, ScriptedLLM
 from workflows.messages import ChatMessage, LLMRequest
 
 
@@ -76,3 +76,11 @@ async def test_api_key_is_sent_as_bearer(activities: LLMActivities, llm: Scripte
     reply = await activities.chat_completion(_request("m"))
     assert reply.message.content == "ok"
     assert llm.headers[-1]["authorization"] == "Bearer sk-test"
+
+
+async def test_a_connection_dropped_mid_body_is_retryable(activities: LLMActivities, llm: ScriptedLLM) -> None:
+    llm.script("m", Drop())
+    with pytest.raises(ApplicationError) as err:
+        await activities.chat_completion(_request("m"))
+    assert err.value.type == "LLMUnavailable" and not err.value.non_retryable
+    assert "RemoteProtocolError" in err.value.message

@@ -9,7 +9,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from tests.conftest import WorkerFactory, result_of
-from tests.scripted_llm import HTTPError, RawBody, Reply, ScriptedLLM
+from tests.scripted_llm import Drop, HTTPError, RawBody, Reply, ScriptedLLM
 
 
 def _timed(turn):
@@ -47,6 +47,13 @@ async def test_malformed_replies_are_retried(run_worker: WorkerFactory, llm: Scr
     async with run_worker() as h:
         final = await result_of(await h.start({"input": "hi", "model": "m-bad"}))
     assert final.output == "recovered" and len(llm.requests_for("m-bad")) == 3
+
+
+async def test_a_dropped_connection_is_retried(run_worker: WorkerFactory, llm: ScriptedLLM) -> None:
+    llm.script("m-drop", Drop(), Reply(content="reconnected"))
+    async with run_worker() as h:
+        final = await result_of(await h.start({"input": "hi", "model": "m-drop"}))
+    assert final.output == "reconnected" and len(llm.requests_for("m-drop")) == 2
 
 
 async def test_400_fails_the_run_with_the_providers_message(run_worker: WorkerFactory, llm: ScriptedLLM) -> None:
