@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import re
+from typing import Any
 
 import mcp_types
 from temporalio import activity
@@ -59,8 +60,7 @@ class MCPActivities:
                 catalog.unavailable_servers[server] = "not configured on this worker"
                 continue
             try:
-                async with heartbeating():
-                    tools = await asyncio.wait_for(self._pool.list_tools(server), LIST_TOOLS_TIMEOUT_SECONDS)
+                tools = await self._list_tools(server)
             except Exception as err:
                 catalog.unavailable_servers[server] = describe_error(err)
                 continue
@@ -73,8 +73,8 @@ class MCPActivities:
                         server=server,
                         tool=tool.name,
                         function_name=_function_name(server, tool.name, used_names),
-                        description=tool.description or tool.title or "",
-                        input_schema=tool.input_schema or {"type": "object", "properties": {}},
+                        description=_tool_description(tool),
+                        input_schema=_tool_schema(tool),
                         model_intent=server_config.model_intent,
                         auto_execute=policy == "auto_execute",
                         price_usd=server_config.tool_pricing.get(tool.name, 0.0),
@@ -98,15 +98,14 @@ class MCPActivities:
             )
             listing.servers.append(entry)
             try:
-                async with heartbeating():
-                    tools = await asyncio.wait_for(self._pool.list_tools(name), LIST_TOOLS_TIMEOUT_SECONDS)
+                tools = await self._list_tools(name)
             except Exception as err:
                 entry.error = describe_error(err)
                 continue
             entry.tools = [
                 ToolDescription(
                     name=tool.name,
-                    description=tool.description or tool.title or "",
+                    description=_tool_description(tool),
                     input_schema=tool.input_schema or {},
                     policy=server_config.policy_for(tool.name) or "denied",
                 )
@@ -139,6 +138,11 @@ class MCPActivities:
         text, truncated = truncate_utf8(render_result(result), input.output_limit_bytes)
         return ToolCallOutput(text=text, is_error=bool(result.is_error), truncated=truncated)
 
+    async def _list_tools(self, server: str) -> list[mcp_types.Tool]:
+        """A server's tools, fresh, bounded in time, heartbeating meanwhile."""
+        async with heartbeating():
+            return await asyncio.wait_for(self._pool.list_tools(server), LIST_TOOLS_TIMEOUT_SECONDS)
+
     async def _check_pinned_definition(self, input: ToolCallInput) -> None:
         """Refuse a call whose tool changed its description or schema since the run started
         (a "rug pull": the person approved, and the model chose, the old definition)."""
@@ -155,9 +159,16 @@ class MCPActivities:
 
 
 def _definition_hash(tool: mcp_types.Tool) -> str:
-    return definition_hash(
-        tool.description or tool.title or "", tool.input_schema or {"type": "object", "properties": {}}
-    )
+    return definition_hash(_tool_description(tool), _tool_schema(tool))
+
+
+def _tool_description(tool: mcp_types.Tool) -> str:
+    return tool.description or tool.title or ""
+
+
+def _tool_schema(tool: mcp_types.Tool) -> dict[str, Any]:
+    """The input schema offered to the model (and pinned by `definition_hash`)."""
+    return tool.input_schema or {"type": "object", "properties": {}}
 
 
 def render_result(result: mcp_types.CallToolResult) -> str:
