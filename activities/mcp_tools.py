@@ -13,7 +13,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.heartbeat import heartbeating
-from activities.mcp_config import MCPConfigError
+from activities.mcp_config import MCPConfigError, scope_allows
 from activities.mcp_pool import MCPServerUnknown, MCPSessionPool, MCPToolTimeout, describe_error
 from workflows.messages import (
     CatalogTool,
@@ -59,6 +59,10 @@ class MCPActivities:
             if server_config is None:
                 catalog.unavailable_servers[server] = "not configured on this worker"
                 continue
+            if not scope_allows(input.tool_scope, server):
+                if input.mcp_servers is not None:
+                    catalog.unavailable_servers[server] = "outside the API key's MCP scope"
+                continue
             try:
                 tools = await self._list_tools(server)
             except Exception as err:
@@ -66,7 +70,7 @@ class MCPActivities:
                 continue
             for tool in tools:
                 policy = server_config.policy_for(tool.name)
-                if policy is None or policy == "denied":
+                if policy is None or policy == "denied" or not scope_allows(input.tool_scope, server, tool.name):
                     continue
                 catalog.tools.append(
                     CatalogTool(

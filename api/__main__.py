@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import sys
+
 import uvicorn
 
+from api.auth import APIKeysError, is_loopback, load_api_keys
 from worker.settings import Settings
 
 
-def main() -> None:
+def main() -> int:
     settings = Settings()
+    try:
+        keys = load_api_keys(settings.api_keys)
+    except APIKeysError as err:
+        sys.stderr.write(f"api: {err}\n")
+        return 2
+    if keys is None and not is_loopback(settings.api_host):
+        sys.stderr.write(
+            f"api: refusing to listen on {settings.api_host}: no API keys are configured. Set ORCH_API_KEYS "
+            "(create keys with `orch keys new`) or listen on 127.0.0.1.\n"
+        )
+        return 2
     uvicorn.run("api.app:app", host=settings.api_host, port=settings.api_port, log_level="info")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
+from api.auth import APIKeysError, load_api_keys
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.routers import codec, health, orchestrations, tools, webhooks
@@ -20,6 +21,7 @@ from worker.settings import Settings
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; its lifespan opens one (lazy) Temporal client for the process."""
     resolved = settings or Settings()
+    api_keys = load_api_keys(resolved.api_keys)  # APIKeysError: a bad key file stops the process
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -41,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Durable LLM + MCP tool orchestrations on Temporal, with human approval of tool calls.",
         lifespan=lifespan,
     )
+    app.state.api_keys = api_keys
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=resolved.max_request_bytes)
     # The Temporal UI calls the codec endpoints from the browser.
@@ -56,4 +59,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-app = create_app()
+def _app_from_environment() -> FastAPI:
+    try:
+        return create_app()
+    except APIKeysError as err:
+        raise SystemExit(f"api: {err}") from None  # one line, no traceback
+
+
+app = _app_from_environment()

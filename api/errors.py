@@ -38,7 +38,8 @@ class APIError(Exception):
 
 _DESCRIPTIONS = {
     400: "Malformed request (e.g. a body that is not JSON)",
-    401: "Missing, wrong or stale signature",
+    401: "Missing or invalid API key (webhooks: missing, wrong or stale signature)",
+    403: "The API key lacks the role or MCP scope, or no keys are configured and the request is not on loopback",
     404: "Unknown orchestration or tool call",
     409: "Conflict with the run's state (already decided, run finished)",
     413: "Request body or prompt over the size limit",
@@ -56,7 +57,14 @@ def _body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
-_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 409: "conflict"}
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+}
 
 
 def install_error_handlers(app: FastAPI) -> None:

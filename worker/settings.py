@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     )
     encryption_key: str | None = Field(default=None, validation_alias="ORCH_ENCRYPTION_KEY", repr=False)
     max_request_bytes: int = Field(default=1_048_576, ge=1024, validation_alias="ORCH_MAX_REQUEST_BYTES")
+    api_keys: str | None = Field(
+        default=None,
+        validation_alias="ORCH_API_KEYS",
+        repr=False,
+        description="Path to the API keys JSON file, or that JSON inline (see api/auth.py). Unset: loopback only.",
+    )
     max_prompt_bytes: int = Field(default=262_144, ge=1024, validation_alias="ORCH_MAX_PROMPT_BYTES")
 
     @property

@@ -94,6 +94,11 @@ class OrchestrationRequest(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
     tool_output_limit_bytes: int = Field(default=DEFAULT_TOOL_OUTPUT_LIMIT_BYTES, ge=256)
     continue_as_new_after_events: int = Field(default=DEFAULT_CONTINUE_AS_NEW_AFTER_EVENTS, ge=50)
+    owner: str | None = Field(default=None, description="Name of the API key that started the run.")
+    tool_scope: list[str] | None = Field(
+        default=None,
+        description="MCP scope of that key (`server` or `server.tool`, globs): tools outside it are never offered.",
+    )
 
 
 class TokenUsage(BaseModel):
@@ -195,6 +200,7 @@ class OrchestrationStatus(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
     ignored_decisions: list[IgnoredDecision] = Field(default_factory=list)
     unavailable_servers: dict[str, str] = Field(default_factory=dict)
+    owner: str | None = Field(default=None, description="The API key that started the run (when keys are on).")
 
 
 # --- Tool catalog, fixed at run start ------------------------------------------------
@@ -298,6 +304,7 @@ class PrepareRunInput(BaseModel):
     """Which configured MCP servers a run asks for (None: every enabled one)."""
 
     mcp_servers: list[str] | None = None
+    tool_scope: list[str] | None = None
 
 
 class LLMRequest(BaseModel):

@@ -50,6 +50,10 @@ with workflow.unsafe.imports_passed_through():
 
 ORCHESTRATION_STATUS_ATTRIBUTE = SearchAttributeKey.for_keyword("OrchestrationStatus")
 """Custom search attribute kept equal to the run's status, for listing and filtering."""
+ORCHESTRATION_OWNER_ATTRIBUTE = SearchAttributeKey.for_keyword("OrchestrationOwner")
+"""Custom search attribute: the API key that started the run (set at start when keys are on)."""
+SEARCH_ATTRIBUTES = (ORCHESTRATION_STATUS_ATTRIBUTE, ORCHESTRATION_OWNER_ATTRIBUTE)
+"""Both are Keyword attributes to register on the namespace."""
 
 DECISION_UNKNOWN_CALL = "UnknownToolCall"
 DECISION_ALREADY_MADE = "AlreadyDecided"
@@ -186,6 +190,7 @@ class Orchestration:
             metadata=self._request.metadata,
             ignored_decisions=list(state.ignored_decisions) if state else [],
             unavailable_servers=dict(state.catalog.unavailable_servers) if state else {},
+            owner=self._request.owner,
         )
 
     # --- The loop ---------------------------------------------------------------------
@@ -194,7 +199,7 @@ class Orchestration:
         messages = self._initial_messages()
         catalog = await workflow.execute_activity_method(
             MCPActivities.prepare_run,
-            PrepareRunInput(mcp_servers=self._request.mcp_servers),
+            PrepareRunInput(mcp_servers=self._request.mcp_servers, tool_scope=self._request.tool_scope),
             summary="list MCP tools and resolve policy",
             **options.prepare_options(),
         )

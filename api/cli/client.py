@@ -14,9 +14,10 @@ class CLIError(Exception):
 class OrchestrationsClient:
     """Calls the API at `base_url`; every error becomes a CLIError with the API's message."""
 
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 30.0) -> None:
         self._base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self._base_url, timeout=timeout)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=self._base_url, headers=headers, timeout=timeout)
 
     def close(self) -> None:
         self._http.close()

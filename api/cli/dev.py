@@ -25,6 +25,7 @@ from typing import IO
 import httpx
 
 from api.cli.client import CLIError
+from workflows.orchestration import SEARCH_ATTRIBUTES
 
 
 @dataclass
@@ -130,7 +131,7 @@ def _start(stack: DevStack, temporal: str, demo: bool, say: Callable[[str], None
             temporal, "server", "start-dev",
             "--ip", "127.0.0.1", "--port", str(options.temporal_port), "--ui-port", str(options.ui_port),
             "--db-filename", str(options.state_dir / "temporal.db"),
-            "--search-attribute", "OrchestrationStatus=Keyword",
+            *(f"--search-attribute={key.name}=Keyword" for key in SEARCH_ATTRIBUTES),
             "--log-level", "warn",
         ],
         env,

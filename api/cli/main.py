@@ -1,7 +1,8 @@
 """`orch`: start a local stack, start and follow runs, decide tool calls.
 
-Commands other than `dev` talk to the API (`--api-url`, env ORCH_API_URL, default
-http://127.0.0.1:8000) and print readable text, or JSON with `--json`.
+Commands other than `dev` and `keys` talk to the API (`--api-url`, env ORCH_API_URL,
+default http://127.0.0.1:8000; `--api-key`, env ORCH_API_KEY, when the API has keys) and
+print readable text, or JSON with `--json`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from api.auth import APIKeyEntry, Role, hash_key, new_key
 from api.cli.client import CLIError, OrchestrationsClient
 from api.cli.dev import DevOptions, run_dev
 from api.cli.render import pending_view, status_view, step_line, table
@@ -41,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
                 model_port=args.model_port,
             )
             return run_dev(options, say)
-        client = OrchestrationsClient(args.api_url)
+        if args.command == "keys":
+            return _new_key(args)
+        client = OrchestrationsClient(args.api_url, args.api_key)
         try:
             return COMMANDS[args.command](client, args)
         finally:
@@ -152,6 +158,26 @@ def _approver() -> str:
         return "cli"
 
 
+def _new_key(args: argparse.Namespace) -> int:
+    """Make an API key; print it once, and the entry (with its hash only) for ORCH_API_KEYS."""
+    key = new_key()
+    entry: dict[str, Any] = {"name": args.name, "sha256": hash_key(key), "roles": args.role or ["run"]}
+    if args.scope:
+        entry["mcp_scopes"] = args.scope
+    try:
+        APIKeyEntry.model_validate(entry)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise CLIError(f"invalid key {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    if args.json:
+        say(json.dumps({"key": key, "entry": entry}))
+        return 0
+    say(f"API key for {args.name} (shown once; only its hash is stored):\n  {key}")
+    say('Add this entry to the "keys" list of your ORCH_API_KEYS file:')
+    say("  " + json.dumps(entry))
+    return 0
+
+
 COMMANDS = {
     "run": _run,
     "status": _status,
@@ -173,9 +199,18 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--ui-port", type=int, default=8233)
     dev.add_argument("--model-port", type=int, default=8400, help="port of the demo model (without OPENAI_BASE_URL)")
 
+    keys = commands.add_parser("keys", help="make API keys for ORCH_API_KEYS")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    new = key_commands.add_parser("new", help="make a key; prints it once and its entry for the keys file")
+    new.add_argument("name", help="the key's name: the identity in audit records")
+    new.add_argument("--role", action="append", choices=[role.value for role in Role], help="repeatable; default run")
+    new.add_argument("--scope", action="append", help="MCP `server` or `server.tool` its runs may use (repeatable)")
+    new.add_argument("--json", action="store_true", help="print JSON instead of text")
+
     def client_command(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("--api-url", default=os.environ.get("ORCH_API_URL", "http://127.0.0.1:8000"))
+        sub.add_argument("--api-key", default=os.environ.get("ORCH_API_KEY"), help="default: env ORCH_API_KEY")
         sub.add_argument("--json", action="store_true", help="print JSON instead of text")
         return sub
 

@@ -11,6 +11,7 @@ from google.protobuf import json_format
 from pydantic import BaseModel, ConfigDict
 from temporalio.api.common.v1 import Payloads
 
+from api.auth import Admin
 from api.deps import SettingsDep
 from api.errors import APIError, error_responses
 from worker.codec import EncryptionCodec, EncryptionKeyError
@@ -39,16 +40,16 @@ def _parse(body: CodecPayloads) -> Payloads:
         raise APIError(422, "invalid_request", f"not protobuf-JSON payloads: {err}") from None
 
 
-@router.post("/encode", response_model=CodecPayloads, responses=error_responses(400, 404, 422))
-async def encode(body: CodecPayloads, settings: SettingsDep) -> CodecPayloads:
-    """Encrypt payloads with the active key."""
+@router.post("/encode", response_model=CodecPayloads, responses=error_responses(400, 401, 403, 404, 422))
+async def encode(body: CodecPayloads, _: Admin, settings: SettingsDep) -> CodecPayloads:
+    """Encrypt payloads with the active key (`admin` role)."""
     encoded = await _codec(settings.encryption_key).encode(list(_parse(body).payloads))
     return CodecPayloads.model_validate(json_format.MessageToDict(Payloads(payloads=encoded)) or {"payloads": []})
 
 
-@router.post("/decode", response_model=CodecPayloads, responses=error_responses(400, 404, 422))
-async def decode(body: CodecPayloads, settings: SettingsDep) -> CodecPayloads:
-    """Decrypt payloads (plain ones pass through unchanged)."""
+@router.post("/decode", response_model=CodecPayloads, responses=error_responses(400, 401, 403, 404, 422))
+async def decode(body: CodecPayloads, _: Admin, settings: SettingsDep) -> CodecPayloads:
+    """Decrypt payloads (plain ones pass through unchanged; `admin` role)."""
     try:
         decoded = await _codec(settings.encryption_key).decode(list(_parse(body).payloads))
     except EncryptionKeyError as err:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from activities.webhooks import TOLERANCE_SECONDS, WebhookVerificationError, verify
+from api.auth import WEBHOOK_SENDER
 from api.deps import ServiceDep, SettingsDep
 from api.errors import APIError, error_responses
 from api.routers.orchestrations import QUEUED_DECISION
@@ -46,12 +47,14 @@ async def webhook_approval(
             raise APIError(400, "invalid_json", "request body is not valid JSON") from None
         raise APIError(422, "invalid_request", str(err.errors()[0]["msg"])) from None
     if not service.first_sight_of_webhook(webhook_id, TOLERANCE_SECONDS * 2):
-        return await service.status(approval.orchestration_id)
+        return await service.status(approval.orchestration_id, WEBHOOK_SENDER)
     decision = ApprovalDecision.model_validate(
         approval.model_dump(exclude={"orchestration_id"}) | {"approver": approval.approver or "webhook"}
     )
     # The update id makes a replay that reaches another API replica a no-op too.
-    status_now, applied = await service.decide(approval.orchestration_id, decision, update_id=f"webhook-{webhook_id}")
+    status_now, applied = await service.decide(
+        approval.orchestration_id, decision, WEBHOOK_SENDER, update_id=f"webhook-{webhook_id}"
+    )
     if not applied:
         response.status_code = 202
     return status_now

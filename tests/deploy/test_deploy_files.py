@@ -19,8 +19,9 @@ from temporalio.common import SearchAttributeIndexedValueType
 
 from activities.mcp_config import load_mcp_config
 from api.app import create_app
+from api.auth import is_loopback
 from worker.settings import Settings
-from workflows.orchestration import ORCHESTRATION_STATUS_ATTRIBUTE
+from workflows.orchestration import SEARCH_ATTRIBUTES
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S = DEPLOY / "k8s"
@@ -262,13 +263,23 @@ def test_compose_worker_stop_grace_period_exceeds_graceful_shutdown(compose: dic
     assert int(match.group(1)) > shutdown
 
 
-def test_compose_registers_the_search_attribute_as_keyword(compose: dict[str, Any]) -> None:
-    assert ORCHESTRATION_STATUS_ATTRIBUTE.indexed_value_type == SearchAttributeIndexedValueType.KEYWORD
+def test_compose_registers_the_search_attributes_as_keyword(compose: dict[str, Any]) -> None:
     script = " ".join(compose["services"]["temporal-setup"]["command"])
     create = re.search(r"temporal operator search-attribute create ([^\n]*)", script)
     assert create, "temporal-setup does not create a search attribute"
-    assert f"--name {ORCHESTRATION_STATUS_ATTRIBUTE.name} " in create.group(1) + " "
+    for key in SEARCH_ATTRIBUTES:
+        assert key.indexed_value_type == SearchAttributeIndexedValueType.KEYWORD
+        assert f"--name {key.name} " in create.group(1) + " "
     assert "--type Keyword" in create.group(1)
+
+
+def test_api_listening_beyond_loopback_gets_api_keys(compose: dict[str, Any], k8s: list[dict[str, Any]]) -> None:
+    api = compose["services"]["api"]["environment"]
+    assert not is_loopback(api["ORCH_API_HOST"]) and api["ORCH_API_KEYS"].startswith("${ORCH_API_KEYS:?")
+    [container] = k8s_object(k8s, "Deployment", "orch-api")["spec"]["template"]["spec"]["containers"]
+    env = {entry["name"]: entry for entry in container["env"]}
+    assert not is_loopback(env["ORCH_API_HOST"]["value"])
+    assert env["ORCH_API_KEYS"]["valueFrom"]["secretKeyRef"] == {"name": "orch-secrets", "key": "ORCH_API_KEYS"}
 
 
 def test_compose_apps_start_after_the_search_attribute_setup(compose: dict[str, Any]) -> None:

@@ -22,7 +22,7 @@ from tests.scripted_llm import Reply, ScriptedLLM, tool_call
 from worker.runner import build_worker, worker_resources
 from worker.settings import Settings
 from workflows.messages import ApprovalDecision
-from workflows.orchestration import ORCHESTRATION_STATUS_ATTRIBUTE, Orchestration
+from workflows.orchestration import SEARCH_ATTRIBUTES, Orchestration
 
 HERE = Path(__file__).parent
 
@@ -44,7 +44,7 @@ async def record(name: str = "approvals_and_tools") -> Path:
     )
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=TEMPORAL_CLI,
-        search_attributes=[ORCHESTRATION_STATUS_ATTRIBUTE],
+        search_attributes=list(SEARCH_ATTRIBUTES),
         data_converter=pydantic_data_converter,
     )
     try:
