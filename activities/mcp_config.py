@@ -164,11 +164,12 @@ def scope_allows(scope: Sequence[str] | None, server: str, tool: str | None = No
     if scope is None:
         return True
     for entry in scope:
-        scope_server, dot, scope_tool = entry.partition(".")
-        if not fnmatch.fnmatchcase(server, scope_server):
-            continue
-        if not dot or tool is None or fnmatch.fnmatchcase(tool, scope_tool):
+        if fnmatch.fnmatchcase(server, entry):
             return True
+        # Server and tool names may hold dots themselves: try every split.
+        for at in (index for index, char in enumerate(entry) if char == "."):
+            if fnmatch.fnmatchcase(server, entry[:at]) and (tool is None or fnmatch.fnmatchcase(tool, entry[at + 1 :])):
+                return True
     return False
 
 

@@ -1,4 +1,5 @@
-"""Property tests (hypothesis): parsing the model's tool calls and the MCP config never crashes."""
+"""Property tests (hypothesis): parsing the model's tool calls, the MCP config and the API keys
+setting never crashes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from tempfile import TemporaryDirectory
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from activities.mcp_config import MCPConfigError, load_mcp_config
+from activities.mcp_config import MCPConfigError, load_mcp_config, scope_allows
+from api.auth import APIKeysError, load_api_keys
 from workflows.messages import CatalogTool, FunctionCall, LLMToolCall, ToolCatalog
 from workflows.tool_calls import open_tool_call, unwrap_model_intent
 
@@ -64,3 +66,40 @@ def test_any_config_file_loads_or_fails_with_one_clear_line(servers: object) -> 
         else:
             for server in config.servers.values():
                 assert server.transport in ("stdio", "streamable_http", "sse")
+
+
+KEY_ENTRY = st.dictionaries(
+    st.sampled_from(["name", "sha256", "roles", "mcp_scopes"]) | st.text(max_size=8),
+    JSON | st.sampled_from(["run", "approve", "admin", "a" * 64, "0" * 64]) | st.lists(st.sampled_from(["run", "x"])),
+    max_size=5,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(["keys"]) | st.text(max_size=5), st.lists(KEY_ENTRY, max_size=3) | JSON) | JSON)
+def test_any_api_keys_setting_loads_or_fails_with_one_clear_line(document: object) -> None:
+    try:
+        ring = load_api_keys(json.dumps(document) if isinstance(document, dict) else "{" + json.dumps(document))
+    except APIKeysError as err:
+        assert str(err).startswith("ORCH_API_KEYS: ") and "\n" not in str(err)
+    else:
+        assert ring is not None and ring.authenticate("orch_not-a-key") is None
+
+
+NAME = st.text(alphabet="ab-_", min_size=1, max_size=6)
+
+
+@given(st.lists(NAME, max_size=3), NAME, NAME, NAME)
+def test_a_scope_admits_what_it_names_and_nothing_else(others: list[str], server: str, tool: str, other: str) -> None:
+    assert scope_allows(None, server, tool)
+    assert not scope_allows([], server, tool)
+    assert scope_allows([*others, server], server, tool), "a server entry admits all its tools"
+    assert scope_allows([f"{server}.{tool}"], server, tool) and scope_allows([f"{server}.{tool}"], server)
+    assert scope_allows([f"{server}.{tool}"], server, other) == (other == tool)
+    assert scope_allows([f"{server}.{tool}", *others], other + "x") == (other + "x" in others)
+
+
+def test_scopes_work_for_names_with_dots() -> None:
+    assert scope_allows(["files.v2.read.file"], "files.v2", "read.file")
+    assert not scope_allows(["files.v2.read.file"], "files.v2", "write.file")
+    assert scope_allows(["github.*"], "github", "create_issue") and not scope_allows(["github.*"], "gitlab")
