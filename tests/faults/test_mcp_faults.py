@@ -1,0 +1,70 @@
+"""Fault suite: MCP servers that die mid-call or hang.
+
+Counted in the toolbox server's own log (each line carries the server's pid and the
+call's `_meta`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import pytest
+
+from tests.conftest import CallLog, WorkerFactory, result_of, toolbox_stdio
+from tests.scripted_llm import Reply, ScriptedLLM, tool_call
+
+pytestmark = pytest.mark.fault
+
+IDEMPOTENCY_KEY = "io.github.durable-orchestrations/idempotency-key"
+
+
+async def test_stdio_server_killed_mid_call_is_restarted_and_the_call_retried_once(
+    run_worker: WorkerFactory, llm: ScriptedLLM, call_log: CallLog
+) -> None:
+    llm.script(
+        "m-mcp-killed",
+        Reply(tool_calls=[tool_call("before", "toolbox__echo", {"text": "recorded"})]),
+        Reply(tool_calls=[tool_call("cut", "toolbox__sleep", {"seconds": 2})]),
+        Reply(tool_calls=[tool_call("after", "toolbox__echo", {"text": "new server"})]),
+        Reply(content="done"),
+    )
+    async with run_worker({"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["*"])}) as h:
+        handle = await h.start({"input": "go", "model": "m-mcp-killed", "tool_timeout_seconds": 30})
+        async with asyncio.timeout(30):
+            while not call_log.calls("sleep"):
+                await asyncio.sleep(0.05)
+        [first_attempt] = call_log.calls("sleep")
+        os.kill(first_attempt["pid"], signal.SIGKILL)
+        final = await result_of(handle, timeout=60)
+    assert final.status == "completed" and final.output == "done"
+    attempts = call_log.calls("sleep")
+    assert len(attempts) == 2, "the call cut off by the dead server ran again, once"
+    assert attempts[0]["pid"] != attempts[1]["pid"], "on a fresh server process"
+    assert {a["meta"][IDEMPOTENCY_KEY] for a in attempts} == {f"{handle.id}/cut"}
+    echoes = call_log.calls("echo")
+    assert [e["arguments"]["text"] for e in echoes] == ["recorded", "new server"], "recorded calls ran once each"
+    assert echoes[1]["pid"] == attempts[1]["pid"], "the new server serves the calls after it"
+    assert [s.status for s in final.steps if s.kind == "tool"] == ["completed"] * 3
+
+
+async def test_hanging_server_times_out_to_the_model_and_the_pool_recovers(
+    run_worker: WorkerFactory, llm: ScriptedLLM, call_log: CallLog
+) -> None:
+    llm.script(
+        "m-mcp-hang",
+        Reply(tool_calls=[tool_call("hang", "toolbox__sleep", {"seconds": 600})]),
+        Reply(tool_calls=[tool_call("next", "toolbox__echo", {"text": "still here"})]),
+        Reply(content="recovered"),
+    )
+    async with run_worker({"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["*"])}) as h:
+        handle = await h.start({"input": "go", "model": "m-mcp-hang", "tool_timeout_seconds": 1})
+        final = await result_of(handle, timeout=60)
+    tool_messages = [m for m in llm.requests_for("m-mcp-hang")[1]["messages"] if m["role"] == "tool"]
+    assert tool_messages[-1]["content"] == "error: tool toolbox.sleep timed out after 1s"
+    assert final.status == "completed" and final.output == "recovered"
+    [hung] = call_log.calls("sleep")
+    [echo] = call_log.calls("echo")
+    assert echo["pid"] == hung["pid"], "the same server session served the next call"
+    assert [s.status for s in final.steps if s.kind == "tool"] == ["error", "completed"]
