@@ -75,8 +75,13 @@ def llm_options() -> dict[str, Any]:
 
 
 def prepare_options() -> dict[str, Any]:
-    """Options for `MCPActivities.prepare_run` (lists every server's tools)."""
-    return {"start_to_close_timeout": timedelta(minutes=2), "retry_policy": PREPARE_RETRY_POLICY}
+    """Options for `MCPActivities.prepare_run` (lists every server's tools); the heartbeat
+    timeout retries it on another worker soon after its worker dies, not after 2 minutes."""
+    return {
+        "start_to_close_timeout": timedelta(minutes=2),
+        "heartbeat_timeout": HEARTBEAT_TIMEOUT,
+        "retry_policy": PREPARE_RETRY_POLICY,
+    }
 
 
 def tool_options(tool_timeout_seconds: float) -> dict[str, Any]:

@@ -78,3 +78,28 @@ async def test_worker_killed_mid_llm_call_asks_the_model_again_and_runs_tools_on
     assert len(llm.requests_for("m-crash-llm")) == 3, "the cut-off LLM call was asked again, once"
     assert len(call_log.calls("echo")) == 1, "the recorded tool call did not run again"
     assert final.step == 2 and [s.kind for s in final.steps] == ["llm", "tool", "llm"]
+
+
+async def test_worker_killed_while_listing_tools_hands_the_run_over_within_the_heartbeat_timeout(
+    worker_process: Callable[..., Any], llm: ScriptedLLM, call_log: CallLog
+) -> None:
+    llm.script(
+        "m-crash-prepare", Reply(tool_calls=[tool_call("e", "toolbox__echo", {"text": "hi"})]), Reply(content="ok")
+    )
+    stuck = toolbox_stdio(call_log, tools_to_auto_execute=["*"])
+    # The first worker's server never answers `initialize` (and exits when its stdin closes),
+    # so that worker hangs in `prepare_run`.
+    stuck = stuck | {"command": "sh", "args": ["-c", "cat >/dev/null"]}
+    first, h = worker_process({"toolbox": stuck})
+    await first.start()
+    handle = await h.start({"input": "go", "model": "m-crash-prepare"})
+    await asyncio.sleep(2)  # prepare_run is listing the stuck server's tools
+    assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
+
+    second, _ = worker_process({"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["*"])})
+    await second.start()
+    began = asyncio.get_running_loop().time()
+    final = await result_of(handle, timeout=90)
+    assert asyncio.get_running_loop().time() - began < 60, "handed over after the heartbeat timeout, not 2 minutes"
+    assert final.status == "completed" and final.output == "ok"
+    assert len(call_log.calls("echo")) == 1
