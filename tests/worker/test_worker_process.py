@@ -65,6 +65,7 @@ async def test_invalid_mcp_config_stops_the_worker_with_one_clear_line(
     assert "Traceback" not in stderr
 
 
+@pytest.mark.fault
 async def test_worker_killed_while_waiting_then_restarted_runs_each_call_once(
     worker_process: Callable[..., Any], llm: ScriptedLLM, call_log: CallLog
 ) -> None:
