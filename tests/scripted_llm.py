@@ -69,6 +69,8 @@ class ScriptedLLM:
 
     def __init__(self) -> None:
         self.scripts: dict[str, list[Turn]] = {}
+        self.responders: dict[str, Callable[[dict[str, Any]], Turn]] = {}
+        self.record_requests = True
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.port = _free_port()
@@ -81,6 +83,10 @@ class ScriptedLLM:
 
     def script(self, model: str, *turns: Turn) -> None:
         self.scripts[model] = list(turns)
+
+    def respond(self, model: str, responder: Callable[[dict[str, Any]], Turn]) -> None:
+        """Answer every request for `model` (once its script, if any, is used up) with `responder`."""
+        self.responders[model] = responder
 
     def requests_for(self, model: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if r.get("model") == model]
@@ -102,10 +108,12 @@ class ScriptedLLM:
 
     async def _handle(self, request: Request) -> Response:
         body = await request.json()
-        self.requests.append(body)
-        self.headers.append(dict(request.headers))
+        if self.record_requests:
+            self.requests.append(body)
+            self.headers.append(dict(request.headers))
         script = self.scripts.get(body.get("model"), [])
-        turn: Turn = script.pop(0) if script else Reply(content="(script exhausted)")
+        responder = self.responders.get(body.get("model"))
+        turn: Turn = script.pop(0) if script else responder(body) if responder else Reply(content="(script exhausted)")
         while callable(turn):
             turn = turn(body)
         if isinstance(turn, Stall):
@@ -131,7 +139,7 @@ class ScriptedLLM:
             message["tool_calls"] = turn.tool_calls
         return JSONResponse(
             {
-                "id": f"chatcmpl-{len(self.requests)}",
+                "id": f"chatcmpl-{id(body)}",
                 "object": "chat.completion",
                 "model": body.get("model"),
                 "choices": [

@@ -1,0 +1,149 @@
+"""The stack a benchmark run starts for itself on 127.0.0.1: a Temporal dev server, the
+scripted model (instant answers), `python -m worker` processes with the toolbox MCP
+server, and `python -m api`. Everything is stopped on exit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from tests.conftest import REPO_ROOT, TEMPORAL_CLI, WorkerProcess, wait_for_port
+from tests.scripted_llm import Reply, ScriptedLLM, Turn, free_port, tool_call
+from workflows.orchestration import SEARCH_ATTRIBUTES
+
+DEV_SERVER_FLAGS = [
+    "--dynamic-config-value", "system.enableEagerWorkflowStart=true",
+    "--dynamic-config-value", "system.enableActivityEagerExecution=true",
+]  # fmt: skip
+"""Server flags the benchmark (and `orch dev`) start the dev server with."""
+
+
+def looping_model(request: dict[str, Any]) -> Turn:
+    """Model `loop-N-TOOL-ARG`: calls TOOL until N-1 tool results came back, then answers."""
+    _, steps, tool, argument = str(request["model"]).split("-", 3)
+    done = sum(1 for message in request["messages"] if message.get("role") == "tool")
+    if done + 1 >= int(steps):
+        return Reply(content=f"done after {done} tool calls")
+    arguments = {"size": int(argument)} if tool == "big_output" else {"text": argument}
+    return Reply(tool_calls=[tool_call(f"c{done}", f"toolbox__{tool}", arguments)])
+
+
+@dataclass
+class Stack:
+    client: Client
+    llm: ScriptedLLM
+    temporal_address: str
+    task_queue: str
+    workdir: Path
+    call_log: Path
+    workers: list[WorkerProcess] = field(default_factory=list)
+    api_url: str | None = None
+    _api: asyncio.subprocess.Process | None = None
+
+    def model(self, steps: int, tool: str = "echo", argument: str = "x") -> str:
+        """A model name the scripted model answers with `steps` LLM calls (`steps - 1` tool calls)."""
+        name = f"loop-{steps}-{tool}-{argument}"
+        self.llm.respond(name, looping_model)
+        return name
+
+    def toolbox(self, **policy: Any) -> dict[str, Any]:
+        return {
+            "command": sys.executable,
+            "args": ["-m", "tests.mcp_servers.toolbox"],
+            "cwd": str(REPO_ROOT),
+            "env": {"TOOLBOX_CALL_LOG": str(self.call_log)},
+            **policy,
+        }
+
+    def env(self, **extra: str) -> dict[str, str]:
+        config = self.workdir / "mcp.json"
+        config.write_text(
+            json.dumps({"mcpServers": {"toolbox": self.toolbox(tools_to_auto_execute=["echo", "big_output"])}})
+        )
+        return dict(
+            os.environ,
+            TEMPORAL_ADDRESS=self.temporal_address,
+            ORCH_TASK_QUEUE=self.task_queue,
+            ORCH_MCP_CONFIG=str(config),
+            OPENAI_BASE_URL=self.llm.base_url,
+            ORCH_DEFAULT_MODEL="bench",
+            **extra,
+        )
+
+    async def start_worker(self) -> WorkerProcess:
+        worker = WorkerProcess(self.env())
+        await worker.start()
+        self.workers.append(worker)
+        return worker
+
+    async def start_api(self) -> str:
+        port = free_port()
+        self._api = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "api", cwd=REPO_ROOT, env=self.env(ORCH_API_PORT=str(port)),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        await wait_for_port(port)
+        self.api_url = f"http://127.0.0.1:{port}"
+        return self.api_url
+
+    def calls(self) -> list[dict[str, Any]]:
+        if not self.call_log.exists():
+            return []
+        return [json.loads(line) for line in self.call_log.read_text().splitlines() if line.strip()]
+
+    async def aclose(self) -> None:
+        for worker in self.workers:
+            with contextlib.suppress(Exception):
+                await worker.stop(15)  # SIGTERM
+        if self._api is not None and self._api.returncode is None:
+            self._api.terminate()
+            await self._api.wait()
+
+
+@contextlib.asynccontextmanager
+async def stack(server_flags: list[str] | None = None) -> AsyncIterator[Stack]:
+    """A fresh dev server (in memory), the scripted model and a work directory; workers and
+    the API are started by the cases that need them."""
+    port = free_port()
+    flags = DEV_SERVER_FLAGS if server_flags is None else server_flags
+    server = await asyncio.create_subprocess_exec(
+        TEMPORAL_CLI, "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", str(port),
+        "--log-level", "error", *(f"--search-attribute={key.name}=Keyword" for key in SEARCH_ATTRIBUTES), *flags,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    llm = ScriptedLLM()
+    llm.record_requests = False
+    await llm.start()
+    with tempfile.TemporaryDirectory(prefix="orch-bench-") as workdir:
+        bench: Stack | None = None
+        try:
+            await wait_for_port(port, timeout=60)
+            address = f"127.0.0.1:{port}"
+            client = await Client.connect(address, data_converter=pydantic_data_converter)
+            bench = Stack(
+                client=client,
+                llm=llm,
+                temporal_address=address,
+                task_queue=f"bench-{uuid.uuid4().hex[:8]}",
+                workdir=Path(workdir),
+                call_log=Path(workdir) / "calls.jsonl",
+            )
+            yield bench
+        finally:
+            if bench is not None:
+                await bench.aclose()
+            await llm.stop()
+            server.terminate()
+            await server.wait()
