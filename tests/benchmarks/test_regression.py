@@ -1,0 +1,68 @@
+"""A small performance regression guard for CI: ratios measured in the same run, with
+generous thresholds, never absolute times (the full figures: `python -m tests.benchmarks`)."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+from mcp import Client, StdioServerParameters
+
+from activities.mcp_config import MCPConfig
+from activities.mcp_pool import MCPSessionPool
+from tests.benchmarks.baseline import in_process_loop, stdio_params
+from tests.benchmarks.cases import llm_step_gaps
+from tests.benchmarks.stack import looping_model
+from tests.conftest import CallLog, WorkerFactory, result_of, toolbox_stdio
+from tests.scripted_llm import ScriptedLLM
+
+ENGINE_STEP_MAX_RATIO = 60.0
+"""Durable loop step / in-process loop step; see BENCHMARKS.md for the measured ratio."""
+SPAWN_MIN_RATIO = 50.0
+"""Spawning an MCP server per call / a call through the pool (measured: several hundred)."""
+
+
+async def test_a_pooled_mcp_call_stays_far_cheaper_than_spawning_a_server() -> None:
+    time_server = StdioServerParameters(command=sys.executable, args=["-m", "mcp_server_time"])
+    pool = MCPSessionPool(
+        MCPConfig.model_validate(
+            {"mcpServers": {"time": {"command": sys.executable, "args": ["-m", "mcp_server_time"]}}}
+        )
+    )
+    pooled: list[float] = []
+    try:
+        await pool.call_tool("time", "get_current_time", {"timezone": "UTC"}, timeout=10, meta={})
+        for _ in range(50):
+            began = time.perf_counter()
+            await pool.call_tool("time", "get_current_time", {"timezone": "UTC"}, timeout=10, meta={})
+            pooled.append(time.perf_counter() - began)
+    finally:
+        await pool.aclose()
+    spawned: list[float] = []
+    for _ in range(3):
+        began = time.perf_counter()
+        async with Client(time_server) as session:
+            await session.call_tool("get_current_time", {"timezone": "UTC"})
+        spawned.append(time.perf_counter() - began)
+    ratio = statistics.median(spawned) / statistics.median(pooled)
+    assert ratio >= SPAWN_MIN_RATIO, f"spawn per call is only {ratio:.0f}x a pooled call"
+
+
+async def test_a_durable_loop_step_stays_within_its_ratio_of_the_in_process_step(
+    run_worker: WorkerFactory, llm: ScriptedLLM, call_log: CallLog
+) -> None:
+    model = "loop-10-echo-x"
+    llm.respond(model, looping_model)
+    in_process: list[float] = []
+    async with Client(stdio_params()) as session:
+        for _ in range(3):
+            in_process += (await in_process_loop(llm.base_url, model, session, 10))[:-1]
+    durable: list[float] = []
+    async with run_worker({"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["echo"])}) as h:
+        for _ in range(3):
+            handle = await h.start({"input": "go", "model": model, "max_steps": 10})
+            assert (await result_of(handle)).step == 10
+            durable += await llm_step_gaps(handle)
+    ratio = statistics.median(durable) / statistics.median(in_process)
+    assert ratio <= ENGINE_STEP_MAX_RATIO, f"a durable step is {ratio:.1f}x the in-process step"
