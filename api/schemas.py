@@ -10,6 +10,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
 from workflows.messages import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
+    DEFAULT_CONTEXT_BUDGET_BYTES,
     DEFAULT_MAX_STEPS,
     DEFAULT_TOOL_TIMEOUT_SECONDS,
     ApprovalDecision,
@@ -38,6 +39,12 @@ class CreateOrchestration(BaseModel):
         gt=0,
         le=30 * 86_400,
         description='On expiry the call counts as denied with reason "approval timed out".',
+    )
+    context_budget_bytes: int = Field(
+        default=DEFAULT_CONTEXT_BUDGET_BYTES,
+        ge=16 * 1024,
+        le=1536 * 1024,
+        description="The conversation sent to the model is kept under this size by eliding the oldest tool outputs.",
     )
     webhook_url: AnyHttpUrl | None = Field(default=None, description="Where this run's events are POSTed.")
     metadata: dict[str, str] = Field(default_factory=dict)

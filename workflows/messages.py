@@ -17,6 +17,7 @@ DEFAULT_MAX_STEPS = 8
 DEFAULT_TOOL_TIMEOUT_SECONDS = 45.0
 DEFAULT_APPROVAL_TIMEOUT_SECONDS = 86_400.0
 DEFAULT_TOOL_OUTPUT_LIMIT_BYTES = 64 * 1024
+DEFAULT_CONTEXT_BUDGET_BYTES = 512 * 1024
 # Continue-as-new well before Temporal's 51,200-event hard limit; the server's own
 # "suggested" flag (history size) also triggers it.
 DEFAULT_CONTINUE_AS_NEW_AFTER_EVENTS = 10_000
@@ -93,6 +94,12 @@ class OrchestrationRequest(BaseModel):
     webhook_url: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     tool_output_limit_bytes: int = Field(default=DEFAULT_TOOL_OUTPUT_LIMIT_BYTES, ge=256)
+    context_budget_bytes: int = Field(
+        default=DEFAULT_CONTEXT_BUDGET_BYTES,
+        ge=16 * 1024,
+        le=1536 * 1024,
+        description="The conversation sent to the model is kept under this size by eliding the oldest tool outputs.",
+    )
     continue_as_new_after_events: int = Field(default=DEFAULT_CONTINUE_AS_NEW_AFTER_EVENTS, ge=50)
     owner: str | None = Field(default=None, description="Name of the API key that started the run.")
     tool_scope: list[str] | None = Field(

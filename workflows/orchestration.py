@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.mcp_tools import MCPActivities
     from activities.webhooks import WebhookActivities
     from workflows import options
+    from workflows.context import fit_to_budget
     from workflows.messages import (
         OUTPUT_PREVIEW_CHARS,
         ApprovalDecision,
@@ -257,6 +258,7 @@ class Orchestration:
         record = StepRecord(index=len(state.steps), kind="llm", status="running", started_at=workflow.now())
         state.steps.append(record)
         number = state.llm_calls + 1
+        fit_to_budget(state.messages, self._request.context_budget_bytes)
         try:
             reply = await workflow.execute_activity_method(
                 LLMActivities.chat_completion,
