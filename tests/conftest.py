@@ -25,6 +25,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.mcp_config import MCPConfig
+from api.cli.dev import dev_server_flags
 from tests.scripted_llm import ScriptedLLM
 from worker.runner import build_worker, worker_resources
 from worker.settings import Settings
@@ -73,7 +74,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         search_attributes=list(SEARCH_ATTRIBUTES),
         data_converter=pydantic_data_converter,
         dev_server_log_level="error",
-        dev_server_extra_args=["--namespace", FUZZ_NAMESPACE],
+        dev_server_extra_args=["--namespace", FUZZ_NAMESPACE, *dev_server_flags()],
     )
     await register_search_attribute(env.client, FUZZ_NAMESPACE)
     yield env

@@ -27,6 +27,22 @@ import httpx
 from api.cli.client import CLIError
 from workflows.orchestration import SEARCH_ATTRIBUTES
 
+DEV_SERVER_DYNAMIC_CONFIG = {
+    # History reads new transfer tasks (e.g. "dispatch this workflow task") at most 20 times
+    # a second per shard by default, and the dev server has one shard: every workflow task
+    # then waited ~40 ms for its read, so each loop step cost ~50 ms (BENCHMARKS.md).
+    "history.transferProcessorMaxPollRPS": "10000",
+    # Eager start and eager activities (on by default today; stated so a change shows).
+    "system.enableEagerWorkflowStart": "true",
+    "system.enableActivityEagerExecution": "true",
+}
+
+
+def dev_server_flags() -> list[str]:
+    """`temporal server start-dev` flags: the dynamic config above and the search attributes."""
+    flags = [f"--dynamic-config-value={key}={value}" for key, value in DEV_SERVER_DYNAMIC_CONFIG.items()]
+    return flags + [f"--search-attribute={key.name}=Keyword" for key in SEARCH_ATTRIBUTES]
+
 
 @dataclass
 class DevOptions:
@@ -131,8 +147,7 @@ def _start(stack: DevStack, temporal: str, demo: bool, say: Callable[[str], None
             temporal, "server", "start-dev",
             "--ip", "127.0.0.1", "--port", str(options.temporal_port), "--ui-port", str(options.ui_port),
             "--db-filename", str(options.state_dir / "temporal.db"),
-            *(f"--search-attribute={key.name}=Keyword" for key in SEARCH_ATTRIBUTES),
-            "--log-level", "warn",
+            *dev_server_flags(), "--log-level", "warn",
         ],
         env,
     )  # fmt: skip

@@ -72,9 +72,7 @@ def _servers(call_log: CallLog) -> dict[str, Any]:
     return {"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["echo"])}
 
 
-async def test_missing_or_wrong_key_is_401_and_a_missing_role_is_403(
-    api_stack: APIFactory, call_log: CallLog
-) -> None:
+async def test_missing_or_wrong_key_is_401_and_a_missing_role_is_403(api_stack: APIFactory, call_log: CallLog) -> None:
     async with api_stack(_servers(call_log), api_keys=keys_json()) as api:
         missing = await api.http.get("/v1/orchestrations")
         assert missing.status_code == 401

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tests.benchmarks import cases
 from tests.benchmarks.cases import Row
-from tests.benchmarks.stack import DEV_SERVER_FLAGS, stack
+from tests.benchmarks.stack import DEFAULT_SERVER_FLAGS, DEV_SERVER_FLAGS, stack
 from tests.conftest import REPO_ROOT, TEMPORAL_CLI
 
 
@@ -29,6 +29,9 @@ def _options() -> argparse.Namespace:
     parser.add_argument("--cases", default="a,b,c,d,e,f", help="comma-separated subset of a,b,c,d,e,f")
     parser.add_argument("--quick", action="store_true", help="smaller counts (for a look, not for the record)")
     parser.add_argument("--parked", type=int, help="runs parked in case d (default 10000; 1000 with --quick)")
+    parser.add_argument(
+        "--server-defaults", action="store_true", help="dev server without orch dev's dynamic config (for comparison)"
+    )
     parser.add_argument("--output", default=str(REPO_ROOT / "BENCHMARKS.md"), help="report file ('-': none)")
     return parser.parse_args()
 
@@ -37,7 +40,7 @@ async def _run(options: argparse.Namespace) -> list[Row]:
     selected = set(options.cases.split(","))
     quick = options.quick
     rows: list[Row] = []
-    async with stack() as bench:
+    async with stack(DEFAULT_SERVER_FLAGS if options.server_defaults else None) as bench:
         rows += await cases.temporal_floor(bench, repeats=2 if quick else 4)
         _progress(rows)
         await bench.start_worker()
@@ -83,7 +86,7 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
+def machine(flags: list[str]) -> str:
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -99,7 +102,7 @@ def machine() -> str:
     return (
         f"{os.cpu_count()} CPUs ({cpu}), {int(memory) // 1024 // 1024} GiB, {platform.system()} {platform.release()}; "
         f"Python {platform.python_version()}, temporalio {version('temporalio')}, mcp {version('mcp')}, {temporal}; "
-        f"dev server flags: {' '.join(DEV_SERVER_FLAGS)}"
+        f"dev server flags: {' '.join(flags)}"
     )
 
 
@@ -107,12 +110,11 @@ def main() -> int:
     options = _options()
     began = time.perf_counter()
     rows = asyncio.run(_run(options))
-    command = (
-        "python -m tests.benchmarks"
-        + (" --quick" if options.quick else "")
-        + (f" --cases {options.cases}" if options.cases != "a,b,c,d,e,f" else "")
+    command = " ".join(["python -m tests.benchmarks", *sys.argv[1:]])
+    flags = DEFAULT_SERVER_FLAGS if options.server_defaults else DEV_SERVER_FLAGS
+    report = (
+        f"Command: `{command}` ({time.perf_counter() - began:.0f} s)\n\nMachine: {machine(flags)}\n\n{table(rows)}\n"
     )
-    report = f"Command: `{command}` ({time.perf_counter() - began:.0f} s)\n\nMachine: {machine()}\n\n{table(rows)}\n"
     sys.stdout.write(report)
     if options.output != "-":
         write_results(Path(options.output), report)

@@ -19,15 +19,15 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from api.cli.dev import dev_server_flags
 from tests.conftest import REPO_ROOT, TEMPORAL_CLI, WorkerProcess, wait_for_port
 from tests.scripted_llm import Reply, ScriptedLLM, Turn, free_port, tool_call
 from workflows.orchestration import SEARCH_ATTRIBUTES
 
-DEV_SERVER_FLAGS = [
-    "--dynamic-config-value", "system.enableEagerWorkflowStart=true",
-    "--dynamic-config-value", "system.enableActivityEagerExecution=true",
-]  # fmt: skip
-"""Server flags the benchmark (and `orch dev`) start the dev server with."""
+DEV_SERVER_FLAGS = dev_server_flags()
+"""The flags `orch dev` starts the dev server with."""
+DEFAULT_SERVER_FLAGS = [f"--search-attribute={key.name}=Keyword" for key in SEARCH_ATTRIBUTES]
+"""Temporal's own defaults (`--server-defaults`): to measure what the dynamic config changes."""
 
 
 def looping_model(request: dict[str, Any]) -> Turn:
@@ -120,7 +120,7 @@ async def stack(server_flags: list[str] | None = None) -> AsyncIterator[Stack]:
     flags = DEV_SERVER_FLAGS if server_flags is None else server_flags
     server = await asyncio.create_subprocess_exec(
         TEMPORAL_CLI, "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", str(port),
-        "--log-level", "error", *(f"--search-attribute={key.name}=Keyword" for key in SEARCH_ATTRIBUTES), *flags,
+        "--log-level", "error", *flags,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     llm = ScriptedLLM()

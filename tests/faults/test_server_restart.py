@@ -13,10 +13,11 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
+from api.cli.dev import dev_server_flags
 from tests.conftest import TEMPORAL_CLI, CallLog, Harness, WorkerProcess, result_of, toolbox_stdio, wait_for_port
 from tests.scripted_llm import Reply, ScriptedLLM, free_port, tool_call
 from workflows.messages import ApprovalDecision
-from workflows.orchestration import SEARCH_ATTRIBUTES, Orchestration
+from workflows.orchestration import Orchestration
 
 pytestmark = pytest.mark.fault
 
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.fault
 async def _start_server(port: int, db: Path) -> asyncio.subprocess.Process:
     server = await asyncio.create_subprocess_exec(
         TEMPORAL_CLI, "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", str(port),
-        "--db-filename", str(db), *(f"--search-attribute={key.name}=Keyword" for key in SEARCH_ATTRIBUTES),
+        "--db-filename", str(db), *dev_server_flags(),
         "--log-level", "error",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
