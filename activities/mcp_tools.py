@@ -38,9 +38,10 @@ _FUNCTION_NAME_MAX = 64
 class MCPActivities:
     """Activities over the worker's MCP session pool (injected, so tests pass their own)."""
 
-    def __init__(self, pool: MCPSessionPool, default_model: str) -> None:
+    def __init__(self, pool: MCPSessionPool, default_model: str, *, default_webhook: bool = False) -> None:
         self._pool = pool
         self._default_model = default_model
+        self._default_webhook = default_webhook
 
     @activity.defn(name="prepare_run")
     async def prepare_run(self, input: PrepareRunInput) -> ToolCatalog:
@@ -52,7 +53,7 @@ class MCPActivities:
         """
         config = self._pool.config
         names = input.mcp_servers if input.mcp_servers is not None else config.enabled_servers()
-        catalog = ToolCatalog(default_model=self._default_model)
+        catalog = ToolCatalog(default_model=self._default_model, default_webhook=self._default_webhook)
         used_names: set[str] = set()
         for server in names:
             server_config = config.servers.get(server)

@@ -67,7 +67,7 @@ async def worker_resources(
         httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT, transport=transport) as webhook_http,
     ):
         llm = LLMActivities(llm_http, settings.openai_base_url, settings.openai_api_key)
-        mcp = MCPActivities(pool, settings.default_model)
+        mcp = MCPActivities(pool, settings.default_model, default_webhook=bool(settings.webhook_url))
         webhooks = WebhookActivities(webhook_http, settings.webhook_url, settings.webhook_secret)
         try:
             yield WorkerResources(

@@ -253,6 +253,9 @@ class ToolCatalog(BaseModel):
     default_model: str
     tools: list[CatalogTool] = Field(default_factory=list)
     unavailable_servers: dict[str, str] = Field(default_factory=dict)
+    default_webhook: bool = Field(
+        default=True, description="The worker has ORCH_WEBHOOK_URL (runs without their own URL notify it)."
+    )
 
     def by_function_name(self, name: str) -> CatalogTool | None:
         return next((tool for tool in self.tools if tool.function_name == name), None)

@@ -105,7 +105,7 @@ class Orchestration:
         except _RunFailed as failure:
             self._error = str(failure)
             self._finish(RunStatus.FAILED, StopReason.ERROR)
-            await self._notify("orchestration.failed", {"orchestration": self._dump_status()})
+            self._notify("orchestration.failed", {"orchestration": self._dump_status()})
             await self._drain_notifications()
             raise ApplicationError(self._error, self.status(), type="OrchestrationFailed", non_retryable=True) from None
 
@@ -382,7 +382,7 @@ class Orchestration:
     async def _complete(self, reason: StopReason, output: str | None) -> OrchestrationStatus:
         self._output = output
         self._finish(RunStatus.COMPLETED, reason)
-        await self._notify("orchestration.completed", {"orchestration": self._dump_status()})
+        self._notify("orchestration.completed", {"orchestration": self._dump_status()})
         await self._drain_notifications()
         return self.status()
 
@@ -410,8 +410,11 @@ class Orchestration:
         workflow.logger.info("continuing as new (run %d of this orchestration)", state.continued_runs + 1)
         workflow.continue_as_new(OrchestrationInput(run_request=self._request, state=state), memo=workflow.memo())
 
-    def _notify(self, event_type: WebhookEventType, data: dict[str, Any]) -> asyncio.Task[None]:
-        """Deliver a webhook in the background; the run does not wait for slow receivers."""
+    def _notify(self, event_type: WebhookEventType, data: dict[str, Any]) -> None:
+        """Deliver a webhook in the background; the run does not wait for slow receivers.
+        Skipped when neither the run nor the worker has a webhook URL."""
+        if self._request.webhook_url is None and self._state is not None and not self._state.catalog.default_webhook:
+            return
         event = WebhookEvent(
             url=self._request.webhook_url,
             event_id=f"evt_{workflow.uuid4().hex}",
@@ -428,7 +431,6 @@ class Orchestration:
             )
         )
         self._notifications.append(task)
-        return task
 
     async def _drain_notifications(self) -> None:
         """Wait for webhook deliveries; a delivery that gave up is logged, never fails the run."""
