@@ -71,7 +71,13 @@ async def test_start_wait_approve_complete(api_stack: APIFactory, llm: ScriptedL
 
 
 async def test_approval_errors(api_stack: APIFactory, llm: ScriptedLLM, call_log: CallLog) -> None:
-    llm.script("m-api-err", *_pay("m-api-err"))
+    llm.script(
+        "m-api-err",
+        Reply(tool_calls=[tool_call("t1", "toolbox__transfer", {"account": "acme", "amount": 5})]),
+        # A second gated call keeps the run open while t1's second decision arrives.
+        Reply(tool_calls=[tool_call("t2", "toolbox__transfer", {"account": "acme", "amount": 6})]),
+        Reply(content="nothing paid"),
+    )
     async with api_stack(_servers(call_log)) as api:
         run_id = (await api.http.post("/v1/orchestrations", json={"input": "pay", "model": "m-api-err"})).json()["id"]
         await api.wait_for(run_id, lambda s: s["status"] == "waiting_for_approval")
@@ -88,6 +94,8 @@ async def test_approval_errors(api_stack: APIFactory, llm: ScriptedLLM, call_log
         assert (await api.http.post(approvals, json={"tool_call_id": "t1", "decision": "deny"})).status_code == 200
         again = await api.http.post(approvals, json={"tool_call_id": "t1", "decision": "approve"})
         assert again.status_code == 409 and again.json()["error"]["code"] == "already_decided"
+        await api.wait_for(run_id, lambda s: [p["tool_call_id"] for p in s["pending_approvals"]] == ["t2"])
+        assert (await api.http.post(approvals, json={"tool_call_id": "t2", "decision": "deny"})).status_code == 200
         await api.wait_for(run_id, lambda s: s["status"] == "completed")
         finished = await api.http.post(approvals, json={"tool_call_id": "t1", "decision": "approve"})
         assert finished.status_code == 409 and finished.json()["error"]["code"] == "run_finished"
