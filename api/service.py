@@ -24,9 +24,11 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import (
+    QueryRejectCondition,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
@@ -188,19 +190,36 @@ class OrchestrationService:
         return description, memo
 
     async def status(self, orchestration_id: str, caller: Principal) -> OrchestrationStatus:
-        """Live status from the workflow (query), or the final one recorded in its memo."""
+        """Live status from the workflow (one query, the common case), or, for a finished run
+        or one no worker answers for, the final status recorded in its memo."""
+        live = await self._live_status(orchestration_id)
+        if live is not None:
+            if not caller.may_read(live.owner):
+                raise _not_found(orchestration_id)
+            return live
         description, memo = await self.describe(orchestration_id, caller)
-        if description.status == WorkflowExecutionStatus.RUNNING:
-            handle = self._client.get_workflow_handle(orchestration_id)
-            try:
-                async with temporal_call("query orchestration", QUERY_TIMEOUT_SECONDS):
-                    return await handle.query(Orchestration.status)
-            except (WorkflowQueryFailedError, APIError, RPCError):
-                pass  # no worker answered: fall back to what the server knows
         final = memo.get("orchestration")
         if isinstance(final, dict):
             return OrchestrationStatus.model_validate(final)
         return _minimal_status(description, memo)
+
+    async def _live_status(self, orchestration_id: str) -> OrchestrationStatus | None:
+        """The running workflow's `status` query; None when it is closed (refused by the server
+        without asking a worker), unknown, not an orchestration, or no worker answered in time."""
+        handle = self._client.get_workflow_handle(orchestration_id)
+        try:
+            async with asyncio.timeout(QUERY_TIMEOUT_SECONDS):
+                return await handle.query(Orchestration.status, reject_condition=QueryRejectCondition.NOT_OPEN)
+        except (WorkflowQueryRejectedError, WorkflowQueryFailedError, TimeoutError, RPCTimeoutOrCancelledError):
+            return None
+        except RPCError as err:
+            if err.status == RPCStatusCode.UNAVAILABLE:
+                raise APIError(503, "temporal_unavailable", "query orchestration: Temporal is not reachable") from None
+            return None  # NOT_FOUND and the like: describe() tells
+        except RuntimeError as err:  # the lazy client cannot connect
+            raise APIError(
+                503, "temporal_unavailable", f"query orchestration: Temporal is not reachable ({err})"
+            ) from None
 
     async def list(
         self, status: RunStatus | None, limit: int, page_token: str | None, caller: Principal
@@ -244,16 +263,15 @@ class OrchestrationService:
         a worker resumes the run (or is ignored and recorded if it no longer fits), and
         `applied` is False.
         """
-        description, _ = await self.describe(orchestration_id, caller)
-        if description.status != WorkflowExecutionStatus.RUNNING:
-            raise APIError(409, "run_finished", f"orchestration {orchestration_id} has finished")
         handle: WorkflowHandle[Any, Any] = self._client.get_workflow_handle(orchestration_id)
         try:
+            # The update first (one round trip); only a failure asks what the run is.
             async with temporal_call("decide tool call", WORKER_TIMEOUT_SECONDS):
                 return await handle.execute_update(Orchestration.decide, decision, id=update_id), True
         except APIError as err:
             if err.status != 503:
                 raise
+            description = await self._running(orchestration_id, caller)
             async with temporal_call("signal decision"):
                 await handle.signal(Orchestration.submit_approval, decision)
             return _minimal_status(description, {}), False
@@ -271,11 +289,18 @@ class OrchestrationService:
                 raise APIError(
                     409, "already_decided", f"tool call {decision.tool_call_id!r}: {cause.message}"
                 ) from None
+            await self._running(orchestration_id, caller)  # 404 when it is not an orchestration
             raise
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                raise APIError(409, "run_finished", f"orchestration {orchestration_id} has finished") from None
+        except RPCError:
+            await self._running(orchestration_id, caller)  # 404 unknown, 409 finished
             raise
+
+    async def _running(self, orchestration_id: str, caller: Principal) -> WorkflowExecutionDescription:
+        """The run's description; 404 when unknown, 409 when it has finished."""
+        description, _ = await self.describe(orchestration_id, caller)
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            raise APIError(409, "run_finished", f"orchestration {orchestration_id} has finished")
+        return description
 
     def first_sight_of_webhook(self, webhook_id: str, window_seconds: float) -> bool:
         """False when this process already handled `webhook_id` within the signature window."""
