@@ -17,7 +17,7 @@ from temporalio.client import WorkflowHandle
 from activities.mcp_config import MCPConfig
 from activities.mcp_pool import MCPSessionPool
 from tests.benchmarks.baseline import in_process_loop, stdio_params, temporal_baselines
-from tests.benchmarks.stack import Stack
+from tests.benchmarks.stack import Stack, gated_model
 from workflows.messages import ApprovalDecision, OrchestrationInput, OrchestrationRequest, OrchestrationStatus
 from workflows.orchestration import ORCHESTRATION_STATUS_ATTRIBUTE, Orchestration
 
@@ -224,14 +224,7 @@ async def parked_runs(bench: Stack, count: int, gets: int) -> list[Row]:
     """`count` runs wait for approval of a gated call; then all are approved through the API."""
     assert bench.api_url is not None and bench.workers and bench.workers[0].proc is not None
     model = "parked"
-    from tests.scripted_llm import Reply, tool_call
-
-    def park(request: dict[str, Any]) -> Any:
-        if any(message.get("role") == "tool" for message in request["messages"]):
-            return Reply(content="paid")
-        return Reply(tool_calls=[tool_call("pay", "toolbox__transfer", {"account": "a", "amount": 1})])
-
-    bench.llm.respond(model, park)
+    bench.llm.respond(model, gated_model)
     began = time.perf_counter()
     handles: list[WorkflowHandle[Any, Any]] = []
     for first in range(0, count, 200):
@@ -279,14 +272,7 @@ async def parked_runs(bench: Stack, count: int, gets: int) -> list[Row]:
 async def approval_latency(bench: Stack, runs: int) -> list[Row]:
     assert bench.api_url is not None
     model = "approve-latency"
-    from tests.scripted_llm import Reply, tool_call
-
-    def ask(request: dict[str, Any]) -> Any:
-        if any(message.get("role") == "tool" for message in request["messages"]):
-            return Reply(content="paid")
-        return Reply(tool_calls=[tool_call("pay", "toolbox__transfer", {"account": "a", "amount": 1})])
-
-    bench.llm.respond(model, ask)
+    bench.llm.respond(model, gated_model)
     latencies: list[float] = []
     async with httpx.AsyncClient(base_url=bench.api_url, timeout=30) as http:
         for _ in range(runs + 1):

@@ -40,6 +40,13 @@ def looping_model(request: dict[str, Any]) -> Turn:
     return Reply(tool_calls=[tool_call(f"c{done}", f"toolbox__{tool}", arguments)])
 
 
+def gated_model(request: dict[str, Any]) -> Turn:
+    """Asks for one gated `transfer` (call id `pay`), then answers "paid"."""
+    if any(message.get("role") == "tool" for message in request["messages"]):
+        return Reply(content="paid")
+    return Reply(tool_calls=[tool_call("pay", "toolbox__transfer", {"account": "a", "amount": 1})])
+
+
 @dataclass
 class Stack:
     client: Client
