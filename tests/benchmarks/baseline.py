@@ -5,6 +5,7 @@ workflow with and without eager start)."""
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
 from datetime import timedelta
@@ -15,6 +16,8 @@ from mcp import Client, StdioServerParameters
 from temporalio import activity, workflow
 from temporalio.client import Client as TemporalClient
 from temporalio.worker import Worker
+
+from tests.conftest import REPO_ROOT
 
 
 async def in_process_loop(base_url: str, model: str, session: Client, steps: int) -> list[float]:
@@ -39,10 +42,7 @@ async def in_process_loop(base_url: str, model: str, session: Client, steps: int
 
 
 def stdio_params(call_log: str | None = None) -> StdioServerParameters:
-    import sys
-
-    from tests.conftest import REPO_ROOT
-
+    """The toolbox MCP server over stdio (logging its calls to `call_log` when given)."""
     env = {"TOOLBOX_CALL_LOG": call_log} if call_log else None
     return StdioServerParameters(
         command=sys.executable, args=["-m", "tests.mcp_servers.toolbox"], cwd=str(REPO_ROOT), env=env
