@@ -208,18 +208,10 @@ class OrchestrationService:
         without asking a worker), unknown, not an orchestration, or no worker answered in time."""
         handle = self._client.get_workflow_handle(orchestration_id)
         try:
-            async with asyncio.timeout(QUERY_TIMEOUT_SECONDS):
+            async with temporal_call("query orchestration", QUERY_TIMEOUT_SECONDS):
                 return await handle.query(Orchestration.status, reject_condition=QueryRejectCondition.NOT_OPEN)
-        except (WorkflowQueryRejectedError, WorkflowQueryFailedError, TimeoutError, RPCTimeoutOrCancelledError):
-            return None
-        except RPCError as err:
-            if err.status == RPCStatusCode.UNAVAILABLE:
-                raise APIError(503, "temporal_unavailable", "query orchestration: Temporal is not reachable") from None
-            return None  # NOT_FOUND and the like: describe() tells
-        except RuntimeError as err:  # the lazy client cannot connect
-            raise APIError(
-                503, "temporal_unavailable", f"query orchestration: Temporal is not reachable ({err})"
-            ) from None
+        except (WorkflowQueryRejectedError, WorkflowQueryFailedError, APIError, RPCError):
+            return None  # describe() tells what the server knows (and answers 404 or 503)
 
     async def list(
         self, status: RunStatus | None, limit: int, page_token: str | None, caller: Principal
