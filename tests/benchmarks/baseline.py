@@ -41,12 +41,9 @@ async def in_process_loop(base_url: str, model: str, session: Client, steps: int
     return durations
 
 
-def stdio_params(call_log: str | None = None) -> StdioServerParameters:
-    """The toolbox MCP server over stdio (logging its calls to `call_log` when given)."""
-    env = {"TOOLBOX_CALL_LOG": call_log} if call_log else None
-    return StdioServerParameters(
-        command=sys.executable, args=["-m", "tests.mcp_servers.toolbox"], cwd=str(REPO_ROOT), env=env
-    )
+def stdio_params() -> StdioServerParameters:
+    """The toolbox MCP server over stdio, for a session of the benchmark's own."""
+    return StdioServerParameters(command=sys.executable, args=["-m", "tests.mcp_servers.toolbox"], cwd=str(REPO_ROOT))
 
 
 @activity.defn(name="bench_noop")

@@ -18,6 +18,7 @@ from activities.mcp_config import MCPConfig
 from activities.mcp_pool import MCPSessionPool
 from tests.benchmarks.baseline import in_process_loop, stdio_params, temporal_baselines
 from tests.benchmarks.stack import Stack, gated_model
+from tests.conftest import toolbox_stdio
 from workflows.messages import ApprovalDecision, OrchestrationInput, OrchestrationRequest, OrchestrationStatus
 from workflows.orchestration import ORCHESTRATION_STATUS_ATTRIBUTE, Orchestration
 
@@ -147,7 +148,9 @@ async def mcp_calls(bench: Stack, calls: int, spawns: int) -> list[Row]:
             began = time.perf_counter()
             await session.call_tool("echo", {"text": "x"})
             direct.append(time.perf_counter() - began)
-    pool = MCPSessionPool(MCPConfig.model_validate({"mcpServers": {"toolbox": bench.toolbox() | {"env": {}}}}))
+    pool = MCPSessionPool(
+        MCPConfig.model_validate({"mcpServers": {"toolbox": toolbox_stdio(bench.call_log) | {"env": {}}}})
+    )
     pooled: list[float] = []
     try:
         await pool.call_tool("toolbox", "echo", {"text": "x"}, timeout=10, meta={})
@@ -284,7 +287,7 @@ async def approval_latency(bench: Stack, runs: int) -> list[Row]:
             decision = ApprovalDecision(tool_call_id="pay", decision="approve").model_dump()
             response = await http.post(f"/v1/orchestrations/{handle.id}/approvals", json=decision)
             assert response.status_code == 200, response.text
-            while not (started := [c for c in bench.calls() if c["meta"].get(IDEMPOTENCY_KEY) == key]):
+            while not (started := [c for c in bench.call_log.calls() if c["meta"].get(IDEMPOTENCY_KEY) == key]):
                 await asyncio.sleep(0.002)
             latencies.append(started[0]["at"] - sent)
             await finish(handle)

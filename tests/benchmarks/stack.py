@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import sys
 import tempfile
 import uuid
@@ -20,7 +21,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api.cli.dev import dev_server_flags
-from tests.conftest import REPO_ROOT, TEMPORAL_CLI, WorkerProcess, wait_for_port
+from tests.conftest import REPO_ROOT, TEMPORAL_CLI, CallLog, WorkerProcess, toolbox_stdio, wait_for_port
 from tests.scripted_llm import Reply, ScriptedLLM, Turn, free_port, tool_call
 from workflows.orchestration import SEARCH_ATTRIBUTES
 
@@ -54,7 +55,7 @@ class Stack:
     temporal_address: str
     task_queue: str
     workdir: Path
-    call_log: Path
+    call_log: CallLog
     workers: list[WorkerProcess] = field(default_factory=list)
     api_url: str | None = None
     _api: asyncio.subprocess.Process | None = None
@@ -65,19 +66,12 @@ class Stack:
         self.llm.respond(name, looping_model)
         return name
 
-    def toolbox(self, **policy: Any) -> dict[str, Any]:
-        return {
-            "command": sys.executable,
-            "args": ["-m", "tests.mcp_servers.toolbox"],
-            "cwd": str(REPO_ROOT),
-            "env": {"TOOLBOX_CALL_LOG": str(self.call_log)},
-            **policy,
-        }
-
     def env(self, **extra: str) -> dict[str, str]:
         config = self.workdir / "mcp.json"
         config.write_text(
-            json.dumps({"mcpServers": {"toolbox": self.toolbox(tools_to_auto_execute=["echo", "big_output"])}})
+            json.dumps(
+                {"mcpServers": {"toolbox": toolbox_stdio(self.call_log, tools_to_auto_execute=["echo", "big_output"])}}
+            )
         )
         return dict(
             os.environ,
@@ -105,15 +99,10 @@ class Stack:
         self.api_url = f"http://127.0.0.1:{port}"
         return self.api_url
 
-    def calls(self) -> list[dict[str, Any]]:
-        if not self.call_log.exists():
-            return []
-        return [json.loads(line) for line in self.call_log.read_text().splitlines() if line.strip()]
-
     async def aclose(self) -> None:
         for worker in self.workers:
             with contextlib.suppress(Exception):
-                await worker.stop(15)  # SIGTERM
+                await worker.stop(signal.SIGTERM)
         if self._api is not None and self._api.returncode is None:
             self._api.terminate()
             await self._api.wait()
@@ -145,7 +134,7 @@ async def stack(server_flags: list[str] | None = None) -> AsyncIterator[Stack]:
                 temporal_address=address,
                 task_queue=f"bench-{uuid.uuid4().hex[:8]}",
                 workdir=Path(workdir),
-                call_log=Path(workdir) / "calls.jsonl",
+                call_log=CallLog(Path(workdir) / "calls.jsonl"),
             )
             yield bench
         finally:
