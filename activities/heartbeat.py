@@ -13,12 +13,13 @@ HEARTBEAT_INTERVAL_SECONDS = 2.0
 
 @contextlib.asynccontextmanager
 async def heartbeating(interval: float = HEARTBEAT_INTERVAL_SECONDS) -> AsyncIterator[None]:
-    """Heartbeat every `interval` seconds while the block runs (no-op outside an activity).
+    """Heartbeat every `interval` seconds while the block runs (no-op outside a regular activity).
 
     A cancelled run or a worker shutdown reaches an activity only through its heartbeats;
     with them, an in-flight LLM or tool call is cancelled promptly.
     """
-    if not activity.in_activity():
+    if not activity.in_activity() or activity.info().is_local:
+        # A local activity is cancelled by its worker directly and has no heartbeat.
         yield
         return
 

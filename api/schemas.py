@@ -14,11 +14,16 @@ from workflows.messages import (
     DEFAULT_MAX_STEPS,
     DEFAULT_TOOL_TIMEOUT_SECONDS,
     ApprovalDecision,
+    ApprovalTimeoutSeconds,
     ChatMessage,
+    ContextBudgetBytes,
+    LLMCallMode,
+    MaxSteps,
     OrchestrationRequest,
     RunStatus,
     ServerTools,
     StopReason,
+    ToolTimeoutSeconds,
 )
 
 
@@ -32,20 +37,11 @@ class CreateOrchestration(BaseModel):
     model: str | None = Field(default=None, min_length=1, description="Default: the worker's ORCH_DEFAULT_MODEL.")
     instructions: str | None = Field(default=None, description="System prompt.")
     mcp_servers: list[str] | None = Field(default=None, description="Server names; default: every enabled one.")
-    max_steps: int = Field(default=DEFAULT_MAX_STEPS, ge=1, le=1000, description="LLM calls at most.")
-    tool_timeout_seconds: float = Field(default=DEFAULT_TOOL_TIMEOUT_SECONDS, gt=0, le=3600)
-    approval_timeout_seconds: float = Field(
-        default=DEFAULT_APPROVAL_TIMEOUT_SECONDS,
-        gt=0,
-        le=30 * 86_400,
-        description='On expiry the call counts as denied with reason "approval timed out".',
-    )
-    context_budget_bytes: int = Field(
-        default=DEFAULT_CONTEXT_BUDGET_BYTES,
-        ge=16 * 1024,
-        le=1536 * 1024,
-        description="The conversation sent to the model is kept under this size by eliding the oldest tool outputs.",
-    )
+    max_steps: MaxSteps = DEFAULT_MAX_STEPS
+    tool_timeout_seconds: ToolTimeoutSeconds = DEFAULT_TOOL_TIMEOUT_SECONDS
+    approval_timeout_seconds: ApprovalTimeoutSeconds = DEFAULT_APPROVAL_TIMEOUT_SECONDS
+    context_budget_bytes: ContextBudgetBytes = DEFAULT_CONTEXT_BUDGET_BYTES
+    llm_call: LLMCallMode = "activity"
     webhook_url: AnyHttpUrl | None = Field(default=None, description="Where this run's events are POSTed.")
     metadata: dict[str, str] = Field(default_factory=dict)
 

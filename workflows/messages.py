@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +22,34 @@ DEFAULT_CONTEXT_BUDGET_BYTES = 512 * 1024
 # "suggested" flag (history size) also triggers it.
 DEFAULT_CONTINUE_AS_NEW_AFTER_EVENTS = 10_000
 OUTPUT_PREVIEW_CHARS = 500
+
+# Run options with their bounds, shared by the workflow input and the API body so the two
+# cannot drift apart.
+MaxSteps = Annotated[int, Field(ge=1, le=1000, description="LLM calls at most.")]
+ToolTimeoutSeconds = Annotated[float, Field(gt=0, le=3600, description="Per tool call.")]
+ApprovalTimeoutSeconds = Annotated[
+    float,
+    Field(gt=0, le=30 * 86_400, description='On expiry the call counts as denied with reason "approval timed out".'),
+]
+ContextBudgetBytes = Annotated[
+    int,
+    Field(
+        ge=16 * 1024,
+        le=1536 * 1024,
+        description="The conversation sent to the model is kept under this size by eliding the oldest tool outputs.",
+    ),
+]
+LLMCallMode = Annotated[
+    Literal["activity", "local_activity"],
+    Field(
+        description=(
+            "How each LLM call runs. `activity` (default): its own activity; status queries and cancel are "
+            "answered at once while it runs. `local_activity`: inside the workflow task, the reply recorded as a "
+            "marker with the commands that use it; one workflow task less per step (see BENCHMARKS.md), but "
+            "status queries and cancel wait until the call ends or the task's next heartbeat (up to 8 s)."
+        )
+    ),
+]
 
 
 class RunStatus(StrEnum):
@@ -88,18 +116,14 @@ class OrchestrationRequest(BaseModel):
     model: str | None = None
     instructions: str | None = None
     mcp_servers: list[str] | None = None
-    max_steps: int = Field(default=DEFAULT_MAX_STEPS, ge=1, le=1000)
-    tool_timeout_seconds: float = Field(default=DEFAULT_TOOL_TIMEOUT_SECONDS, gt=0, le=3600)
-    approval_timeout_seconds: float = Field(default=DEFAULT_APPROVAL_TIMEOUT_SECONDS, gt=0, le=30 * 86_400)
+    max_steps: MaxSteps = DEFAULT_MAX_STEPS
+    tool_timeout_seconds: ToolTimeoutSeconds = DEFAULT_TOOL_TIMEOUT_SECONDS
+    approval_timeout_seconds: ApprovalTimeoutSeconds = DEFAULT_APPROVAL_TIMEOUT_SECONDS
     webhook_url: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     tool_output_limit_bytes: int = Field(default=DEFAULT_TOOL_OUTPUT_LIMIT_BYTES, ge=256)
-    context_budget_bytes: int = Field(
-        default=DEFAULT_CONTEXT_BUDGET_BYTES,
-        ge=16 * 1024,
-        le=1536 * 1024,
-        description="The conversation sent to the model is kept under this size by eliding the oldest tool outputs.",
-    )
+    context_budget_bytes: ContextBudgetBytes = DEFAULT_CONTEXT_BUDGET_BYTES
+    llm_call: LLMCallMode = "activity"
     continue_as_new_after_events: int = Field(default=DEFAULT_CONTINUE_AS_NEW_AFTER_EVENTS, ge=50)
     owner: str | None = Field(default=None, description="Name of the API key that started the run.")
     tool_scope: list[str] | None = Field(

@@ -74,6 +74,18 @@ def llm_options() -> dict[str, Any]:
     }
 
 
+def llm_local_options() -> dict[str, Any]:
+    """Options for `LLMActivities.chat_completion` run as a local activity (`llm_call:
+    "local_activity"`): the same timeout and retries; retries with backoff up to a minute
+    stay in the worker, longer ones become durable timers. Cancellation needs no
+    heartbeat: the worker cancels a local activity itself."""
+    return {
+        "start_to_close_timeout": timedelta(minutes=5),
+        "retry_policy": LLM_RETRY_POLICY,
+        "cancellation_type": CANCELLATION,
+    }
+
+
 def prepare_options() -> dict[str, Any]:
     """Options for `MCPActivities.prepare_run` (lists every server's tools); the heartbeat
     timeout retries it on another worker soon after its worker dies, not after 2 minutes."""

@@ -259,18 +259,22 @@ class Orchestration:
         state.steps.append(record)
         number = state.llm_calls + 1
         fit_to_budget(state.messages, self._request.context_budget_bytes)
+        request = LLMRequest(
+            model=state.model, messages=state.messages, tools=[tool.openai_tool() for tool in state.catalog.tools]
+        )
+        summary = f"llm {state.model} step {number}"
         try:
-            reply = await workflow.execute_activity_method(
-                LLMActivities.chat_completion,
-                LLMRequest(
-                    model=state.model,
-                    messages=state.messages,
-                    tools=[tool.openai_tool() for tool in state.catalog.tools],
-                ),
-                summary=f"llm {state.model} step {number}",
-                **options.llm_options(),
-            )
-        except ActivityError as err:
+            if self._request.llm_call == "local_activity":
+                # The reply is recorded as a marker in the same task completion as the
+                # commands that act on it (the tool calls), so it is still recorded before use.
+                reply = await workflow.execute_local_activity_method(
+                    LLMActivities.chat_completion, request, summary=summary, **options.llm_local_options()
+                )
+            else:
+                reply = await workflow.execute_activity_method(
+                    LLMActivities.chat_completion, request, summary=summary, **options.llm_options()
+                )
+        except FailureError as err:  # ActivityError; a local activity's failure may come unwrapped
             _reraise_cancellation(err)
             self._end_step(record, "failed")
             raise _RunFailed(f"LLM call failed: {_failure_message(err)}") from None
@@ -518,13 +522,13 @@ def _last_assistant_text(messages: list[ChatMessage]) -> str | None:
     return None
 
 
-def _reraise_cancellation(err: ActivityError) -> None:
+def _reraise_cancellation(err: FailureError) -> None:
     """An activity that ended because the run was cancelled cancels the run, not just the step."""
-    if isinstance(err.cause, CancelledError):
+    if isinstance(err, CancelledError) or isinstance(err.cause, CancelledError):
         raise asyncio.CancelledError() from err
 
 
-def _failure_message(err: ActivityError) -> str:
+def _failure_message(err: FailureError) -> str:
     """The innermost failure's message: the provider's or the tool server's own words."""
     cause: BaseException | None = err
     while isinstance(cause, ActivityError) and cause.cause is not None:

@@ -12,7 +12,7 @@ from mcp import Client, StdioServerParameters
 from activities.mcp_config import MCPConfig
 from activities.mcp_pool import MCPSessionPool
 from tests.benchmarks.baseline import in_process_loop, stdio_params
-from tests.benchmarks.cases import llm_step_gaps
+from tests.benchmarks.cases import step_gaps
 from tests.benchmarks.stack import looping_model
 from tests.conftest import CallLog, WorkerFactory, result_of, toolbox_stdio
 from tests.scripted_llm import ScriptedLLM
@@ -64,6 +64,6 @@ async def test_a_durable_loop_step_stays_within_its_ratio_of_the_in_process_step
         for _ in range(3):
             handle = await h.start({"input": "go", "model": model, "max_steps": 10})
             assert (await result_of(handle)).step == 10
-            durable += await llm_step_gaps(handle)
+            durable += await step_gaps(handle)
     ratio = statistics.median(durable) / statistics.median(in_process)
     assert ratio <= ENGINE_STEP_MAX_RATIO, f"a durable step is {ratio:.1f}x the in-process step"

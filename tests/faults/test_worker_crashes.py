@@ -53,8 +53,9 @@ async def test_worker_killed_mid_tool_call_retries_only_the_unfinished_call(
     assert final.usage.tool_calls == 2
 
 
+@pytest.mark.parametrize("llm_call", ["activity", "local_activity"])
 async def test_worker_killed_mid_llm_call_asks_the_model_again_and_runs_tools_once(
-    worker_process: Callable[..., Any], llm: ScriptedLLM, call_log: CallLog
+    worker_process: Callable[..., Any], llm: ScriptedLLM, call_log: CallLog, llm_call: str
 ) -> None:
     llm.script(
         "m-crash-llm",
@@ -65,7 +66,7 @@ async def test_worker_killed_mid_llm_call_asks_the_model_again_and_runs_tools_on
     servers = {"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["*"])}
     first, h = worker_process(servers)
     await first.start()
-    handle = await h.start({"input": "go", "model": "m-crash-llm"})
+    handle = await h.start({"input": "go", "model": "m-crash-llm", "llm_call": llm_call})
     async with asyncio.timeout(30):
         while len(llm.requests_for("m-crash-llm")) < 2:
             await asyncio.sleep(0.05)

@@ -15,7 +15,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
 from activities.webhooks import verify
 from tests.conftest import CallLog, Harness, WorkerFactory, result_of, toolbox_stdio
-from tests.scripted_llm import HTTPError, Reply, ScriptedLLM, free_port, tool_call
+from tests.scripted_llm import HTTPError, Reply, ScriptedLLM, Stall, free_port, tool_call
 from workflows.messages import ApprovalDecision
 from workflows.orchestration import Orchestration
 
@@ -71,6 +71,26 @@ async def test_cancel_stops_an_in_flight_tool_call(
     assert not description.raw_description.pending_activities
     memo = await description.memo_value("orchestration")
     assert [s["status"] for s in memo["steps"] if s["kind"] == "tool"] == ["cancelled"]
+
+
+async def test_cancel_stops_an_llm_call_running_as_a_local_activity(
+    run_worker: WorkerFactory, llm: ScriptedLLM
+) -> None:
+    llm.script("m-cancel-local", Stall(seconds=120))
+    async with run_worker() as h:
+        handle = await h.start({"input": "think", "model": "m-cancel-local", "llm_call": "local_activity"})
+        async with asyncio.timeout(20):
+            while not llm.requests_for("m-cancel-local"):
+                await asyncio.sleep(0.05)
+        await handle.cancel()
+        # The cancel waits for the held workflow task's next heartbeat (80% of its 10 s timeout).
+        with pytest.raises(WorkflowFailureError):
+            await asyncio.wait_for(handle.result(), 30)
+        description = await handle.describe()
+    assert description.status == WorkflowExecutionStatus.CANCELED
+    memo = await description.memo_value("orchestration")
+    assert memo["status"] == "cancelled" and [s["status"] for s in memo["steps"]] == ["cancelled"]
+    assert len(llm.requests_for("m-cancel-local")) == 1
 
 
 class WebhookReceiver:

@@ -32,11 +32,12 @@ async def test_503_is_retried_and_the_run_completes(run_worker: WorkerFactory, l
     assert len(llm.requests_for("m-503")) == 2
 
 
-async def test_429_retry_waits_for_retry_after(run_worker: WorkerFactory, llm: ScriptedLLM) -> None:
+@pytest.mark.parametrize("llm_call", ["activity", "local_activity"])
+async def test_429_retry_waits_for_retry_after(run_worker: WorkerFactory, llm: ScriptedLLM, llm_call: str) -> None:
     limited, ok = _timed(HTTPError(429, "slow down", headers={"Retry-After": "3"})), _timed(Reply(content="ok"))
     llm.script("m-429", limited, ok)
     async with run_worker() as h:
-        final = await result_of(await h.start({"input": "hi", "model": "m-429"}))
+        final = await result_of(await h.start({"input": "hi", "model": "m-429", "llm_call": llm_call}))
     assert final.output == "ok"
     # The default first retry would come after 1 s; Retry-After asked for 3.
     assert ok.stamps[0] - limited.stamps[0] >= 2.9
@@ -56,10 +57,13 @@ async def test_a_dropped_connection_is_retried(run_worker: WorkerFactory, llm: S
     assert final.output == "reconnected" and len(llm.requests_for("m-drop")) == 2
 
 
-async def test_400_fails_the_run_with_the_providers_message(run_worker: WorkerFactory, llm: ScriptedLLM) -> None:
+@pytest.mark.parametrize("llm_call", ["activity", "local_activity"])
+async def test_400_fails_the_run_with_the_providers_message(
+    run_worker: WorkerFactory, llm: ScriptedLLM, llm_call: str
+) -> None:
     llm.script("m-400", HTTPError(400, "The model `m-400` does not exist"))
     async with run_worker() as h:
-        handle = await h.start({"input": "hi", "model": "m-400"})
+        handle = await h.start({"input": "hi", "model": "m-400", "llm_call": llm_call})
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
         status = await h.status(handle)

@@ -72,3 +72,28 @@ async def test_a_run_without_a_user_message_fails_instead_of_retrying(run_worker
         with pytest.raises(WorkflowFailureError) as failure:
             await asyncio.wait_for(handle.result(), 30)
     assert "at least one user message" in str(failure.value.cause)
+
+
+async def test_llm_calls_as_local_activities_record_each_reply_with_the_commands_that_use_it(
+    run_worker: WorkerFactory, llm: ScriptedLLM, call_log: CallLog
+) -> None:
+    llm.script(
+        "m-local",
+        Reply(tool_calls=[tool_call("e1", "toolbox__echo", {"text": "one"})], prompt_tokens=5, completion_tokens=2),
+        Reply(content="done", prompt_tokens=9, completion_tokens=1),
+    )
+    async with run_worker({"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["*"])}) as h:
+        handle = await h.start({"input": "go", "model": "m-local", "llm_call": "local_activity"})
+        final = await result_of(handle)
+    assert final.status == "completed" and final.output == "done"
+    assert [s.kind for s in final.steps] == ["llm", "tool", "llm"] and final.usage.prompt_tokens == 14
+    assert len(call_log.calls("echo")) == 1
+    events = (await handle.fetch_history()).events
+    scheduled = [e for e in events if e.HasField("activity_task_scheduled_event_attributes")]
+    names = [e.activity_task_scheduled_event_attributes.activity_type.name for e in scheduled]
+    assert names == ["prepare_run", "call_tool"], "no chat_completion activity"
+    markers = [e.marker_recorded_event_attributes for e in events if e.HasField("marker_recorded_event_attributes")]
+    assert len(markers) == 2
+    # The first reply is recorded by the same workflow task completion that schedules its tool call.
+    tool_call_scheduled = scheduled[1].activity_task_scheduled_event_attributes
+    assert markers[0].workflow_task_completed_event_id == tool_call_scheduled.workflow_task_completed_event_id
