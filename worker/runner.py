@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.llm import DEFAULT_LLM_TIMEOUT, LLMActivities
 from activities.mcp_config import MCPConfig
@@ -29,6 +30,11 @@ logger = logging.getLogger("worker")
 
 WEBHOOK_TIMEOUT = httpx.Timeout(10.0)
 HEARTBEAT_THROTTLE = timedelta(seconds=2)
+# The sandbox still refuses non-deterministic calls (clocks, randomness, I/O) in workflow
+# code, but no longer re-imports every module for each run: our workflow modules keep no
+# mutable module state, and re-importing made a run's first task and every replay of an
+# evicted run cost ~20 ms (BENCHMARKS.md).
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
 
 
 async def connect(settings: Settings) -> Client:
@@ -85,7 +91,12 @@ async def worker_resources(
 
 
 def build_worker(
-    client: Client, task_queue: str, activities: Sequence[Any], *, graceful_shutdown_seconds: float = 30.0
+    client: Client,
+    task_queue: str,
+    activities: Sequence[Any],
+    *,
+    graceful_shutdown_seconds: float = 30.0,
+    max_cached_workflows: int = 1000,
 ) -> Worker:
     """The worker for the `Orchestration` workflow and its activities."""
     return Worker(
@@ -94,6 +105,8 @@ def build_worker(
         workflows=[Orchestration, ListTools],
         activities=list(activities),
         graceful_shutdown_timeout=timedelta(seconds=graceful_shutdown_seconds),
+        workflow_runner=WORKFLOW_RUNNER,
+        max_cached_workflows=max_cached_workflows,
         # Heartbeats carry cancellation to in-flight LLM and tool calls; sending them at
         # most 2 s apart (instead of 80% of the heartbeat timeout) makes cancel prompt.
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
@@ -114,6 +127,7 @@ async def run_worker(settings: Settings, mcp_config: MCPConfig) -> None:
             settings.task_queue,
             resources.activities,
             graceful_shutdown_seconds=settings.graceful_shutdown_seconds,
+            max_cached_workflows=settings.max_cached_workflows,
         )
         servers = ", ".join(mcp_config.servers) or "none"
         logger.info(

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
         description="Path to the API keys JSON file, or that JSON inline (see api/auth.py). Unset: loopback only.",
     )
     max_prompt_bytes: int = Field(default=262_144, ge=1024, validation_alias="ORCH_MAX_PROMPT_BYTES")
+    max_cached_workflows: int = Field(
+        default=1000,
+        ge=2,
+        validation_alias="ORCH_MAX_CACHED_WORKFLOWS",
+        description="Runs a worker keeps in memory (~0.12 MB each); others are replayed from history when touched.",
+    )
 
     @property
     def webhook_hosts_allowed(self) -> frozenset[str]:

@@ -41,11 +41,12 @@ async def _run(options: argparse.Namespace) -> list[Row]:
     quick = options.quick
     rows: list[Row] = []
     async with stack(DEFAULT_SERVER_FLAGS if options.server_defaults else None) as bench:
-        rows += await cases.temporal_floor(bench, repeats=2 if quick else 4)
+        base = await cases.temporal_floor(bench, repeats=2 if quick else 4)
+        rows += base
         _progress(rows)
         await bench.start_worker()
         if "a" in selected:
-            rows += await cases.engine_overhead(bench, runs=10 if quick else 30)
+            rows += await cases.engine_overhead(bench, runs=10 if quick else 30, base=base)
             _progress(rows)
         if "b" in selected:
             rows += await cases.mcp_calls(bench, calls=200 if quick else 1000, spawns=3 if quick else 10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -102,9 +103,13 @@ async def temporal_floor(bench: Stack, repeats: int) -> list[Row]:
 
 
 LLM_CALL_MODES = ("activity", "local_activity")
+FLOOR_ROWS = ("Temporal: no-op activity, per step", "Temporal: no-op local activity, per step")
 
 
-async def engine_overhead(bench: Stack, runs: int, steps: int = 10) -> list[Row]:
+async def engine_overhead(bench: Stack, runs: int, base: list[Row], steps: int = 10) -> list[Row]:
+    """Durable steps in both LLM call modes against the in-process step; `base` (the Temporal
+    rows) gives the floor: one no-op activity + one no-op local activity + the in-process work,
+    the least a step can cost here while recording the tool result before the next LLM call."""
     model = bench.model(steps)
     in_process: list[float] = []
     async with Client(stdio_params()) as session:
@@ -113,7 +118,19 @@ async def engine_overhead(bench: Stack, runs: int, steps: int = 10) -> list[Row]
             durations = await in_process_loop(bench.llm.base_url, model, session, steps)
             in_process += durations[:-1]  # LLM call + tool call; the last step answers
     floor = statistics.median(in_process)
-    rows = [ms_row("a", "in-process loop step (LLM + MCP echo)", in_process)]
+    activity_ms, local_ms = (next(row.median for row in base if row.what == what) for what in FLOOR_ROWS)
+    least = activity_ms + local_ms + floor * 1000
+    rows = [
+        ms_row("a", "in-process loop step (LLM + MCP echo)", in_process),
+        Row(
+            "a",
+            "floor: no-op activity + no-op local activity + in-process step",
+            least,
+            None,
+            "ms",
+            ratio=f"{least / (floor * 1000):.1f}x in-process",
+        ),
+    ]
     for mode in LLM_CALL_MODES:
         await finish(await start_run(bench, model, llm_call=mode))  # warm-up
         durable: list[float] = []
@@ -201,18 +218,43 @@ async def mcp_calls(bench: Stack, calls: int, spawns: int) -> list[Row]:
 # --- c. Throughput -----------------------------------------------------------------------
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its live children (e.g. stdio MCP servers)."""
+    clock_ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            fields = open(f"/proc/{current}/stat").read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / clock_ticks
+            for task in os.listdir(f"/proc/{current}/task"):
+                pids += [int(child) for child in open(f"/proc/{current}/task/{task}/children").read().split()]
+        except OSError:
+            continue
+    return total
+
+
 async def throughput(bench: Stack, concurrent: int) -> list[Row]:
+    """Runs per second, and where the CPU went: the Temporal server's and the worker's
+    (with its MCP server) CPU per run, which bound the rate on this machine's cores."""
+    assert bench.workers and bench.workers[0].proc is not None
+    worker_pid = bench.workers[0].proc.pid
     model = bench.model(3)
     rows = []
     for mode in LLM_CALL_MODES:
         await finish(await start_run(bench, model, llm_call=mode))  # warm-up
+        server_cpu, worker_cpu = cpu_seconds(bench.server_pid), cpu_seconds(worker_pid)
         began = time.perf_counter()
         handles = await asyncio.gather(*(start_run(bench, model, llm_call=mode) for _ in range(concurrent)))
         finals = await asyncio.gather(*(finish(handle) for handle in handles))
         elapsed = time.perf_counter() - began
         assert all(final.status == "completed" for final in finals)
+        server_ms = (cpu_seconds(bench.server_pid) - server_cpu) / concurrent * 1000
+        worker_ms = (cpu_seconds(worker_pid) - worker_cpu) / concurrent * 1000
         rate = concurrent / elapsed
-        rows.append(
+        cores = os.cpu_count() or 1
+        rows += [
             Row(
                 "c",
                 f"3-step runs completed per second, {concurrent} concurrent, 1 worker, llm_call={mode}",
@@ -221,8 +263,24 @@ async def throughput(bench: Stack, concurrent: int) -> list[Row]:
                 "runs/s",
                 target=">= 100 runs/s",
                 ok=rate >= 100,
-            )
-        )
+            ),
+            Row(
+                "c",
+                f"CPU per run: Temporal server, llm_call={mode}",
+                server_ms,
+                None,
+                "ms",
+                ratio=f"alone caps {cores} cores at {cores * 1000 / server_ms:.0f} runs/s",
+            ),
+            Row(
+                "c",
+                f"CPU per run: worker + MCP server, llm_call={mode}",
+                worker_ms,
+                None,
+                "ms",
+                ratio=f"together: {cores * 1000 / (server_ms + worker_ms):.0f} runs/s",
+            ),
+        ]
     return rows
 
 

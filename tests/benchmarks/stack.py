@@ -56,6 +56,7 @@ class Stack:
     task_queue: str
     workdir: Path
     call_log: CallLog
+    server_pid: int
     workers: list[WorkerProcess] = field(default_factory=list)
     api_url: str | None = None
     _api: asyncio.subprocess.Process | None = None
@@ -135,6 +136,7 @@ async def stack(server_flags: list[str] | None = None) -> AsyncIterator[Stack]:
                 task_queue=f"bench-{uuid.uuid4().hex[:8]}",
                 workdir=Path(workdir),
                 call_log=CallLog(Path(workdir) / "calls.jsonl"),
+                server_pid=server.pid,
             )
             yield bench
         finally:
