@@ -16,7 +16,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from jsonschema import exceptions as jsonschema_exceptions
+from jsonschema import validators
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from workflows.messages import ApprovalRule
 
 Transport = Literal["stdio", "streamable_http", "sse"]
 ToolPolicy = Literal["execute", "auto_execute", "denied"]
@@ -31,6 +35,26 @@ _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 class MCPConfigError(Exception):
     """The config file is missing, not JSON or invalid; the message names the file and the problem."""
+
+
+class RuleConfig(BaseModel):
+    """One entry of `auto_approve_rules`: calls whose arguments match `arguments` (a JSON
+    Schema, e.g. `{"properties": {"amount": {"maximum": 100}}, "required": ["amount"]}`)
+    run without waiting for a person."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    arguments: dict[str, Any]
+
+    @field_validator("arguments")
+    @classmethod
+    def _valid_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        try:
+            validators.validator_for(schema).check_schema(schema)
+        except jsonschema_exceptions.SchemaError as err:
+            raise ValueError(f"not a valid JSON Schema: {err.message}") from None
+        return schema
 
 
 class MCPServerConfig(BaseModel):
@@ -53,6 +77,7 @@ class MCPServerConfig(BaseModel):
     tool_deny_list: list[str] = Field(default_factory=list)
     model_intent: bool = False
     tool_pricing: dict[str, float] = Field(default_factory=dict)
+    auto_approve_rules: dict[str, list[RuleConfig]] = Field(default_factory=dict)
 
     @field_validator("transport", mode="before")
     @classmethod
@@ -88,7 +113,19 @@ class MCPServerConfig(BaseModel):
         negative = {name: price for name, price in self.tool_pricing.items() if price < 0}
         if negative:
             raise ValueError(f"tool_pricing must not be negative: {negative}")
+        denied = [tool for tool in self.auto_approve_rules if _matches(tool, self.tool_deny_list)]
+        if denied:
+            raise ValueError(f"auto_approve_rules name tools in tool_deny_list: {denied}")
         return self
+
+    def rules_for(self, tool: str) -> list[ApprovalRule]:
+        """The auto-approval rules of `tool` (keys may be globs), each named."""
+        return [
+            ApprovalRule(name=rule.name or f"{pattern}#{index}", arguments=rule.arguments)
+            for pattern, rules in self.auto_approve_rules.items()
+            if fnmatch.fnmatchcase(tool, pattern)
+            for index, rule in enumerate(rules, start=1)
+        ]
 
     @property
     def is_enabled(self) -> bool:

@@ -82,6 +82,7 @@ class MCPActivities:
                         input_schema=_tool_schema(tool),
                         model_intent=server_config.model_intent,
                         auto_execute=policy == "auto_execute",
+                        auto_approve_rules=server_config.rules_for(tool.name) if policy == "execute" else [],
                         price_usd=server_config.tool_pricing.get(tool.name, 0.0),
                         definition_hash=_definition_hash(tool),
                     )
@@ -107,15 +108,17 @@ class MCPActivities:
             except Exception as err:
                 entry.error = describe_error(err)
                 continue
-            entry.tools = [
-                ToolDescription(
-                    name=tool.name,
-                    description=_tool_description(tool),
-                    input_schema=tool.input_schema or {},
-                    policy=server_config.policy_for(tool.name) or "denied",
+            for tool in tools:
+                policy = server_config.policy_for(tool.name) or "denied"
+                entry.tools.append(
+                    ToolDescription(
+                        name=tool.name,
+                        description=_tool_description(tool),
+                        input_schema=tool.input_schema or {},
+                        policy=policy,
+                        auto_approve_rules=server_config.rules_for(tool.name) if policy == "execute" else [],
+                    )
                 )
-                for tool in tools
-            ]
         return listing
 
     @activity.defn(name="call_tool")

@@ -11,8 +11,9 @@ from temporalio.client import Client
 
 from api.auth import APIKeysError, load_api_keys
 from api.errors import install_error_handlers
+from api.events import RunEventsHub
 from api.limits import BodySizeLimit
-from api.routers import codec, health, orchestrations, tools, webhooks
+from api.routers import chat, codec, health, orchestrations, tools, webhooks
 from api.service import OrchestrationService
 from worker.codec import data_converter
 from worker.settings import Settings
@@ -34,8 +35,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             lazy=True,
         )
         app.state.settings = resolved
-        app.state.service = OrchestrationService(client, resolved)
+        app.state.service = service = OrchestrationService(client, resolved)
+        app.state.events = hub = RunEventsHub(service.events, resolved.events_poll_seconds)
         yield
+        await hub.aclose()
 
     app = FastAPI(
         title="Durable orchestrations",
@@ -54,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["content-type", "x-namespace", "authorization"],
         allow_credentials=True,
     )
-    for router in (orchestrations.router, webhooks.router, tools.router, codec.router, health.router):
+    for router in (orchestrations.router, chat.router, webhooks.router, tools.router, codec.router, health.router):
         app.include_router(router)
     return app
 

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the service (one Temporal client per process) and the settings."""
+"""FastAPI dependencies: the service (one Temporal client per process), the events hub and the settings."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from api.events import RunEventsHub
 from api.service import OrchestrationService
 from worker.settings import Settings
 
@@ -20,5 +21,11 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+def get_events_hub(request: Request) -> RunEventsHub:
+    hub: RunEventsHub = request.app.state.events
+    return hub
+
+
 ServiceDep = Annotated[OrchestrationService, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+EventsHubDep = Annotated[RunEventsHub, Depends(get_events_hub)]

@@ -44,13 +44,20 @@ _DESCRIPTIONS = {
     409: "Conflict with the run's state (already decided, run finished)",
     413: "Request body or prompt over the size limit",
     422: "Invalid request body or parameters",
+    502: "The orchestration behind a chat completion failed or was cancelled",
     503: "Temporal or the workers are not reachable",
 }
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries for the given error statuses."""
-    return {status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status]} for status in statuses}
+def error_responses(*statuses: int, json_beside: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the given error statuses. `json_beside`: the route's
+    own media type is not JSON (an event stream), so say that errors come as JSON."""
+    extra: dict[str, Any] = (
+        {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+        if json_beside
+        else {}
+    )
+    return {status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status], **extra} for status in statuses}
 
 
 def _body(code: str, message: str) -> dict[str, Any]:

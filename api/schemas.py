@@ -97,6 +97,14 @@ class ApprovalRequest(ApprovalDecision):
     tool_call_id: str = Field(min_length=1)
 
 
+class ApprovalBatch(BaseModel):
+    """Body of POST /v1/orchestrations/{id}/approvals/batch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decisions: list[ApprovalRequest] = Field(min_length=1, max_length=100)
+
+
 class WebhookApprovalRequest(ApprovalRequest):
     """Body of POST /v1/webhooks/approvals: an approval plus the run it is for."""
 

@@ -10,7 +10,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -43,15 +43,22 @@ from api.schemas import CreateOrchestration, Links, OrchestrationSummary, ToolsR
 from worker.settings import Settings
 from workflows.list_tools import ListTools
 from workflows.messages import (
+    FINAL_EVENT_TYPES,
     ApprovalDecision,
+    DecisionBatch,
+    EventsPage,
+    EventsQuery,
     ListToolsInput,
     OrchestrationInput,
     OrchestrationStatus,
+    RunEvent,
+    RunEventType,
     RunStatus,
     StopReason,
 )
 from workflows.orchestration import (
     DECISION_ALREADY_MADE,
+    DECISION_INVALID,
     DECISION_MISMATCH,
     DECISION_UNKNOWN_CALL,
     ORCHESTRATION_OWNER_ATTRIBUTE,
@@ -213,6 +220,28 @@ class OrchestrationService:
         except (WorkflowQueryRejectedError, WorkflowQueryFailedError, APIError, RPCError):
             return None  # describe() tells what the server knows (and answers 404 or 503)
 
+    async def events(self, orchestration_id: str, after: int) -> EventsPage:
+        """The run's events numbered above `after`: the `events` query while it runs, the
+        events kept in its memo once it has finished. 503 while no worker answers."""
+        handle = self._client.get_workflow_handle(orchestration_id)
+        try:
+            async with temporal_call("query events", QUERY_TIMEOUT_SECONDS):
+                return await handle.query(
+                    Orchestration.events, EventsQuery(after=after), reject_condition=QueryRejectCondition.NOT_OPEN
+                )
+        except WorkflowQueryRejectedError:
+            pass  # finished: its memo has the events
+        except (WorkflowQueryFailedError, RPCError) as err:
+            if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
+                raise _not_found(orchestration_id) from None
+            raise APIError(503, "no_worker", f"no worker answered for {orchestration_id}") from None
+        async with temporal_call("read orchestration"):
+            description = await handle.describe()
+            memo = await description.memo()
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            raise APIError(503, "no_worker", f"no worker answered for {orchestration_id}")
+        return _memo_events(description, memo, after)
+
     async def list(
         self, status: RunStatus | None, limit: int, page_token: str | None, caller: Principal
     ) -> tuple[list[Any], str | None]:
@@ -246,41 +275,43 @@ class OrchestrationService:
     # --- Decide and cancel ---------------------------------------------------------------
 
     async def decide(
-        self, orchestration_id: str, decision: ApprovalDecision, caller: Principal, *, update_id: str | None = None
+        self,
+        orchestration_id: str,
+        decisions: Sequence[ApprovalDecision],
+        caller: Principal,
+        *,
+        update_id: str | None = None,
     ) -> tuple[OrchestrationStatus, bool]:
-        """Apply a decision atomically against the live pending set (the `decide` update).
+        """Apply one decision (the `decide` update) or several together (`decide_many`: all
+        or none), atomically against the live pending set.
 
-        Returns (status, applied). When no worker answers in time, the decision is sent as
-        the durable `submit_approval` signal instead, so it is never lost: it applies when
-        a worker resumes the run (or is ignored and recorded if it no longer fits), and
+        Returns (status, applied). When no worker answers in time, the decisions are sent as
+        the durable `submit_approval` signal instead, so they are never lost: each applies
+        when a worker resumes the run (or is ignored and recorded if it no longer fits), and
         `applied` is False.
         """
         handle: WorkflowHandle[Any, Any] = self._client.get_workflow_handle(orchestration_id)
         try:
             # The update first (one round trip); only a failure asks what the run is.
             async with temporal_call("decide tool call", WORKER_TIMEOUT_SECONDS):
-                return await handle.execute_update(Orchestration.decide, decision, id=update_id), True
+                if len(decisions) == 1:
+                    return await handle.execute_update(Orchestration.decide, decisions[0], id=update_id), True
+                batch = DecisionBatch(decisions=list(decisions))
+                return await handle.execute_update(Orchestration.decide_many, batch, id=update_id), True
         except APIError as err:
             if err.status != 503:
                 raise
             description = await self._running(orchestration_id, caller)
             async with temporal_call("signal decision"):
-                await handle.signal(Orchestration.submit_approval, decision)
+                for decision in decisions:
+                    await handle.signal(Orchestration.submit_approval, decision)
             return _minimal_status(description, {}), False
         except WorkflowUpdateFailedError as err:
             cause = err.cause
-            if isinstance(cause, ApplicationError) and cause.type == DECISION_UNKNOWN_CALL:
-                raise APIError(
-                    404, "unknown_tool_call", f"no tool call {decision.tool_call_id!r} in this run"
-                ) from None
-            if isinstance(cause, ApplicationError) and cause.type == DECISION_MISMATCH:
-                raise APIError(
-                    409, "approval_mismatch", f"tool call {decision.tool_call_id!r}: {cause.message}"
-                ) from None
-            if isinstance(cause, ApplicationError) and cause.type == DECISION_ALREADY_MADE:
-                raise APIError(
-                    409, "already_decided", f"tool call {decision.tool_call_id!r}: {cause.message}"
-                ) from None
+            if isinstance(cause, ApplicationError) and cause.type in _DECISION_ERRORS:
+                status, code = _DECISION_ERRORS[cause.type]
+                where = f"tool call {decisions[0].tool_call_id!r}: " if len(decisions) == 1 else ""
+                raise APIError(status, code, f"{where}{cause.message}") from None
             await self._running(orchestration_id, caller)  # 404 when it is not an orchestration
             raise
         except RPCError:
@@ -341,6 +372,14 @@ class OrchestrationService:
             await self._client.workflow_service.get_system_info(GetSystemInfoRequest(), timeout=timedelta(seconds=3))
 
 
+_DECISION_ERRORS = {
+    DECISION_UNKNOWN_CALL: (404, "unknown_tool_call"),
+    DECISION_MISMATCH: (409, "approval_mismatch"),
+    DECISION_ALREADY_MADE: (409, "already_decided"),
+    DECISION_INVALID: (422, "invalid_decision"),
+}
+
+
 def _not_found(orchestration_id: str) -> APIError:
     return APIError(404, "not_found", f"no orchestration {orchestration_id!r}")
 
@@ -370,6 +409,35 @@ def _minimal_status(description: WorkflowExecutionDescription, memo: Mapping[str
         created_at=description.start_time,
         updated_at=description.close_time or description.start_time,
     )
+
+
+def _memo_events(description: WorkflowExecutionDescription, memo: Mapping[str, Any], after: int) -> EventsPage:
+    """A finished run's events from its memo; a run that ended without writing them
+    (terminated, timed out, failed at its start) gets a final event made up here."""
+    events = [RunEvent.model_validate(event) for event in memo.get("events") or []]
+    status = _status_of(description, memo)
+    if not any(event.type in FINAL_EVENT_TYPES for event in events):
+        final = _minimal_status(description, memo)
+        events.append(
+            RunEvent(
+                id=max(events[-1].id if events else 0, after) + 1,
+                type=_FINAL_EVENT.get(status, RunEventType.FAILED),
+                at=final.updated_at,
+                data={"status": status.value, "stop_reason": final.stop_reason, "error": final.error},
+            )
+        )
+    return EventsPage(
+        events=[event for event in events if event.id > after],
+        first_id=events[0].id,
+        last_id=events[-1].id,
+        status=status,
+    )
+
+
+_FINAL_EVENT = {
+    RunStatus.COMPLETED: RunEventType.COMPLETED,
+    RunStatus.CANCELLED: RunEventType.CANCELLED,
+}
 
 
 def _page_token_check(raw: bytes) -> str:

@@ -38,6 +38,36 @@ class Settings(BaseSettings):
         description="Path to the API keys JSON file, or that JSON inline (see api/auth.py). Unset: loopback only.",
     )
     max_prompt_bytes: int = Field(default=262_144, ge=1024, validation_alias="ORCH_MAX_PROMPT_BYTES")
+    events_poll_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        le=10,
+        validation_alias="ORCH_EVENTS_POLL_SECONDS",
+        description="How often the API asks a watched run for new events (once per run, however many watchers).",
+    )
+    events_stream_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        validation_alias="ORCH_EVENTS_STREAM_SECONDS",
+        description="An event stream is closed after this long; clients resume with Last-Event-ID.",
+    )
+    chat_execute_tools: bool = Field(
+        default=True,
+        validation_alias="ORCH_CHAT_EXECUTE_TOOLS",
+        description="POST /v1/chat/completions runs MCP tools unless the request says `execute_tools: false`.",
+    )
+    chat_approval_wait_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        validation_alias="ORCH_CHAT_APPROVAL_WAIT_SECONDS",
+        description="How long a chat completion waits on a pending approval before answering with the pending calls.",
+    )
+    chat_timeout_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        validation_alias="ORCH_CHAT_TIMEOUT_SECONDS",
+        description="How long a chat completion waits for its run in all before answering that it still runs.",
+    )
     max_cached_workflows: int = Field(
         default=1000,
         ge=2,

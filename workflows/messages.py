@@ -163,6 +163,9 @@ class PendingApproval(BaseModel):
         description="SHA-256 of server, tool, arguments and the tool definition pinned at run start; "
         "a decision carrying it applies only to exactly this call.",
     )
+    input_schema: dict[str, Any] | None = Field(
+        default=None, description="The tool's input schema: what edited `arguments` in an approval must match."
+    )
 
 
 class StepRecord(BaseModel):
@@ -187,6 +190,12 @@ class StepRecord(BaseModel):
     reason: str | None = None
     decided_at: datetime | None = None
     approval_hash: str | None = None
+    approved_by_rule: str | None = Field(
+        default=None, description="The auto-approval rule whose constraints the arguments met."
+    )
+    original_arguments: dict[str, Any] | None = Field(
+        default=None, description="The model's arguments, when the approver ran the tool with edited ones."
+    )
     output_preview: str | None = None
 
 
@@ -200,6 +209,17 @@ class ApprovalDecision(BaseModel):
     approval_hash: str | None = Field(
         default=None, description="The pending call's `approval_hash`: refused if the call differs from it."
     )
+    arguments: dict[str, Any] | None = Field(
+        default=None,
+        description="With `approve` only: run the tool with these arguments instead of the model's. They must "
+        "match the tool's input schema; the model is shown the arguments that were used.",
+    )
+
+
+class DecisionBatch(BaseModel):
+    """Argument of the `decide_many` update: several decisions applied together, or none."""
+
+    decisions: list[ApprovalDecision] = Field(min_length=1, max_length=100)
 
 
 class IgnoredDecision(BaseModel):
@@ -234,7 +254,63 @@ class OrchestrationStatus(BaseModel):
     owner: str | None = Field(default=None, description="The API key that started the run (when keys are on).")
 
 
+# --- Run events (GET /v1/orchestrations/{id}/events) ----------------------------------
+
+
+class RunEventType(StrEnum):
+    """What happened; the last event of a run is `completed`, `failed` or `cancelled`."""
+
+    STATUS = "status"
+    LLM_STARTED = "llm_started"
+    LLM_FINISHED = "llm_finished"
+    TOOL_PENDING = "tool_pending"
+    TOOL_APPROVED = "tool_approved"
+    TOOL_DENIED = "tool_denied"
+    TOOL_STARTED = "tool_started"
+    TOOL_FINISHED = "tool_finished"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINAL_EVENT_TYPES = frozenset({RunEventType.COMPLETED, RunEventType.FAILED, RunEventType.CANCELLED})
+
+
+class RunEvent(BaseModel):
+    """One event of a run, numbered 1, 2, 3... across continue-as-new (the SSE `id`)."""
+
+    id: int
+    type: RunEventType
+    at: datetime
+    step_index: int | None = None
+    tool_call_id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventsQuery(BaseModel):
+    """Argument of the `events` query: the events after `after`, at most `limit`."""
+
+    after: int = 0
+    limit: int = Field(default=500, ge=1, le=5000)
+
+
+class EventsPage(BaseModel):
+    """Result of the `events` query."""
+
+    events: list[RunEvent]
+    first_id: int = Field(description="The oldest event still kept (older ones were dropped at continue-as-new).")
+    last_id: int
+    status: RunStatus
+
+
 # --- Tool catalog, fixed at run start ------------------------------------------------
+
+
+class ApprovalRule(BaseModel):
+    """An argument-level auto-approval rule of one tool (MCP config `auto_approve_rules`)."""
+
+    name: str
+    arguments: dict[str, Any] = Field(description="A JSON Schema the call's arguments must match.")
 
 
 class CatalogTool(BaseModel):
@@ -247,6 +323,7 @@ class CatalogTool(BaseModel):
     input_schema: dict[str, Any]
     model_intent: bool = False
     auto_execute: bool = False
+    auto_approve_rules: list[ApprovalRule] = Field(default_factory=list)
     price_usd: float = 0.0
     definition_hash: str = ""
 
@@ -299,6 +376,7 @@ class OpenToolCall(BaseModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
     intent: str | None = None
     auto_execute: bool = False
+    rule: str | None = None
     price_usd: float = 0.0
     problem: str | None = None
     definition_hash: str = ""
@@ -306,6 +384,7 @@ class OpenToolCall(BaseModel):
     requested_at: datetime | None = None
     decision: ApprovalDecision | None = None
     decided_at: datetime | None = None
+    original_arguments: dict[str, Any] | None = None
     result: str | None = None
 
 
@@ -322,6 +401,8 @@ class OrchestrationState(BaseModel):
     open_calls: list[OpenToolCall] = Field(default_factory=list)
     ignored_decisions: list[IgnoredDecision] = Field(default_factory=list)
     continued_runs: int = 0
+    events: list[RunEvent] = Field(default_factory=list)
+    next_event_id: int = 1
 
 
 class OrchestrationInput(BaseModel):
@@ -384,6 +465,9 @@ class ToolDescription(BaseModel):
     description: str = ""
     input_schema: dict[str, Any] = Field(default_factory=dict)
     policy: Literal["execute", "auto_execute", "denied"]
+    auto_approve_rules: list[ApprovalRule] = Field(
+        default_factory=list, description="Calls of an `execute` tool whose arguments match one run without approval."
+    )
 
 
 class ServerTools(BaseModel):

@@ -9,6 +9,7 @@ activities; this module only decides.
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,10 +26,15 @@ with workflow.unsafe.imports_passed_through():
     from activities.webhooks import WebhookActivities
     from workflows import options
     from workflows.context import fit_to_budget
+    from workflows.events import EventLog
     from workflows.messages import (
         OUTPUT_PREVIEW_CHARS,
         ApprovalDecision,
+        CatalogTool,
         ChatMessage,
+        DecisionBatch,
+        EventsPage,
+        EventsQuery,
         IgnoredDecision,
         LLMReply,
         LLMRequest,
@@ -39,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         OrchestrationStatus,
         PendingApproval,
         PrepareRunInput,
+        RunEventType,
         RunStatus,
         StepRecord,
         StopReason,
@@ -47,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
         WebhookEvent,
         WebhookEventType,
     )
-    from workflows.tool_calls import open_tool_call
+    from workflows.tool_calls import model_arguments_text, open_tool_call, schema_problem
 
 ORCHESTRATION_STATUS_ATTRIBUTE = SearchAttributeKey.for_keyword("OrchestrationStatus")
 """Custom search attribute kept equal to the run's status, for listing and filtering."""
@@ -59,8 +66,14 @@ SEARCH_ATTRIBUTES = (ORCHESTRATION_STATUS_ATTRIBUTE, ORCHESTRATION_OWNER_ATTRIBU
 DECISION_UNKNOWN_CALL = "UnknownToolCall"
 DECISION_ALREADY_MADE = "AlreadyDecided"
 DECISION_MISMATCH = "ApprovalMismatch"
+DECISION_INVALID = "InvalidDecision"
 
 TERMINAL_STATUSES = {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT}
+_FINAL_EVENTS = {
+    RunStatus.COMPLETED: RunEventType.COMPLETED,
+    RunStatus.FAILED: RunEventType.FAILED,
+    RunStatus.CANCELLED: RunEventType.CANCELLED,
+}
 
 
 class _RunFailed(Exception):
@@ -88,6 +101,8 @@ class Orchestration:
         self._output: str | None = None
         self._error: str | None = None
         self._notifications: list[asyncio.Task[None]] = []
+        state = input.state
+        self._events = EventLog(state.events, state.next_event_id) if state else EventLog()
 
     # --- Temporal interface ---------------------------------------------------------
 
@@ -144,6 +159,23 @@ class Orchestration:
         if rejection is not None:
             raise rejection
 
+    @workflow.update(name="decide_many")
+    def decide_many(self, batch: DecisionBatch) -> OrchestrationStatus:
+        """Decide several pending tool calls at once: all of them, or none if one cannot apply."""
+        for decision in batch.decisions:
+            self._apply(decision)
+        return self.status()
+
+    @decide_many.validator
+    def _validate_batch(self, batch: DecisionBatch) -> None:
+        ids = [decision.tool_call_id for decision in batch.decisions]
+        if len(set(ids)) != len(ids):
+            raise ApplicationError("a tool call is decided twice in this batch", type=DECISION_INVALID)
+        for decision in batch.decisions:
+            rejection = self._rejection(decision)
+            if rejection is not None:
+                raise ApplicationError(f"tool call {decision.tool_call_id!r}: {rejection.message}", type=rejection.type)
+
     def _rejection(self, decision: ApprovalDecision) -> ApplicationError | None:
         """Why `decision` cannot apply (typed for the API to map to 404/409), or None."""
         call = self._find_open_call(decision.tool_call_id)
@@ -159,6 +191,15 @@ class Orchestration:
             return ApplicationError(
                 "approval_hash does not match this call (other arguments or tool definition)", type=DECISION_MISMATCH
             )
+        if decision.arguments is not None:
+            if decision.decision != "approve":
+                return ApplicationError("`arguments` can only come with `approve`", type=DECISION_INVALID)
+            problem = schema_problem(self._catalog_tool(call).input_schema, decision.arguments)
+            if problem is not None:
+                return ApplicationError(
+                    f"arguments do not match the input schema of {call.server}.{call.tool}: {problem}",
+                    type=DECISION_INVALID,
+                )
         return None
 
     def _apply(self, decision: ApprovalDecision) -> None:
@@ -166,8 +207,11 @@ class Orchestration:
         assert call is not None
         call.decision = decision
         call.decided_at = workflow.now()
+        if decision.decision == "approve" and decision.arguments is not None and decision.arguments != call.arguments:
+            self._use_edited_arguments(call, decision.arguments)
+        self._emit_decision(call)
         workflow.logger.info(
-            "tool call %s %sd by %s", call.tool_call_id, decision.decision, decision.approver or "unknown"
+            "tool call %s: %s by %s", call.tool_call_id, decision.decision, decision.approver or "unknown"
         )
 
     @workflow.query(name="status")
@@ -193,6 +237,11 @@ class Orchestration:
             unavailable_servers=dict(state.catalog.unavailable_servers) if state else {},
             owner=self._request.owner,
         )
+
+    @workflow.query(name="events")
+    def events(self, query: EventsQuery) -> EventsPage:
+        """The run's events after `query.after` (what the API streams as Server-Sent Events)."""
+        return self._events.page(query.after, query.limit, self._status)
 
     # --- The loop ---------------------------------------------------------------------
 
@@ -253,6 +302,8 @@ class Orchestration:
                         output_preview=f"error: {opened.problem}" if opened.problem else None,
                     )
                 )
+                if opened.rule is not None:
+                    self._approve_by_rule(opened, state.steps[-1])
 
     async def _call_llm(self, state: OrchestrationState) -> LLMReply:
         record = StepRecord(index=len(state.steps), kind="llm", status="running", started_at=workflow.now())
@@ -263,6 +314,7 @@ class Orchestration:
             model=state.model, messages=state.messages, tools=[tool.openai_tool() for tool in state.catalog.tools]
         )
         summary = f"llm {state.model} step {number}"
+        self._emit(RunEventType.LLM_STARTED, step_index=record.index, model=state.model, step=number)
         try:
             if self._request.llm_call == "local_activity":
                 # The reply is recorded as a marker in the same task completion as the
@@ -277,12 +329,20 @@ class Orchestration:
         except FailureError as err:  # ActivityError; a local activity's failure may come unwrapped
             _reraise_cancellation(err)
             self._end_step(record, "failed")
+            self._emit(RunEventType.LLM_FINISHED, step_index=record.index, status="failed", error=_failure_message(err))
             raise _RunFailed(f"LLM call failed: {_failure_message(err)}") from None
         state.llm_calls = number
         state.usage.prompt_tokens += reply.usage.prompt_tokens
         state.usage.completion_tokens += reply.usage.completion_tokens
         record.usage = reply.usage
         self._end_step(record, "completed")
+        self._emit(
+            RunEventType.LLM_FINISHED,
+            step_index=record.index,
+            status="completed",
+            usage=reply.usage.model_dump(),
+            tool_calls=len(reply.message.tool_calls or []),
+        )
         workflow.logger.info("llm step %d: %d tool call(s)", number, len(reply.message.tool_calls or []))
         return reply
 
@@ -301,6 +361,7 @@ class Orchestration:
         record = self._tool_step(call)
         if call.problem is not None:
             call.result = f"error: {call.problem}"
+            self._emit_tool_finished(call, record)
             return
         if not call.auto_execute and call.decision is None:
             if not await self._await_decision(call, record):
@@ -311,6 +372,7 @@ class Orchestration:
             record.reason = call.decision.reason
             record.decided_at = call.decided_at
             record.approval_hash = call.approval_hash or None
+            record.arguments, record.original_arguments = call.arguments, call.original_arguments
             if call.decision.decision == "deny":
                 call.result = f"denied: {call.decision.reason or 'no reason given'}"
                 record.output_preview = call.result
@@ -325,6 +387,11 @@ class Orchestration:
             record.status = "waiting_for_approval"
             record.started_at = call.requested_at
             pending = self._pending_approval(call)
+            self._emit_for(
+                call,
+                RunEventType.TOOL_PENDING,
+                **pending.model_dump(mode="json", exclude={"tool_call_id"}),
+            )
             self._notify(
                 "orchestration.approval_requested",
                 {"orchestration_id": workflow.info().workflow_id, "tool_call": pending.model_dump(mode="json")},
@@ -344,6 +411,7 @@ class Orchestration:
                 tool_call_id=call.tool_call_id, decision="deny", reason="approval timed out", approver="system"
             )
             call.decided_at = workflow.now()
+            self._emit_decision(call)
         self._refresh_status()
         return call.decision is not None
 
@@ -351,6 +419,13 @@ class Orchestration:
         assert call.server is not None and call.tool is not None
         record.status = "running"
         record.started_at = workflow.now()
+        self._emit_for(
+            call,
+            RunEventType.TOOL_STARTED,
+            server=call.server,
+            tool=call.tool,
+            arguments=call.arguments,
+        )
         summary = f"tool {call.server}.{call.tool}" + (f": {call.intent}" if call.intent else "")
         try:
             output = await workflow.execute_activity_method(
@@ -374,11 +449,14 @@ class Orchestration:
         else:
             call.result = f"error: {output.text}" if output.is_error else output.text
             status = "error" if output.is_error else "completed"
+            if call.original_arguments is not None:
+                call.result = f"(Approved with edited arguments: {json.dumps(call.arguments)})\n{call.result}"
             assert self._state is not None
             self._state.usage.tool_calls += 1
             self._state.usage.cost_usd = round(self._state.usage.cost_usd + call.price_usd, 10)
         record.output_preview = call.result[:OUTPUT_PREVIEW_CHARS]
         self._end_step(record, status)
+        self._emit_tool_finished(call, record)
         workflow.logger.info("tool %s.%s %s", call.server, call.tool, status)
 
     # --- Finishing, continue-as-new, notifications ------------------------------------
@@ -397,8 +475,17 @@ class Orchestration:
                 if record.status in ("pending", "running", "waiting_for_approval"):
                     self._end_step(record, "cancelled")
         self._set_status(status)
-        # The memo keeps the final status readable without a worker (e.g. after cancel).
-        workflow.upsert_memo({"orchestration": self._dump_status()})
+        self._emit(
+            _FINAL_EVENTS[status],
+            status=status.value,
+            stop_reason=reason.value,
+            output=self._output,
+            error=self._error,
+            usage=self._state.usage.model_dump() if self._state else None,
+        )
+        # The memo keeps the final status and events readable without a worker (e.g. after cancel).
+        events = [event.model_dump(mode="json") for event in self._events.carried()]
+        workflow.upsert_memo({"orchestration": self._dump_status(), "events": events})
 
     def _continue_as_new_due(self) -> bool:
         info = workflow.info()
@@ -411,6 +498,7 @@ class Orchestration:
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._drain_notifications()
         state.continued_runs += 1
+        state.events, state.next_event_id = self._events.carried(), self._events.next_id
         workflow.logger.info("continuing as new (run %d of this orchestration)", state.continued_runs + 1)
         workflow.continue_as_new(OrchestrationInput(run_request=self._request, state=state), memo=workflow.memo())
 
@@ -443,6 +531,47 @@ class Orchestration:
             if isinstance(result, BaseException):
                 workflow.logger.warning("webhook delivery gave up: %s", result)
 
+    # --- Events ---------------------------------------------------------------------------
+
+    def _emit(
+        self, type: RunEventType, *, step_index: int | None = None, tool_call_id: str | None = None, **data: Any
+    ) -> None:
+        self._events.emit(type, workflow.now(), step_index=step_index, tool_call_id=tool_call_id, **data)
+
+    def _emit_for(self, call: OpenToolCall, type: RunEventType, **data: Any) -> None:
+        """An event about one tool call."""
+        self._emit(type, step_index=call.step_index, tool_call_id=call.tool_call_id, **data)
+
+    def _emit_decision(self, call: OpenToolCall) -> None:
+        assert call.decision is not None
+        self._emit_for(
+            call,
+            RunEventType.TOOL_APPROVED if call.decision.decision == "approve" else RunEventType.TOOL_DENIED,
+            approver=call.decision.approver,
+            reason=call.decision.reason,
+            edited_arguments=call.arguments if call.original_arguments is not None else None,
+        )
+
+    def _approve_by_rule(self, call: OpenToolCall, record: StepRecord) -> None:
+        record.decision, record.approver, record.approved_by_rule = "approve", f"rule:{call.rule}", call.rule
+        record.decided_at = workflow.now()
+        self._emit_for(
+            call,
+            RunEventType.TOOL_APPROVED,
+            approver=record.approver,
+            rule=call.rule,
+        )
+
+    def _emit_tool_finished(self, call: OpenToolCall, record: StepRecord) -> None:
+        self._emit_for(
+            call,
+            RunEventType.TOOL_FINISHED,
+            server=record.server,
+            tool=record.tool,
+            status=record.status,
+            output_preview=record.output_preview,
+        )
+
     # --- Small helpers --------------------------------------------------------------------
 
     def _set_status(self, status: RunStatus) -> None:
@@ -451,6 +580,8 @@ class Orchestration:
             return
         self._status = self._published_status = status
         workflow.upsert_search_attributes([ORCHESTRATION_STATUS_ATTRIBUTE.value_set(status.value)])
+        if status not in TERMINAL_STATUSES:  # a finished run's last event says how it ended
+            self._emit(RunEventType.STATUS, status=status.value)
         workflow.logger.info("status %s", status.value)
 
     def _refresh_status(self) -> None:
@@ -479,7 +610,25 @@ class Orchestration:
             requested_at=call.requested_at,
             expires_at=self._expires_at(call),
             approval_hash=call.approval_hash,
+            input_schema=self._catalog_tool(call).input_schema,
         )
+
+    def _catalog_tool(self, call: OpenToolCall) -> CatalogTool:
+        assert self._state is not None
+        tool = self._state.catalog.by_function_name(call.function_name)
+        assert tool is not None  # a call without a catalog tool has a `problem` and never waits
+        return tool
+
+    def _use_edited_arguments(self, call: OpenToolCall, arguments: dict[str, Any]) -> None:
+        """Run the call with the approver's arguments, and show the model those, not its own."""
+        assert self._state is not None
+        call.original_arguments, call.arguments = call.arguments, arguments
+        tool = self._catalog_tool(call)
+        for message in reversed(self._state.messages):
+            for requested in message.tool_calls or []:
+                if requested.id == call.tool_call_id:
+                    requested.function.arguments = model_arguments_text(arguments, call.intent, tool.model_intent)
+                    return
 
     def _expires_at(self, call: OpenToolCall) -> datetime:
         assert call.requested_at is not None

@@ -6,6 +6,9 @@ import hashlib
 import json
 from typing import Any
 
+from jsonschema import exceptions as jsonschema_exceptions
+from jsonschema import validators
+
 from workflows.messages import LLMToolCall, OpenToolCall, ToolCatalog
 
 
@@ -74,6 +77,31 @@ def open_tool_call(call: LLMToolCall, catalog: ToolCatalog, step_index: int) -> 
     if tool.model_intent:
         arguments, opened.intent = unwrap_model_intent(arguments)
     opened.arguments = arguments
+    if not tool.auto_execute:
+        opened.rule = next(
+            (rule.name for rule in tool.auto_approve_rules if schema_problem(rule.arguments, arguments) is None), None
+        )
+        opened.auto_execute = opened.rule is not None
     opened.definition_hash = tool.definition_hash
     opened.approval_hash = approval_hash(tool.server, tool.tool, arguments, tool.definition_hash)
     return opened
+
+
+def schema_problem(schema: dict[str, Any], instance: Any) -> str | None:
+    """Why `instance` does not match the JSON Schema `schema` (the first error), or None."""
+    try:
+        validator = validators.validator_for(schema)(schema)
+        error = jsonschema_exceptions.best_match(validator.iter_errors(instance))
+    except jsonschema_exceptions.SchemaError as err:
+        return f"the tool's input schema is invalid: {err.message}"
+    if error is None:
+        return None
+    where = "/".join(str(part) for part in error.absolute_path)
+    return f"{where}: {error.message}" if where else error.message
+
+
+def model_arguments_text(arguments: dict[str, Any], intent: str | None, model_intent: bool) -> str:
+    """Arguments as the model writes them (wrapped with its intent when the tool asks for one)."""
+    if model_intent:
+        return json.dumps({"model_intent": intent or "", "properties": arguments})
+    return json.dumps(arguments)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+
+RECONNECTS = 5
+FINAL_EVENTS = {"completed", "failed", "cancelled"}
 
 
 class CLIError(Exception):
@@ -38,6 +43,34 @@ class OrchestrationsClient:
         body = {"tool_call_id": call_id, "decision": decision, "reason": reason, "approver": approver}
         return self._call("POST", f"/v1/orchestrations/{run_id}/approvals", json=body)
 
+    def events(self, run_id: str) -> Iterator[dict[str, Any]]:
+        """The run's events (GET .../events, Server-Sent Events) until its final one; a dropped
+        connection is resumed with Last-Event-ID, so nothing is missed or repeated."""
+        last_id = 0
+        failures = 0
+        while True:
+            try:
+                with self._http.stream(
+                    "GET",
+                    f"/v1/orchestrations/{run_id}/events",
+                    headers={"Last-Event-ID": str(last_id)},
+                    timeout=httpx.Timeout(30.0, read=60.0),
+                ) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        self._raise_for_error(response)
+                    for event in _server_sent_events(response.iter_lines()):
+                        failures = 0
+                        last_id = event["id"]
+                        yield event
+                        if event["type"] in FINAL_EVENTS:
+                            return
+                    # Closed by the server before the run ended (ORCH_EVENTS_STREAM_SECONDS): resume.
+            except httpx.HTTPError as err:
+                failures += 1
+                if failures > RECONNECTS:
+                    raise CLIError(f"lost the event stream of {run_id} ({type(err).__name__})") from None
+
     def cancel(self, run_id: str) -> dict[str, Any]:
         return self._call("POST", f"/v1/orchestrations/{run_id}/cancel")
 
@@ -48,13 +81,35 @@ class OrchestrationsClient:
             raise CLIError(
                 f"cannot reach the API at {self._base_url} ({type(err).__name__}); is `orch dev` running?"
             ) from None
+        self._raise_for_error(response)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise CLIError(f"unexpected answer from {path}: {response.text[:200]}")
+        return body
+
+    @staticmethod
+    def _raise_for_error(response: httpx.Response) -> None:
+        """A CLIError with the API's message for an error answer."""
+        if response.status_code < 400:
+            return
         try:
             body = response.json()
         except ValueError:
             body = {}
-        if response.status_code >= 400:
-            error = body.get("error", {}) if isinstance(body, dict) else {}
-            raise CLIError(f"{response.status_code}: {error.get('message') or response.text[:200]}")
-        if not isinstance(body, dict):
-            raise CLIError(f"unexpected answer from {path}: {response.text[:200]}")
-        return body
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        raise CLIError(f"{response.status_code}: {error.get('message') or response.text[:200]}")
+
+
+def _server_sent_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """The `data` of each event of an SSE stream (comments and keep-alives skipped)."""
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data:
+                yield json.loads("\n".join(data))
+            data = []
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())

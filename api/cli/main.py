@@ -12,7 +12,6 @@ import getpass
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,8 @@ from pydantic import ValidationError
 from api.auth import APIKeyEntry, Role, hash_key, new_key
 from api.cli.client import CLIError, OrchestrationsClient
 from api.cli.dev import DevOptions, run_dev
-from api.cli.render import pending_view, status_view, step_line, table
+from api.cli.render import event_line, pending_view, status_view, table
 from workflows.messages import RunStatus
-
-FINISHED = {"completed", "failed", "cancelled", "timed_out"}
 
 
 def say(text: str) -> None:
@@ -76,28 +73,22 @@ def _run(client: OrchestrationsClient, args: argparse.Namespace) -> int:
 
 
 def _follow(client: OrchestrationsClient, run_id: str, args: argparse.Namespace) -> int:
-    """Print each step as it changes; ask y/n at each pending approval while stdin can answer."""
-    seen: dict[int, str] = {}
-    asked: set[str] = set()
+    """Print the run's events as they come (its event stream); ask y/n at each pending
+    approval while stdin can answer."""
     interactive = not args.json
-    while True:
-        run = client.get(run_id)
-        for step in run.get("steps") or []:
-            if seen.get(step["index"]) != step["status"] and not args.json:
-                seen[step["index"]] = step["status"]
-                say(step_line(step))
-        for pending in run.get("pending_approvals") or []:
-            if pending["tool_call_id"] in asked:
-                continue
-            asked.add(pending["tool_call_id"])
+    for event in client.events(run_id):
+        line = None if args.json else event_line(event)
+        if line:
+            say(line)
+        if event["type"] == "tool_pending":
+            pending = {"tool_call_id": event["tool_call_id"], **event["data"]}
             if not args.json:
                 say(pending_view(run_id, pending))
             if interactive:
                 interactive = _ask(client, run_id, pending)
-        if run["status"] in FINISHED:
-            say(json.dumps(run) if args.json else _final_line(run))
-            return 0 if run["status"] == "completed" else 1
-        time.sleep(0.3)
+    run = client.get(run_id)
+    say(json.dumps(run) if args.json else _final_line(run))
+    return 0 if run["status"] == "completed" else 1
 
 
 def _ask(client: OrchestrationsClient, run_id: str, pending: dict[str, Any]) -> bool:

@@ -56,12 +56,30 @@ def pending_view(run_id: str, pending: dict[str, Any]) -> str:
     )
 
 
-def step_line(step: dict[str, Any]) -> str:
-    """One progress line for a step that changed."""
-    detail = _short(step.get("output_preview"), 80)
-    return f"  step {step['index']}: {step['kind']} {_step_name(step)} {step['status']}" + (
-        f" -> {detail}" if detail else ""
-    )
+def event_line(event: dict[str, Any]) -> str | None:
+    """One progress line for a run event (None for events that `pending_view` or the final
+    line show)."""
+    data = event.get("data") or {}
+    step = f"  step {event.get('step_index')}:"
+    kind = event["type"]
+    if kind == "llm_started":
+        return f"{step} llm {data.get('model')} running"
+    if kind == "llm_finished":
+        usage = data.get("usage") or {}
+        tokens = f" ({usage.get('prompt_tokens', 0)}+{usage.get('completion_tokens', 0)} tokens)" if usage else ""
+        return f"{step} llm {data.get('status')}{tokens}" + (f" -> {data['error']}" if data.get("error") else "")
+    if kind == "tool_started":
+        return f"{step} tool {data.get('server')}.{data.get('tool')} running"
+    if kind == "tool_finished":
+        detail = _short(data.get("output_preview"), 80)
+        return f"{step} tool {data.get('server')}.{data.get('tool')} {data.get('status')}" + (
+            f" -> {detail}" if detail else ""
+        )
+    if kind in ("tool_approved", "tool_denied"):
+        verb = "approved" if kind == "tool_approved" else "denied"
+        reason = f": {data['reason']}" if data.get("reason") else ""
+        return f"{step} {event.get('tool_call_id')} {verb} by {data.get('approver') or 'unknown'}{reason}"
+    return None
 
 
 def _step_name(step: dict[str, Any]) -> str:

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from api.auth import Approver, Caller, Runner
-from api.deps import ServiceDep, SettingsDep
-from api.errors import error_responses
+from api.auth import Approver, Caller, Principal, Runner
+from api.deps import EventsHubDep, ServiceDep, SettingsDep
+from api.errors import APIError, error_responses
 from api.limits import check_run_request, check_scope
 from api.schemas import (
+    ApprovalBatch,
     ApprovalRequest,
     CancelAccepted,
     CreatedOrchestration,
     CreateOrchestration,
     OrchestrationList,
 )
+from api.service import OrchestrationService
 from workflows.messages import ApprovalDecision, OrchestrationStatus, RunStatus
 
 router = APIRouter(prefix="/v1/orchestrations", tags=["orchestrations"])
@@ -76,6 +82,63 @@ async def get_orchestration(orchestration_id: str, caller: Caller, service: Serv
     return await service.status(orchestration_id, caller)
 
 
+async def _watchable_run(orchestration_id: str, caller: Caller, service: ServiceDep) -> str:
+    """The run id, once `caller` may read it (404 otherwise): checked before the stream starts."""
+    await service.describe(orchestration_id, caller)
+    return orchestration_id
+
+
+def _resume_after(
+    last_event_id: Annotated[
+        str | None, Header(description="Sent by EventSource clients on reconnect: resume after this event.")
+    ] = None,
+    after: Annotated[
+        int | None, Query(ge=0, description="Same as Last-Event-ID, for clients that cannot set it.")
+    ] = None,
+) -> int:
+    if after is not None:
+        return after
+    if not last_event_id:
+        return 0
+    if not last_event_id.isdigit() or len(last_event_id) > 18:
+        raise APIError(400, "bad_last_event_id", "Last-Event-ID must be the id of an event of this stream")
+    return int(last_event_id)
+
+
+@router.get(
+    "/{orchestration_id}/events",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events: `id` (1, 2, 3...), `event` (the type), `data` (a RunEvent as JSON); "
+            "the stream ends after the run's final event (`completed`, `failed` or `cancelled`)",
+            "content": {"text/event-stream": {}},
+        },
+        **error_responses(400, 401, 403, 404, 422, json_beside=True),
+    },
+)
+async def stream_events(
+    run_id: Annotated[str, Depends(_watchable_run)],
+    after: Annotated[int, Depends(_resume_after)],
+    hub: EventsHubDep,
+    settings: SettingsDep,
+) -> AsyncIterator[ServerSentEvent]:
+    """The run's events as they happen: llm_started, llm_finished (with usage), tool_pending,
+    tool_approved, tool_denied, tool_started, tool_finished, status, then completed, failed or
+    cancelled. Reconnect with `Last-Event-ID` to resume without loss or repeats (a stream is
+    also closed after ORCH_EVENTS_STREAM_SECONDS). However many clients watch a run, the API
+    asks Temporal once per poll interval."""
+    loop = asyncio.get_running_loop()
+    closes_at = loop.time() + settings.events_stream_seconds
+    async with contextlib.aclosing(hub.follow(run_id, after)) as events:
+        while True:
+            try:
+                event = await asyncio.wait_for(anext(events), closes_at - loop.time())
+            except (StopAsyncIteration, TimeoutError):
+                return
+            yield ServerSentEvent(id=str(event.id), event=event.type.value, data=event)
+
+
 @router.post(
     "/{orchestration_id}/approvals",
     response_model=OrchestrationStatus,
@@ -85,11 +148,37 @@ async def decide_tool_call(
     orchestration_id: str, body: ApprovalRequest, caller: Approver, service: ServiceDep, response: Response
 ) -> OrchestrationStatus:
     """Approve or deny one pending tool call (`approve` role); answers with the fresh status.
-    With API keys on, the approver recorded in the audit trail is the key's name."""
-    decision = ApprovalDecision.model_validate(body.model_dump())
-    if caller.name is not None:
-        decision.approver = caller.name
-    status_now, applied = await service.decide(orchestration_id, decision, caller)
+    An approval may carry `arguments` to run the tool with instead of the model's (422 unless
+    they match the tool's input schema). With API keys on, the approver recorded in the audit
+    trail is the key's name."""
+    return await _decide(orchestration_id, [body], caller, service, response)
+
+
+@router.post(
+    "/{orchestration_id}/approvals/batch",
+    response_model=OrchestrationStatus,
+    responses={202: QUEUED_DECISION, **error_responses(400, 401, 403, 404, 409, 422, 503)},
+)
+async def decide_tool_calls(
+    orchestration_id: str, body: ApprovalBatch, caller: Approver, service: ServiceDep, response: Response
+) -> OrchestrationStatus:
+    """Decide several pending tool calls in one request: all apply, or none does (the error
+    names the call that could not)."""
+    return await _decide(orchestration_id, body.decisions, caller, service, response)
+
+
+async def _decide(
+    orchestration_id: str,
+    requests: list[ApprovalRequest],
+    caller: Principal,
+    service: OrchestrationService,
+    response: Response,
+) -> OrchestrationStatus:
+    decisions = [ApprovalDecision.model_validate(request.model_dump()) for request in requests]
+    for decision in decisions:
+        if caller.name is not None:
+            decision.approver = caller.name
+    status_now, applied = await service.decide(orchestration_id, decisions, caller)
     if not applied:
         response.status_code = status.HTTP_202_ACCEPTED
     return status_now

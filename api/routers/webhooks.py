@@ -53,7 +53,7 @@ async def webhook_approval(
     )
     # The update id makes a replay that reaches another API replica a no-op too.
     status_now, applied = await service.decide(
-        approval.orchestration_id, decision, WEBHOOK_SENDER, update_id=f"webhook-{webhook_id}"
+        approval.orchestration_id, [decision], WEBHOOK_SENDER, update_id=f"webhook-{webhook_id}"
     )
     if not applied:
         response.status_code = 202

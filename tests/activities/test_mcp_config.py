@@ -78,6 +78,18 @@ def test_empty_include_list_offers_nothing() -> None:
         ({"s": {"env": {}}}, "needs `command` (stdio) or `url`"),
         ({"s": {"command": "x", "tool_pricing": {"t": -1}}}, "must not be negative"),
         ({"s": {"command": "x", "comand_typo": 1}}, "comand_typo"),
+        (
+            {"s": {"command": "x", "auto_approve_rules": {"t": [{"arguments": {"type": "nonsense"}}]}}},
+            "not a valid JSON Schema",
+        ),
+        (
+            {"s": {"command": "x", "auto_approve_rules": {"t": [{"when": {}}]}}},
+            "auto_approve_rules.t.0.arguments: Field required",
+        ),
+        (
+            {"s": {"command": "x", "tool_deny_list": ["t"], "auto_approve_rules": {"t": [{"arguments": {}}]}}},
+            "auto_approve_rules name tools in tool_deny_list",
+        ),
     ],
 )
 def test_invalid_entries_name_the_file_and_the_problem(tmp_path: Path, servers: dict, message: str) -> None:

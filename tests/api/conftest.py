@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -28,6 +29,7 @@ class APIHarness:
     http: httpx.AsyncClient
     worker: Harness
     base_url: str
+    app: FastAPI
 
     async def wait_for(self, run_id: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30) -> dict:
         deadline = asyncio.get_running_loop().time() + timeout
@@ -43,12 +45,12 @@ class APIHarness:
 
 
 @contextlib.asynccontextmanager
-async def serve_api(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
-    """`create_app(settings)` under uvicorn on a free loopback port."""
+async def serve_api(settings: Settings, app: FastAPI | None = None) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """`app` (default: `create_app(settings)`) under uvicorn on a free loopback port."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=5
+            app or create_app(settings), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=5
         )
     )
     task = asyncio.create_task(server.serve())
@@ -89,7 +91,8 @@ def api_stack(run_worker: WorkerFactory, temporal_env) -> APIFactory:
                 temporal_ui_url="http://127.0.0.1:8233",
                 **settings,
             )
-            async with serve_api(api_settings) as (http, base_url):
-                yield APIHarness(http=http, worker=worker, base_url=base_url)
+            app = create_app(api_settings)
+            async with serve_api(api_settings, app) as (http, base_url):
+                yield APIHarness(http=http, worker=worker, base_url=base_url, app=app)
 
     return factory

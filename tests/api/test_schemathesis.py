@@ -36,7 +36,9 @@ async def test_schemathesis_finds_no_server_error_or_schema_violation(
 ) -> None:
     servers = {"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["echo"])}
     keys = {"keys": [{"name": "fuzz", "sha256": hash_key(FUZZ_KEY), "roles": ["admin"]}]}
-    async with api_stack(servers, namespace=FUZZ_NAMESPACE, api_keys=json.dumps(keys)) as api:
+    # Streams and chat completions that wait on a run end within seconds here.
+    quick = {"events_stream_seconds": 3, "chat_approval_wait_seconds": 1, "chat_timeout_seconds": 5}
+    async with api_stack(servers, namespace=FUZZ_NAMESPACE, api_keys=json.dumps(keys), **quick) as api:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "schemathesis.cli", "run", f"{api.base_url}/openapi.json",
             "--checks", "all", "--exclude-checks", EXCLUDED_CHECKS, "--header", f"Authorization: Bearer {FUZZ_KEY}",

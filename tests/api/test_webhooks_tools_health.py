@@ -66,7 +66,13 @@ async def test_tools_lists_each_server_with_policy_without_secrets(
     api_stack: APIFactory, call_log: CallLog, monkeypatch
 ) -> None:
     monkeypatch.setenv("ORCH_TEST_TOOLS_SECRET", "tools-secret-value")
-    server = toolbox_stdio(call_log, tools_to_auto_execute=["echo"], tool_deny_list=["delete_everything"])
+    small = {"name": "small", "arguments": {"properties": {"amount": {"maximum": 100}}}}
+    server = toolbox_stdio(
+        call_log,
+        tools_to_auto_execute=["echo"],
+        tool_deny_list=["delete_everything"],
+        auto_approve_rules={"transfer": [small]},
+    )
     server["env"]["TOOLBOX_SECRET"] = "${ORCH_TEST_TOOLS_SECRET}"
     async with api_stack({"toolbox": server, "down": {"url": "http://127.0.0.1:9/mcp"}}) as api:
         response = await api.http.get("/v1/tools")
@@ -75,6 +81,8 @@ async def test_tools_lists_each_server_with_policy_without_secrets(
     policies = {t["name"]: t["policy"] for t in servers["toolbox"]["tools"]}
     assert policies["echo"] == "auto_execute"
     assert policies["transfer"] == "execute"
+    rules = {t["name"]: t["auto_approve_rules"] for t in servers["toolbox"]["tools"]}
+    assert rules["transfer"] == [small] and rules["echo"] == []
     assert policies["delete_everything"] == "denied"
     assert servers["down"]["error"] and servers["down"]["tools"] == []
     assert "tools-secret-value" not in response.text and "ORCH_TEST_TOOLS_SECRET" not in response.text

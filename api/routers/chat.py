@@ -1,0 +1,137 @@
+"""POST /v1/chat/completions: OpenAI's chat API, answered by an orchestration that runs tools."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from fastapi.sse import format_sse_event
+from pydantic import ValidationError
+
+from api.auth import Principal, Runner
+from api.chat import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    Outcome,
+    chunks,
+    completion,
+    progress_comment,
+    wait_for_outcome,
+)
+from api.deps import EventsHubDep, ServiceDep, SettingsDep
+from api.errors import APIError, error_responses
+from api.limits import check_run_request, check_scope
+from api.service import OrchestrationService
+from workflows.messages import RunEvent, RunStatus
+
+router = APIRouter(prefix="/v1", tags=["chat"])
+
+KEEPALIVE_SECONDS = 15.0
+_FAILED = {RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT}
+
+
+@router.post(
+    "/chat/completions",
+    response_model=ChatCompletion,
+    responses={
+        200: {
+            "description": "A chat completion; with `stream: true`, chat.completion.chunk objects as Server-Sent "
+            "Events, ending with `data: [DONE]`",
+            "content": {"text/event-stream": {}},
+        },
+        502: {"description": "The run failed or was cancelled (the message names it)"},
+        **error_responses(400, 401, 403, 413, 422, 503),
+    },
+)
+async def chat_completions(
+    body: ChatCompletionRequest,
+    caller: Runner,
+    service: ServiceDep,
+    settings: SettingsDep,
+    hub: EventsHubDep,
+) -> Any:
+    """Run the messages as an orchestration (MCP tools executed, approvals as configured) and
+    answer with the final message and usage. If a tool call waits for approval longer than
+    `approval_wait_seconds`, the answer says so, with the orchestration id and the pending
+    calls (also in the `orchestration` extension field): approve them and follow the run."""
+    if body.tools:
+        raise APIError(
+            422, "client_tools_unsupported", "`tools` is not supported: tools come from the MCP servers (`mcp_servers`)"
+        )
+    execute = settings.chat_execute_tools if body.execute_tools is None else body.execute_tools
+    try:
+        run_body = body.to_run(execute)
+    except ValidationError as err:
+        raise APIError(422, "invalid_request", str(err.errors()[0]["msg"]).removeprefix("Value error, ")) from None
+    check_run_request(run_body, settings)
+    check_scope(run_body, caller)
+    run_id, _, _ = await service.start(run_body, None, caller)
+    approval_wait = (
+        settings.chat_approval_wait_seconds if body.approval_wait_seconds is None else body.approval_wait_seconds
+    )
+    events = hub.follow(run_id, 0)
+    if body.stream:
+        include_usage = body.stream_options is not None and body.stream_options.include_usage
+        stream = _stream(events, run_id, caller, service, approval_wait, settings.chat_timeout_seconds, include_usage)
+        return StreamingResponse(
+            stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
+    try:
+        outcome = await wait_for_outcome(events, approval_wait, settings.chat_timeout_seconds)
+    finally:
+        await events.aclose()
+    return await _completion(run_id, outcome, caller, service)
+
+
+async def _completion(
+    run_id: str, outcome: Outcome, caller: Principal, service: OrchestrationService
+) -> ChatCompletion:
+    run = await service.status(run_id, caller)
+    if outcome.kind == "finished" and run.status in _FAILED:
+        detail = run.error or (run.stop_reason.value if run.stop_reason else run.status.value)
+        raise APIError(502, "orchestration_failed", f"orchestration {run_id} {run.status.value}: {detail}")
+    return completion(run, outcome, service.links(run_id))
+
+
+async def _stream(
+    events: AsyncGenerator[RunEvent, None],
+    run_id: str,
+    caller: Principal,
+    service: OrchestrationService,
+    approval_wait: float,
+    timeout: float,
+    include_usage: bool,
+) -> AsyncIterator[bytes]:
+    """SSE comments while the run goes on (progress, keep-alive), then the answer's chunks."""
+    progress: asyncio.Queue[str] = asyncio.Queue()
+
+    async def note(event: RunEvent) -> None:
+        progress.put_nowait(progress_comment(event))
+
+    waiting = asyncio.create_task(wait_for_outcome(events, approval_wait, timeout, note))
+    try:
+        while not waiting.done() or not progress.empty():
+            getting = asyncio.ensure_future(progress.get())
+            done, _ = await asyncio.wait({getting, waiting}, timeout=KEEPALIVE_SECONDS, return_when="FIRST_COMPLETED")
+            if getting in done:
+                yield format_sse_event(comment=getting.result())
+            else:
+                getting.cancel()
+                if not done:
+                    yield format_sse_event(comment="keep-alive")
+        outcome = waiting.result()
+    finally:
+        waiting.cancel()
+        await events.aclose()
+    try:
+        answer = await _completion(run_id, outcome, caller, service)
+    except APIError as err:
+        yield format_sse_event(data_str=json.dumps({"error": {"code": err.code, "message": err.message}}))
+        return
+    for piece in chunks(answer, include_usage):
+        yield format_sse_event(data_str=json.dumps(piece))
+    yield format_sse_event(data_str="[DONE]")

@@ -1,0 +1,151 @@
+"""GET /v1/orchestrations/{id}/events: the run's events as Server-Sent Events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from api.events import RunEventsHub
+from tests.api.conftest import APIFactory, APIHarness
+from tests.conftest import CallLog, toolbox_stdio
+from tests.scripted_llm import Reply, ScriptedLLM, tool_call
+
+
+def _gated_then_echo() -> tuple[Reply, ...]:
+    return (
+        Reply(tool_calls=[tool_call("pay", "toolbox__transfer", {"account": "acme", "amount": 5})]),
+        Reply(tool_calls=[tool_call("say", "toolbox__echo", {"text": "paid"})], prompt_tokens=4, completion_tokens=2),
+        Reply(content="all done"),
+    )
+
+
+async def sse(http: httpx.AsyncClient, path: str, headers: dict[str, str] | None = None) -> AsyncIterator[dict]:
+    """The events of one SSE connection, parsed: {"id", "event", "data"}; comments skipped."""
+    async with http.stream("GET", path, headers=headers, timeout=60) as response:
+        assert response.status_code == 200, await response.aread()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        event: dict[str, Any] = {}
+        async for line in response.aiter_lines():
+            if not line:
+                if event:
+                    yield event
+                event = {}
+            elif not line.startswith(":"):
+                field, _, value = line.partition(":")
+                event[field] = json.loads(value) if field == "data" else value.strip()
+
+
+async def collect(
+    http: httpx.AsyncClient, path: str, *, until: str | None = None, last_event_id: int | None = None
+) -> list[dict]:
+    """Events until one of type `until` (then the connection is dropped) or the stream's end."""
+    headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else None
+    events = []
+    async with asyncio.timeout(60):
+        async for event in sse(http, path, headers):
+            events.append(event)
+            if event["event"] == until:
+                break
+    return events
+
+
+def hub(api: APIHarness) -> RunEventsHub:
+    events: RunEventsHub = api.app.state.events
+    return events
+
+
+async def test_a_stream_resumed_with_last_event_id_loses_and_repeats_nothing(
+    api_stack: APIFactory, llm: ScriptedLLM, call_log: CallLog
+) -> None:
+    llm.script("m-events", *_gated_then_echo())
+    async with api_stack({"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["echo"])}) as api:
+        run_id = (await api.http.post("/v1/orchestrations", json={"input": "pay", "model": "m-events"})).json()["id"]
+        path = f"/v1/orchestrations/{run_id}/events"
+        before = await collect(api.http, path, until="tool_pending")  # then the client goes away
+        decision = {"tool_call_id": "pay", "decision": "approve", "approver": "alice"}
+        assert (await api.http.post(f"/v1/orchestrations/{run_id}/approvals", json=decision)).status_code == 200
+        after = await collect(api.http, path, last_event_id=int(before[-1]["id"]))
+        replayed = await collect(api.http, path)  # the run has finished: from its memo
+    events = before + after
+    assert [int(e["id"]) for e in events] == list(range(1, len(events) + 1)), "no loss, no repeat"
+    assert [e["data"]["id"] for e in events] == [int(e["id"]) for e in events]
+    assert [e["event"] for e in events] == [
+        "status", "llm_started", "llm_finished", "tool_pending", "status",
+        "tool_approved", "status", "tool_started", "tool_finished",
+        "llm_started", "llm_finished", "tool_started", "tool_finished",
+        "llm_started", "llm_finished", "completed",
+    ]  # fmt: skip
+    by_type = {e["event"]: e["data"] for e in events}
+    assert by_type["tool_pending"]["tool_call_id"] == "pay" and by_type["tool_pending"]["data"]["tool"] == "transfer"
+    assert by_type["tool_approved"]["data"]["approver"] == "alice"
+    assert [e["data"]["data"]["status"] for e in events if e["event"] == "status"] == [
+        "running", "waiting_for_approval", "running"
+    ]  # fmt: skip
+    second_llm = [e for e in events if e["event"] == "llm_finished"][1]["data"]
+    assert second_llm["data"]["usage"] == {"prompt_tokens": 4, "completion_tokens": 2}
+    assert by_type["completed"]["data"]["output"] == "all done"
+    assert replayed == events, "a finished run streams the same events from its memo, then ends"
+
+
+async def test_many_watchers_of_one_run_share_one_poller(
+    api_stack: APIFactory, llm: ScriptedLLM, call_log: CallLog
+) -> None:
+    llm.script("m-watched", *_gated_then_echo())
+    async with api_stack({"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["echo"])}) as api:
+        run_id = (await api.http.post("/v1/orchestrations", json={"input": "pay", "model": "m-watched"})).json()["id"]
+        path = f"/v1/orchestrations/{run_id}/events"
+        watchers = [asyncio.create_task(collect(api.http, path)) for _ in range(10)]
+        async with asyncio.timeout(30):
+            while hub(api).watchers(run_id) < 10:
+                await asyncio.sleep(0.05)
+        await api.wait_for(run_id, lambda body: body["status"] == "waiting_for_approval")
+        fetches = hub(api).fetches
+        await asyncio.sleep(2.0)
+        polled = hub(api).fetches - fetches
+        # One poller at 0.25 s: about 8 fetches in 2 s, not 10 watchers x 8.
+        assert polled <= 12, f"{polled} fetches in 2 s for 10 watchers"
+        decision = {"tool_call_id": "pay", "decision": "approve"}
+        assert (await api.http.post(f"/v1/orchestrations/{run_id}/approvals", json=decision)).status_code == 200
+        streams = await asyncio.gather(*watchers)
+        assert hub(api).watchers(run_id) == 0, "the poller stops with its last watcher"
+    assert all(stream == streams[0] for stream in streams)
+    assert streams[0][-1]["event"] == "completed"
+
+
+async def test_events_of_an_unknown_run_and_a_bad_last_event_id(api_stack: APIFactory, llm: ScriptedLLM) -> None:
+    llm.script("m-events-errors", Reply(content="hi"))
+    async with api_stack() as api:
+        unknown = await api.http.get("/v1/orchestrations/orch-nope/events")
+        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+        run_id = (await api.http.post("/v1/orchestrations", json={"input": "x", "model": "m-events-errors"})).json()[
+            "id"
+        ]
+        bad = await api.http.get(f"/v1/orchestrations/{run_id}/events", headers={"Last-Event-ID": "abc"})
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_last_event_id"
+        events = await collect(api.http, f"/v1/orchestrations/{run_id}/events?after=0")
+    assert [e["event"] for e in events] == ["status", "llm_started", "llm_finished", "completed"]
+
+
+async def test_a_stream_closed_by_its_lifetime_is_resumed_where_it_stopped(
+    api_stack: APIFactory, llm: ScriptedLLM, call_log: CallLog
+) -> None:
+    llm.script("m-events-short", *_gated_then_echo())
+    servers = {"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["echo"])}
+    async with api_stack(servers, events_stream_seconds=1) as api:
+        run_id = (await api.http.post("/v1/orchestrations", json={"input": "pay", "model": "m-events-short"})).json()[
+            "id"
+        ]
+        path = f"/v1/orchestrations/{run_id}/events"
+        first = await collect(api.http, path)  # ends after 1 s, the run still waiting
+        assert first[-1]["event"] in ("tool_pending", "status")
+        decision = {"tool_call_id": "pay", "decision": "approve"}
+        assert (await api.http.post(f"/v1/orchestrations/{run_id}/approvals", json=decision)).status_code == 200
+        rest: list[dict] = []
+        while not rest or rest[-1]["event"] != "completed":
+            rest += await collect(api.http, path, last_event_id=int((first + rest)[-1]["id"]))
+    events = first + rest
+    assert [int(e["id"]) for e in events] == list(range(1, len(events) + 1))
