@@ -193,3 +193,26 @@ async def test_a_decision_bound_to_other_arguments_is_refused(
     assert (step.approver, step.reason, step.approval_hash) == ("alice", "ok", pending.approval_hash)
     assert step.decided_at is not None and step.decided_at >= pending.requested_at
     assert len(call_log.calls("transfer")) == 1
+
+
+async def test_a_signalled_edit_that_breaks_the_schema_is_ignored_and_a_valid_one_runs(
+    run_worker: WorkerFactory, llm: ScriptedLLM, call_log: CallLog
+) -> None:
+    llm.script(
+        "m-signal-edit",
+        Reply(tool_calls=[tool_call("t1", "toolbox__transfer", {"account": "acme", "amount": 500})]),
+        Reply(content="done"),
+    )
+    async with run_worker(_gated(call_log)) as h:
+        handle = await h.start({"input": "pay", "model": "m-signal-edit"})
+        await h.wait_pending(handle)
+        bad = ApprovalDecision(tool_call_id="t1", decision="approve", arguments={"amount": "a lot"})
+        await handle.signal(Orchestration.submit_approval, bad)
+        ignored = await h.wait_for(handle, lambda s: bool(s.ignored_decisions))
+        assert "input schema" in ignored.ignored_decisions[0].why and ignored.pending_approvals
+        good = ApprovalDecision(tool_call_id="t1", decision="approve", arguments={"account": "acme", "amount": 5})
+        await handle.signal(Orchestration.submit_approval, good)
+        final = await result_of(handle)
+    assert [c["arguments"] for c in call_log.calls("transfer")] == [{"account": "acme", "amount": 5}]
+    [step] = [s for s in final.steps if s.kind == "tool"]
+    assert step.original_arguments == {"account": "acme", "amount": 500} and step.arguments["amount"] == 5
