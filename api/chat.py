@@ -9,8 +9,7 @@ the extension fields `orchestration_id` and `orchestration`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -115,15 +114,15 @@ class ChatCompletion(BaseModel):
     orchestration: OrchestrationRef
 
 
-@dataclass
-class Outcome:
-    """How waiting for a run ended: it finished, waits for a person too long, or runs too long."""
-
-    kind: Literal["finished", "waiting", "running"]
+Outcome = Literal["finished", "waiting", "running"]
+"""How waiting for a run ended: it finished, waits for a person too long, or runs too long."""
 
 
 async def wait_for_outcome(
-    events: AsyncIterator[RunEvent], approval_wait: float, overall: float, on_event: Any = None
+    events: AsyncIterator[RunEvent],
+    approval_wait: float,
+    overall: float,
+    on_event: Callable[[RunEvent], Awaitable[None]] | None = None,
 ) -> Outcome:
     """Follow `events` until the final one, or `approval_wait` seconds into a wait for approval,
     or `overall` seconds in all."""
@@ -135,13 +134,13 @@ async def wait_for_outcome(
         try:
             event = await asyncio.wait_for(anext(events), max(0.0, deadline - loop.time()))
         except StopAsyncIteration:
-            return Outcome("finished")
+            return "finished"
         except TimeoutError:
-            return Outcome("waiting" if waiting_since is not None and loop.time() < give_up else "running")
+            return "waiting" if waiting_since is not None and loop.time() < give_up else "running"
         if on_event is not None:
             await on_event(event)
         if event.type in FINAL_EVENT_TYPES:
-            return Outcome("finished")
+            return "finished"
         if event.type == RunEventType.STATUS:
             waiting = event.data.get("status") == RunStatus.WAITING_FOR_APPROVAL
             waiting_since = (waiting_since or loop.time()) if waiting else None
@@ -165,7 +164,7 @@ def completion(run: OrchestrationStatus, outcome: Outcome, links: Links) -> Chat
 
 
 def answer_text(run: OrchestrationStatus, outcome: Outcome) -> str:
-    if outcome.kind == "finished" and run.status == RunStatus.COMPLETED:
+    if outcome == "finished" and run.status == RunStatus.COMPLETED:
         return run.output or ""
     if run.pending_approvals:
         calls = "; ".join(

@@ -91,7 +91,7 @@ async def _completion(
     run_id: str, outcome: Outcome, caller: Principal, service: OrchestrationService
 ) -> ChatCompletion:
     run = await service.status(run_id, caller)
-    if outcome.kind == "finished" and run.status in _FAILED:
+    if outcome == "finished" and run.status in _FAILED:
         detail = run.error or (run.stop_reason.value if run.stop_reason else run.status.value)
         raise APIError(502, "orchestration_failed", f"orchestration {run_id} {run.status.value}: {detail}")
     return completion(run, outcome, service.links(run_id))
