@@ -136,6 +136,8 @@ class _Watcher:
                     self._wake()
                 if len(page.events) == 0 or page.last_id <= self._last_id:
                     await asyncio.sleep(self._poll_seconds)
+        except Exception:  # the streams end; their clients reconnect with Last-Event-ID
+            logger.exception("following the events of %s failed", self._run_id)
         finally:
             self._ended = True
             self._wake()
