@@ -39,6 +39,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import Principal
 from api.errors import APIError
+from api.limits import check_run_request, check_scope
 from api.schemas import CreateOrchestration, Links, OrchestrationSummary, ToolsResponse
 from worker.settings import Settings
 from workflows.list_tools import ListTools
@@ -129,7 +130,10 @@ class OrchestrationService:
         self, body: CreateOrchestration, idempotency_key: str | None, caller: Principal
     ) -> tuple[str, RunStatus, bool]:
         """Start a run owned by `caller`, within its MCP scope; returns (id, status, created).
-        A known Idempotency-Key with the same body is not created again."""
+        A known Idempotency-Key with the same body is not created again. Every way of starting
+        a run comes through here, so the size, webhook and scope checks apply to all of them."""
+        check_run_request(body, self._settings)
+        check_scope(body, caller)
         request = body.to_run_request()
         request.owner = caller.name
         request.tool_scope = list(caller.mcp_scopes) if caller.mcp_scopes is not None else None

@@ -329,8 +329,9 @@ class Orchestration:
         except FailureError as err:  # ActivityError; a local activity's failure may come unwrapped
             _reraise_cancellation(err)
             self._end_step(record, "failed")
-            self._emit(RunEventType.LLM_FINISHED, step_index=record.index, status="failed", error=_failure_message(err))
-            raise _RunFailed(f"LLM call failed: {_failure_message(err)}") from None
+            message = _failure_message(err)
+            self._emit(RunEventType.LLM_FINISHED, step_index=record.index, status="failed", error=message)
+            raise _RunFailed(f"LLM call failed: {message}") from None
         state.llm_calls = number
         state.usage.prompt_tokens += reply.usage.prompt_tokens
         state.usage.completion_tokens += reply.usage.completion_tokens

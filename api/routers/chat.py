@@ -24,7 +24,6 @@ from api.chat import (
 )
 from api.deps import EventsHubDep, ServiceDep, SettingsDep
 from api.errors import APIError, error_responses
-from api.limits import check_run_request, check_scope
 from api.service import OrchestrationService
 from workflows.messages import RunEvent, RunStatus
 
@@ -67,8 +66,6 @@ async def chat_completions(
         run_body = body.to_run(execute)
     except ValidationError as err:
         raise APIError(422, "invalid_request", str(err.errors()[0]["msg"]).removeprefix("Value error, ")) from None
-    check_run_request(run_body, settings)
-    check_scope(run_body, caller)
     run_id, _, _ = await service.start(run_body, None, caller)
     approval_wait = (
         settings.chat_approval_wait_seconds if body.approval_wait_seconds is None else body.approval_wait_seconds

@@ -13,7 +13,6 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from api.auth import Approver, Caller, Principal, Runner
 from api.deps import EventsHubDep, ServiceDep, SettingsDep
 from api.errors import APIError, error_responses
-from api.limits import check_run_request, check_scope
 from api.schemas import (
     ApprovalBatch,
     ApprovalRequest,
@@ -47,13 +46,10 @@ async def create_orchestration(
     body: CreateOrchestration,
     caller: Runner,
     service: ServiceDep,
-    settings: SettingsDep,
     response: Response,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
 ) -> CreatedOrchestration:
     """Start a run. It goes on in the background: poll `links.self` (or watch the Temporal UI)."""
-    check_run_request(body, settings)
-    check_scope(body, caller)
     run_id, run_status, created = await service.start(body, idempotency_key, caller)
     response.headers["Location"] = f"/v1/orchestrations/{run_id}"
     if not created:
