@@ -53,6 +53,3 @@ class EventLog:
     def carried(self) -> list[RunEvent]:
         """The newest events, for the state handed to the next run."""
         return self._events[-EVENTS_CARRIED:]
-
-    def all(self) -> list[RunEvent]:
-        return list(self._events)

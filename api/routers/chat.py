@@ -26,11 +26,12 @@ from api.deps import EventsHubDep, ServiceDep, SettingsDep
 from api.errors import APIError, error_responses
 from api.service import OrchestrationService
 from workflows.messages import RunEvent, RunStatus
+from workflows.orchestration import TERMINAL_STATUSES
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 
 KEEPALIVE_SECONDS = 15.0
-_FAILED = {RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT}
+_FAILED = TERMINAL_STATUSES - {RunStatus.COMPLETED}
 
 
 @router.post(
