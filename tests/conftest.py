@@ -10,7 +10,7 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.mcp_config import MCPConfig
 from api.cli.dev import dev_server_flags
 from tests.scripted_llm import ScriptedLLM
+from tests.waiting import WAIT_SECONDS, eventually
 from worker.runner import build_worker, worker_resources
 from worker.settings import Settings
 from workflows.messages import OrchestrationInput, OrchestrationRequest, OrchestrationStatus
@@ -163,17 +164,16 @@ class Harness:
         self,
         handle: WorkflowHandle[Any, Any],
         predicate: Callable[[OrchestrationStatus], bool],
-        timeout: float = 30.0,
+        timeout: float = WAIT_SECONDS,
     ) -> OrchestrationStatus:
         """Poll the `status` query until `predicate` holds."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            status = await self.status(handle)
-            if predicate(status):
-                return status
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"condition not reached within {timeout}s; last status: {status}")
-            await asyncio.sleep(0.1)
+        seen: list[OrchestrationStatus] = []
+
+        async def reached() -> OrchestrationStatus | None:
+            seen[:] = [await self.status(handle)]
+            return seen[0] if predicate(seen[0]) else None
+
+        return await eventually(reached, lambda: f"the condition on {handle.id}; last status: {seen}", timeout=timeout)
 
     async def wait_pending(self, handle: WorkflowHandle[Any, Any], count: int = 1) -> OrchestrationStatus:
         return await self.wait_for(handle, lambda s: len(s.pending_approvals) >= count)
@@ -214,25 +214,8 @@ def run_worker(temporal_env: WorkflowEnvironment, llm: ScriptedLLM) -> WorkerFac
     return factory
 
 
-async def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    """Wait until something accepts TCP connections on 127.0.0.1:`port`."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.05)
-        else:
-            writer.close()
-            return
-
-
-async def result_of(handle: WorkflowHandle[Any, Any], timeout: float = 60.0) -> OrchestrationStatus:
-    """The run's final status (the workflow result)."""
-    result: Awaitable[Any] = handle.result()
-    return OrchestrationStatus.model_validate(await asyncio.wait_for(result, timeout))
+GRACEFUL_SHUTDOWN_SECONDS = int(WAIT_SECONDS)
+"""How long a stopping `python -m worker` of the tests lets in-flight activities finish."""
 
 
 class WorkerProcess:
@@ -262,22 +245,23 @@ class WorkerProcess:
         async for raw in self.proc.stdout:
             self.output.append(raw.decode(errors="replace").rstrip())
 
-    async def wait_for_line(self, predicate: Callable[[str], bool], timeout: float = 30) -> str:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
-            for line in self.output:
-                if predicate(line):
-                    return line
-            if self.proc is not None and self.proc.returncode is not None:
-                break
-            await asyncio.sleep(0.05)
-        raise AssertionError("worker output never matched:\n" + "\n".join(self.output))
+    async def wait_for_line(self, predicate: Callable[[str], bool], timeout: float = WAIT_SECONDS) -> str:
+        def matched() -> str | None:
+            found = next((line for line in self.output if predicate(line)), None)
+            if found is None and self.proc is not None and self.proc.returncode is not None:
+                raise AssertionError("worker exited; its output never matched:\n" + "\n".join(self.output))
+            return found
+
+        def printed() -> str:
+            return "a line of the worker's output; it printed:\n" + "\n".join(self.output)
+
+        return await eventually(matched, printed, timeout=timeout)
 
     async def stop(self, signum: int) -> int:
         assert self.proc is not None
         if self.proc.returncode is None:
             self.proc.send_signal(signum)
-        code = await asyncio.wait_for(self.proc.wait(), 30)
+        code = await asyncio.wait_for(self.proc.wait(), WAIT_SECONDS)
         if self._reader is not None:
             await self._reader
         return code
@@ -300,7 +284,7 @@ async def worker_process(
             ORCH_MCP_CONFIG=str(config),
             OPENAI_BASE_URL=llm.base_url,
             ORCH_DEFAULT_MODEL="test-model",
-            ORCH_GRACEFUL_SHUTDOWN_SECONDS="10",
+            ORCH_GRACEFUL_SHUTDOWN_SECONDS=str(GRACEFUL_SHUTDOWN_SECONDS),
         )
         process = WorkerProcess(env)
         started.append(process)

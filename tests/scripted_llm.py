@@ -9,6 +9,7 @@ model was shown (tools, tool messages, denial reasons).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -45,7 +46,8 @@ class RawBody:
 
 @dataclass
 class Stall:
-    """Hold the request open for `seconds` (the client times out or the run is cancelled)."""
+    """Hold the request open for `seconds`, or until the server stops (the client times out,
+    the run is cancelled or its worker is killed meanwhile)."""
 
     seconds: float
 
@@ -76,6 +78,7 @@ class ScriptedLLM:
         self.port = _free_port()
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     @property
     def base_url(self) -> str:
@@ -103,6 +106,7 @@ class ScriptedLLM:
 
     async def stop(self) -> None:
         if self._server is not None and self._task is not None:
+            self._stopping.set()
             self._server.should_exit = True
             await self._task
 
@@ -117,7 +121,8 @@ class ScriptedLLM:
         while callable(turn):
             turn = turn(body)
         if isinstance(turn, Stall):
-            await asyncio.sleep(turn.seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), turn.seconds)
             return JSONResponse({"error": {"message": "stalled"}}, status_code=504)
         if isinstance(turn, Drop):
 

@@ -12,8 +12,9 @@ import pytest
 
 from activities.mcp_config import MCPConfig, MCPConfigError
 from activities.mcp_pool import MCPServerUnknown, MCPSessionPool, MCPToolTimeout, MCPTransportError
-from tests.conftest import REPO_ROOT, CallLog, toolbox_stdio, wait_for_port
+from tests.conftest import REPO_ROOT, CallLog, toolbox_stdio
 from tests.scripted_llm import free_port
+from tests.waiting import WAIT_SECONDS, eventually, wait_for_port
 
 
 @pytest.fixture
@@ -28,13 +29,13 @@ async def pool(call_log: CallLog) -> AsyncIterator[MCPSessionPool]:
             }
         }
     )
-    pool = MCPSessionPool(config, connect_timeout=20)
+    pool = MCPSessionPool(config, connect_timeout=WAIT_SECONDS)
     yield pool
     await pool.aclose()
 
 
 async def _pid(pool: MCPSessionPool) -> str:
-    result = await pool.call_tool("toolbox", "whoami", {}, timeout=10, meta={})
+    result = await pool.call_tool("toolbox", "whoami", {}, timeout=WAIT_SECONDS, meta={})
     return result.content[0].text  # type: ignore[union-attr]
 
 
@@ -47,11 +48,16 @@ async def test_one_session_serves_many_and_concurrent_calls(pool: MCPSessionPool
 async def test_a_dead_server_is_dropped_and_reopened(pool: MCPSessionPool) -> None:
     first = await _pid(pool)
     os.kill(int(first), signal.SIGKILL)
-    with pytest.raises(MCPTransportError):
-        # The call that finds the session broken fails (Temporal retries it) ...
-        for _ in range(50):
+
+    async def failed() -> bool:
+        try:
             await _pid(pool)
-            await asyncio.sleep(0.05)
+        except MCPTransportError:
+            return True
+        return False
+
+    # The call that finds the session broken fails (Temporal retries it) ...
+    await eventually(failed, "a call finds the killed server's session broken")
     # ... and the next one gets a fresh session.
     assert await _pid(pool) != first
 
@@ -59,18 +65,20 @@ async def test_a_dead_server_is_dropped_and_reopened(pool: MCPSessionPool) -> No
 async def test_real_mcp_server_time_lists_and_calls(pool: MCPSessionPool) -> None:
     names = {tool.name for tool in await pool.list_tools("time")}
     assert {"get_current_time", "convert_time"} <= names
-    result = await pool.call_tool("time", "get_current_time", {"timezone": "Europe/Paris"}, timeout=10, meta={})
+    result = await pool.call_tool(
+        "time", "get_current_time", {"timezone": "Europe/Paris"}, timeout=WAIT_SECONDS, meta={}
+    )
     assert not result.is_error and "Europe/Paris" in result.content[0].text  # type: ignore[union-attr]
 
 
 async def test_protocol_errors_come_back_as_error_results(pool: MCPSessionPool) -> None:
-    result = await pool.call_tool("toolbox", "add", {"a": "not a number", "b": 1}, timeout=10, meta={})
+    result = await pool.call_tool("toolbox", "add", {"a": "not a number", "b": 1}, timeout=WAIT_SECONDS, meta={})
     assert result.is_error
 
 
 async def test_timeout_unknown_server_and_unstartable_server(pool: MCPSessionPool) -> None:
     with pytest.raises(MCPToolTimeout, match="timed out after 0.5s"):
-        await pool.call_tool("toolbox", "sleep", {"seconds": 5}, timeout=0.5, meta={})
+        await pool.call_tool("toolbox", "sleep", {"seconds": 600}, timeout=0.5, meta={})
     assert await _pid(pool), "the session survives a timed-out call"
     with pytest.raises(MCPServerUnknown):
         await pool.call_tool("nope", "x", {}, timeout=1, meta={})
@@ -96,7 +104,7 @@ async def test_http_transports_list_and_call(transport: str, call_log: CallLog) 
     try:
         await wait_for_port(port)
         assert "add" in {tool.name for tool in await pool.list_tools("remote")}
-        result = await pool.call_tool("remote", "add", {"a": 2, "b": 3}, timeout=10, meta={})
+        result = await pool.call_tool("remote", "add", {"a": 2, "b": 3}, timeout=WAIT_SECONDS, meta={})
         assert result.content[0].text == "5"  # type: ignore[union-attr]
     finally:
         await pool.aclose()
@@ -105,6 +113,6 @@ async def test_http_transports_list_and_call(transport: str, call_log: CallLog) 
 
 
 async def test_idempotency_key_reaches_the_server_in_meta(pool: MCPSessionPool, call_log: CallLog) -> None:
-    await pool.call_tool("toolbox", "echo", {"text": "x"}, timeout=10, meta={"idempotency-key": "wf/call-1"})
+    await pool.call_tool("toolbox", "echo", {"text": "x"}, timeout=WAIT_SECONDS, meta={"idempotency-key": "wf/call-1"})
     [call] = call_log.calls("echo")
     assert call["meta"]["idempotency-key"] == "wf/call-1"

@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.app import create_app
 from tests.conftest import Harness, LoopbackOnlyTransport, WorkerFactory
 from tests.scripted_llm import free_port
+from tests.waiting import WAIT_SECONDS, eventually
 from worker.settings import Settings
 
 WEBHOOK_SECRET = "whsec_YXBpLXRlc3Qtc2VjcmV0LWtleQ=="
@@ -31,17 +32,19 @@ class APIHarness:
     base_url: str
     app: FastAPI
 
-    async def wait_for(self, run_id: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30) -> dict:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
+    async def wait_for(
+        self, run_id: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = WAIT_SECONDS
+    ) -> dict:
+        """Poll `GET /v1/orchestrations/{run_id}` until `predicate` holds for its body."""
+        seen: list[dict[str, Any]] = []
+
+        async def reached() -> dict[str, Any] | None:
             response = await self.http.get(f"/v1/orchestrations/{run_id}")
             assert response.status_code == 200, response.text
-            body = response.json()
-            if predicate(body):
-                return body
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"not reached within {timeout}s: {body}")
-            await asyncio.sleep(0.1)
+            seen[:] = [response.json()]
+            return seen[0] if predicate(seen[0]) else None
+
+        return await eventually(reached, lambda: f"the condition on {run_id}; last body: {seen}", timeout=timeout)
 
 
 @contextlib.asynccontextmanager
@@ -60,7 +63,7 @@ async def serve_api(settings: Settings, app: FastAPI | None = None) -> AsyncIter
         await asyncio.sleep(0.01)
     base_url = f"http://127.0.0.1:{port}"
     try:
-        async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=base_url, timeout=WAIT_SECONDS) as http:
             yield http, base_url
     finally:
         server.should_exit = True

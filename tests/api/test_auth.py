@@ -22,6 +22,7 @@ from api.cli.main import main as orch
 from tests.api.conftest import APIFactory, APIHarness
 from tests.conftest import REPO_ROOT, CallLog, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, free_port, tool_call
+from tests.waiting import WAIT_SECONDS, eventually
 from worker.settings import Settings
 
 KEYS = {
@@ -49,17 +50,20 @@ def auth(name: str) -> dict[str, str]:
 
 @asynccontextmanager
 async def as_key(api: APIHarness, name: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.base_url, headers=auth(name), timeout=30) as http:
+    async with httpx.AsyncClient(base_url=api.base_url, headers=auth(name), timeout=WAIT_SECONDS) as http:
         yield http
 
 
 async def _wait(http: httpx.AsyncClient, run_id: str, status: str) -> dict[str, Any]:
-    async with asyncio.timeout(30):
-        while True:
-            body: dict[str, Any] = (await http.get(f"/v1/orchestrations/{run_id}")).json()
-            if body.get("status") == status:
-                return body
-            await asyncio.sleep(0.1)
+    async def reached() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await http.get(f"/v1/orchestrations/{run_id}")).json()
+        return body if body.get("status") == status else None
+
+    return await eventually(reached, f"{run_id} is {status}")
+
+
+async def _is_listed(http: httpx.AsyncClient, run_id: str) -> bool:
+    return run_id in await _listed(http)
 
 
 async def _listed(http: httpx.AsyncClient) -> set[str]:
@@ -121,9 +125,7 @@ async def test_run_keys_see_their_own_runs_and_the_approver_is_the_key(
             f"/v1/orchestrations/{run_id}/approvals", json={"tool_call_id": "t1", "decision": "approve"}
         )
         assert forbidden.status_code == 403 and "'approve' role" in forbidden.json()["error"]["message"]
-        async with asyncio.timeout(20):
-            while run_id not in await _listed(alice):
-                await asyncio.sleep(0.2)
+        await eventually(lambda: _is_listed(alice, run_id), "visibility lists alice's run", interval=0.2)
         assert run_id not in await _listed(bob)
         assert run_id in await _listed(carol) and run_id in await _listed(root)
 
@@ -210,7 +212,7 @@ async def test_python_m_api_refuses_a_public_bind_without_keys_and_bad_key_files
             sys.executable, "-m", "api", cwd=REPO_ROOT, env=dict(os.environ, ORCH_API_PORT=str(free_port()), **env),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+        _, stderr = await asyncio.wait_for(proc.communicate(), WAIT_SECONDS)
         lines = stderr.decode().strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and expected in lines[0], (env, lines)
 
@@ -236,7 +238,7 @@ async def test_orch_cli_sends_its_api_key(api_stack: APIFactory, call_log: CallL
                 env=dict(os.environ, ORCH_API_KEY=key),
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             )  # fmt: skip
-            _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+            _, stderr = await asyncio.wait_for(proc.communicate(), WAIT_SECONDS)
             assert proc.returncode == expected, stderr.decode()
             if expected:
                 assert stderr.decode().strip() == "orch: 401: invalid API key"

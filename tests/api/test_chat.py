@@ -15,6 +15,7 @@ def _servers(call_log: CallLog) -> dict:
 
 
 def client_of(api: APIHarness) -> openai.AsyncOpenAI:
+    """The official client pointed at the API; use it as `async with`, which closes it."""
     return openai.AsyncOpenAI(base_url=f"{api.base_url}/v1", api_key="unused-on-loopback", max_retries=0)
 
 
@@ -26,8 +27,7 @@ async def test_a_chat_completion_runs_the_tools_and_answers(
         Reply(tool_calls=[tool_call("e1", "toolbox__echo", {"text": "ping"})], prompt_tokens=10, completion_tokens=3),
         Reply(content="The echo said ping.", prompt_tokens=20, completion_tokens=5),
     )
-    async with api_stack(_servers(call_log)) as api:
-        chat = client_of(api)
+    async with api_stack(_servers(call_log)) as api, client_of(api) as chat:
         done = await chat.chat.completions.create(
             model="m-chat",
             messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "echo ping"}],
@@ -54,8 +54,8 @@ async def test_a_call_waiting_too_long_for_approval_answers_with_the_pending_cal
         Reply(tool_calls=[tool_call("t1", "toolbox__transfer", {"account": "acme", "amount": 5})]),
         Reply(content="paid"),
     )
-    async with api_stack(_servers(call_log)) as api:
-        done = await client_of(api).chat.completions.create(
+    async with api_stack(_servers(call_log)) as api, client_of(api) as chat:
+        done = await chat.chat.completions.create(
             model="m-chat-gated",
             messages=[{"role": "user", "content": "pay acme 5"}],
             extra_body={"approval_wait_seconds": 1},
@@ -80,8 +80,8 @@ async def test_stream_true_streams_the_answer_as_chunks(
         Reply(tool_calls=[tool_call("e1", "toolbox__echo", {"text": "x"})], prompt_tokens=1, completion_tokens=1),
         Reply(content=answer, prompt_tokens=7, completion_tokens=9),
     )
-    async with api_stack(_servers(call_log)) as api:
-        stream = await client_of(api).chat.completions.create(
+    async with api_stack(_servers(call_log)) as api, client_of(api) as chat:
+        stream = await chat.chat.completions.create(
             model="m-chat-stream",
             messages=[{"role": "user", "content": "go"}],
             stream=True,
@@ -101,8 +101,7 @@ async def test_bad_requests_and_a_failed_run_are_errors_the_client_understands(
 ) -> None:
     llm.script("m-chat-400", HTTPError(400, "The model `m-chat-400` does not exist"))
     llm.script("m-chat-plain", Reply(content="no tools here"))
-    async with api_stack() as api:
-        chat = client_of(api)
+    async with api_stack() as api, client_of(api) as chat:
         with pytest.raises(openai.UnprocessableEntityError) as refused:
             await chat.chat.completions.create(
                 model="m",

@@ -7,6 +7,7 @@ import asyncio
 from tests.api.conftest import APIFactory
 from tests.conftest import CallLog, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, tool_call
+from tests.waiting import eventually
 
 
 def _servers(call_log: CallLog) -> dict:
@@ -187,12 +188,12 @@ async def test_list_filters_by_status_and_paginates(api_stack: APIFactory, llm: 
                     return seen
             raise AssertionError("pagination did not end")
 
-        for _ in range(50):  # visibility is eventually consistent
+        async def all_listed() -> tuple[set[str], set[str]] | None:  # visibility is eventually consistent
             waiting, completed = await listed("waiting_for_approval"), await listed("completed")
-            if waiting_id in waiting and set(done_ids) <= completed:
-                break
-            await asyncio.sleep(0.2)
-        assert waiting_id in waiting and waiting_id not in completed
+            return (waiting, completed) if waiting_id in waiting and set(done_ids) <= completed else None
+
+        waiting, completed = await eventually(all_listed, "visibility lists every run", interval=0.2)
+        assert waiting_id not in completed
         assert set(done_ids) <= completed and not set(done_ids) & waiting
 
 

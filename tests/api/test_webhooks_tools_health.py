@@ -13,9 +13,11 @@ import httpx
 import pytest
 
 from activities.webhooks import sign
+from api import service
 from tests.api.conftest import WEBHOOK_SECRET, APIFactory, serve_api
-from tests.conftest import REPO_ROOT, CallLog, result_of, toolbox_stdio, wait_for_port
+from tests.conftest import REPO_ROOT, CallLog, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, free_port, tool_call
+from tests.waiting import WAIT_SECONDS, result_of, wait_for_port
 from worker.settings import Settings
 
 
@@ -88,20 +90,24 @@ async def test_tools_lists_each_server_with_policy_without_secrets(
     assert "tools-secret-value" not in response.text and "ORCH_TEST_TOOLS_SECRET" not in response.text
 
 
-async def test_finished_run_is_readable_with_the_worker_stopped(api_stack: APIFactory, llm: ScriptedLLM) -> None:
+async def test_finished_run_is_readable_with_the_worker_stopped(
+    api_stack: APIFactory, llm: ScriptedLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
     llm.script("m-after", Reply(content="kept"))
     async with api_stack() as api:
         run_id = (await api.http.post("/v1/orchestrations", json={"input": "x", "model": "m-after"})).json()["id"]
         await api.wait_for(run_id, lambda s: s["status"] == "completed")
         settings = Settings(temporal_address=api.worker.client.service_client.config.target_host)
     # The worker is gone now; a fresh API process reads the final status from Temporal alone.
+    # A query that waited for a worker would now take WAIT_SECONDS, far beyond the bound below.
+    monkeypatch.setattr(service, "QUERY_TIMEOUT_SECONDS", WAIT_SECONDS)
     async with serve_api(settings) as (http, _):
         started = time.monotonic()
         response = await http.get(f"/v1/orchestrations/{run_id}")
         elapsed = time.monotonic() - started
     assert response.status_code == 200
     assert response.json()["output"] == "kept" and response.json()["status"] == "completed"
-    assert elapsed < 3, "no query to a missing worker"
+    assert elapsed < WAIT_SECONDS / 2, "no query to a missing worker"
 
 
 async def test_health_and_a_temporal_outage_answers_503_quickly() -> None:

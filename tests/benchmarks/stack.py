@@ -21,8 +21,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api.cli.dev import dev_server_flags
-from tests.conftest import REPO_ROOT, TEMPORAL_CLI, CallLog, WorkerProcess, toolbox_stdio, wait_for_port
+from tests.conftest import REPO_ROOT, TEMPORAL_CLI, CallLog, WorkerProcess, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, Turn, free_port, tool_call
+from tests.waiting import wait_for_port
 from workflows.orchestration import SEARCH_ATTRIBUTES
 
 DEV_SERVER_FLAGS = dev_server_flags()

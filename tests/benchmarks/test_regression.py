@@ -14,8 +14,9 @@ from activities.mcp_pool import MCPSessionPool
 from tests.benchmarks.baseline import in_process_loop, stdio_params
 from tests.benchmarks.cases import step_gaps
 from tests.benchmarks.stack import looping_model
-from tests.conftest import CallLog, WorkerFactory, result_of, toolbox_stdio
+from tests.conftest import CallLog, WorkerFactory, toolbox_stdio
 from tests.scripted_llm import ScriptedLLM
+from tests.waiting import WAIT_SECONDS, result_of
 
 ENGINE_STEP_MAX_RATIO = 30.0
 """Durable loop step / in-process loop step: about 11x measured (BENCHMARKS.md), 47x before the
@@ -33,10 +34,10 @@ async def test_a_pooled_mcp_call_stays_far_cheaper_than_spawning_a_server() -> N
     )
     pooled: list[float] = []
     try:
-        await pool.call_tool("time", "get_current_time", {"timezone": "UTC"}, timeout=10, meta={})
+        await pool.call_tool("time", "get_current_time", {"timezone": "UTC"}, timeout=WAIT_SECONDS, meta={})
         for _ in range(50):
             began = time.perf_counter()
-            await pool.call_tool("time", "get_current_time", {"timezone": "UTC"}, timeout=10, meta={})
+            await pool.call_tool("time", "get_current_time", {"timezone": "UTC"}, timeout=WAIT_SECONDS, meta={})
             pooled.append(time.perf_counter() - began)
     finally:
         await pool.aclose()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tests.conftest import BIN_DIR, REPO_ROOT
 from tests.scripted_llm import free_port
+from tests.waiting import WAIT_SECONDS, eventually
 
 ORCH = str(BIN_DIR / "orch")
 
@@ -46,7 +47,7 @@ async def _orch(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
         ORCH, *args, cwd=REPO_ROOT, stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(stdin or b""), 90)
+    out, err = await asyncio.wait_for(proc.communicate(stdin or b""), WAIT_SECONDS)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 
@@ -71,7 +72,7 @@ class OrchDev:
             cwd=REPO_ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         assert self.proc.stdout is not None
-        async with asyncio.timeout(120):
+        async with asyncio.timeout(WAIT_SECONDS):
             while True:
                 line = (await self.proc.stdout.readline()).decode()
                 assert line, "orch dev exited early:\n" + "".join(self.lines)
@@ -84,7 +85,7 @@ class OrchDev:
         assert self.proc is not None
         children = _descendants(self.proc.pid)
         self.proc.send_signal(signal.SIGINT)
-        code = await asyncio.wait_for(self.proc.wait(), 60)
+        code = await asyncio.wait_for(self.proc.wait(), WAIT_SECONDS)
         return code, children
 
 
@@ -94,13 +95,12 @@ async def _status(api_url: str, run_id: str) -> dict:
     return json.loads(out)
 
 
-async def _wait_status(api_url: str, run_id: str, predicate, timeout: float = 60) -> dict:
-    async with asyncio.timeout(timeout):
-        while True:
-            run = await _status(api_url, run_id)
-            if predicate(run):
-                return run
-            await asyncio.sleep(0.3)
+async def _wait_status(api_url: str, run_id: str, predicate) -> dict:
+    async def reached() -> dict | None:
+        run = await _status(api_url, run_id)
+        return run if predicate(run) else None
+
+    return await eventually(reached, f"the condition on {run_id}", interval=0.3)
 
 
 async def test_orch_dev_demo_flow_through_the_cli_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
@@ -150,8 +150,7 @@ async def test_orch_dev_demo_flow_through_the_cli_then_ctrl_c_leaves_nothing(tmp
         code, children = await dev.interrupt()
     assert code == 0
     assert len(children) >= 4, "temporal, demo model, worker and API were running"
-    await asyncio.sleep(0.5)
-    assert not [pid for pid in children if _alive(pid)], "Ctrl-C left processes behind"
+    await eventually(lambda: not [pid for pid in children if _alive(pid)], "no process left behind by Ctrl-C")
 
     # Runs survive a restart: the dev server keeps them in the SQLite file under the state dir.
     again = OrchDev(tmp_path / "state")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import CallLog, WorkerFactory, result_of, toolbox_stdio
+from tests.conftest import CallLog, WorkerFactory, toolbox_stdio
 from tests.scripted_llm import Drop, HTTPError, RawBody, Reply, ScriptedLLM, tool_call
+from tests.waiting import result_of
 
 pytestmark = pytest.mark.fault
 
@@ -33,7 +34,7 @@ async def test_llm_failures_between_tool_calls_leave_each_call_run_once(
     )
     async with run_worker({"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["*"])}) as h:
         handle = await h.start({"input": "go", "model": "m-llm-faults"})
-        final = await result_of(handle, timeout=90)
+        final = await result_of(handle)
     assert final.status == "completed" and final.output == "all done"
     assert len(llm.requests_for("m-llm-faults")) == 10, "each failure asked again, once"
     assert [c["arguments"]["text"] for c in call_log.calls("echo")] == ["one", "two"], "each recorded call ran once"

@@ -14,8 +14,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from api.cli.dev import dev_server_flags
-from tests.conftest import TEMPORAL_CLI, CallLog, Harness, WorkerProcess, result_of, toolbox_stdio, wait_for_port
+from tests.conftest import TEMPORAL_CLI, CallLog, Harness, WorkerProcess, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, free_port, tool_call
+from tests.waiting import WAIT_SECONDS, eventually, result_of, wait_for_port
 from workflows.messages import ApprovalDecision
 from workflows.orchestration import Orchestration
 
@@ -29,7 +30,7 @@ async def _start_server(port: int, db: Path) -> asyncio.subprocess.Process:
         "--log-level", "error",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
-    await wait_for_port(port, timeout=60)
+    await wait_for_port(port)
     return server
 
 
@@ -61,20 +62,21 @@ async def test_run_survives_a_temporal_server_restart(llm: ScriptedLLM, call_log
         await h.wait_pending(handle)
 
         server.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(server.wait(), 30)
-        await asyncio.sleep(2)  # down for a while; the worker keeps retrying its polls
+        await asyncio.wait_for(server.wait(), WAIT_SECONDS)
+        # Down while the new server starts (seconds); the worker keeps retrying its polls.
         server = await _start_server(port, db)
 
-        async with asyncio.timeout(60):
-            while True:
-                try:
-                    await handle.signal(
-                        Orchestration.submit_approval, ApprovalDecision(tool_call_id="pay", decision="approve")
-                    )
-                    break
-                except RPCError:  # the client reconnects after the restart
-                    await asyncio.sleep(0.5)
-        final = await result_of(handle, timeout=90)
+        async def approved() -> bool:
+            try:
+                await handle.signal(
+                    Orchestration.submit_approval, ApprovalDecision(tool_call_id="pay", decision="approve")
+                )
+            except RPCError:  # the client reconnects after the restart
+                return False
+            return True
+
+        await eventually(approved, "the restarted server took the approval", interval=0.5)
+        final = await result_of(handle)
     finally:
         if worker.proc is not None and worker.proc.returncode is None:
             await worker.stop(signal.SIGTERM)

@@ -7,15 +7,17 @@ server can tell the retry from a new call.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import PendingActivityState, TimeoutType
 
-from tests.conftest import CallLog, result_of, toolbox_stdio
+from tests.conftest import CallLog, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, Stall, tool_call
+from tests.waiting import WAIT_SECONDS, eventually, result_of
 
 pytestmark = pytest.mark.fault
 
@@ -23,29 +25,29 @@ IDEMPOTENCY_KEY = "io.github.durable-orchestrations/idempotency-key"
 
 
 async def test_worker_killed_mid_tool_call_retries_only_the_unfinished_call(
-    worker_process: Callable[..., Any], llm: ScriptedLLM, call_log: CallLog
+    worker_process: Callable[..., Any], llm: ScriptedLLM, call_log: CallLog, tmp_path: Path
 ) -> None:
+    gate = tmp_path / "gate"
     llm.script(
         "m-crash-tool",
         Reply(tool_calls=[tool_call("done", "toolbox__echo", {"text": "recorded before the crash"})]),
-        Reply(tool_calls=[tool_call("cut", "toolbox__sleep", {"seconds": 3})]),
+        Reply(tool_calls=[tool_call("cut", "toolbox__hold", {"gate": str(gate)})]),
         Reply(content="survived"),
     )
     servers = {"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["*"])}
     first, h = worker_process(servers)
     await first.start()
-    handle = await h.start({"input": "go", "model": "m-crash-tool", "tool_timeout_seconds": 30})
-    async with asyncio.timeout(30):
-        while not call_log.calls("sleep"):
-            await asyncio.sleep(0.05)
+    handle = await h.start({"input": "go", "model": "m-crash-tool", "tool_timeout_seconds": 600})
+    await eventually(lambda: call_log.calls("hold"), "the held call reached the toolbox")
     assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
+    gate.touch()  # the retry answers at once
 
     second, _ = worker_process(servers)
     await second.start()
-    final = await result_of(handle, timeout=90)
+    final = await result_of(handle)
     assert final.status == "completed" and final.output == "survived"
     assert len(call_log.calls("echo")) == 1, "the call recorded before the crash did not run again"
-    attempts = call_log.calls("sleep")
+    attempts = call_log.calls("hold")
     assert len(attempts) == 2, "the cut-off call was retried once"
     keys = {attempt["meta"][IDEMPOTENCY_KEY] for attempt in attempts}
     assert keys == {f"{handle.id}/cut"}, "both attempts carry the same idempotency key"
@@ -60,21 +62,19 @@ async def test_worker_killed_mid_llm_call_asks_the_model_again_and_runs_tools_on
     llm.script(
         "m-crash-llm",
         Reply(tool_calls=[tool_call("first", "toolbox__echo", {"text": "before"})]),
-        Stall(seconds=60),  # the worker dies while this request hangs
+        Stall(seconds=WAIT_SECONDS),  # the worker dies while this request hangs
         Reply(content="answered on the second worker"),
     )
     servers = {"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["*"])}
     first, h = worker_process(servers)
     await first.start()
     handle = await h.start({"input": "go", "model": "m-crash-llm", "llm_call": llm_call})
-    async with asyncio.timeout(30):
-        while len(llm.requests_for("m-crash-llm")) < 2:
-            await asyncio.sleep(0.05)
+    await eventually(lambda: len(llm.requests_for("m-crash-llm")) == 2, "the second LLM call reached the model")
     assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
 
     second, _ = worker_process(servers)
     await second.start()
-    final = await result_of(handle, timeout=90)
+    final = await result_of(handle)
     assert final.output == "answered on the second worker"
     assert len(llm.requests_for("m-crash-llm")) == 3, "the cut-off LLM call was asked again, once"
     assert len(call_log.calls("echo")) == 1, "the recorded tool call did not run again"
@@ -94,13 +94,32 @@ async def test_worker_killed_while_listing_tools_hands_the_run_over_within_the_h
     first, h = worker_process({"toolbox": stuck})
     await first.start()
     handle = await h.start({"input": "go", "model": "m-crash-prepare"})
-    await asyncio.sleep(2)  # prepare_run is listing the stuck server's tools
+
+    async def prepare_run_started() -> bool:
+        pending = (await handle.describe()).raw_description.pending_activities
+        return any(
+            a.activity_type.name == "prepare_run" and a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+            for a in pending
+        )
+
+    await eventually(prepare_run_started, "the first worker started prepare_run")
     assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
 
     second, _ = worker_process({"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["*"])})
     await second.start()
-    began = asyncio.get_running_loop().time()
-    final = await result_of(handle, timeout=90)
-    assert asyncio.get_running_loop().time() - began < 60, "handed over after the heartbeat timeout, not 2 minutes"
+    final = await result_of(handle)
     assert final.status == "completed" and final.output == "ok"
     assert len(call_log.calls("echo")) == 1
+    # The second attempt began because the first missed its heartbeats, not because its
+    # 2-minute start-to-close timeout ran out.
+    history = await handle.fetch_history()
+    scheduled = next(e for e in history.events if e.HasField("activity_task_scheduled_event_attributes"))
+    assert scheduled.activity_task_scheduled_event_attributes.activity_type.name == "prepare_run"
+    started = next(
+        e.activity_task_started_event_attributes
+        for e in history.events
+        if e.HasField("activity_task_started_event_attributes")
+        and e.activity_task_started_event_attributes.scheduled_event_id == scheduled.event_id
+    )
+    assert started.attempt == 2
+    assert started.last_failure.timeout_failure_info.timeout_type == TimeoutType.TIMEOUT_TYPE_HEARTBEAT

@@ -86,6 +86,16 @@ async def sleep(seconds: float, ctx: Context) -> str:
 
 
 @server.tool()
+async def hold(gate: str, ctx: Context) -> str:
+    """Answer once the file `gate` exists: a call a test keeps in flight for as long as it needs
+    (to kill a worker or a server mid-call), then lets finish by creating the file."""
+    _log_call("hold", {"gate": gate}, ctx)
+    while not os.path.exists(gate):
+        await asyncio.sleep(0.05)
+    return "released"
+
+
+@server.tool()
 def big_output(size: int, ctx: Context) -> str:
     """Return `size` bytes of text: for the output cap."""
     _log_call("big_output", {"size": size}, ctx)

@@ -13,9 +13,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from tests.api.conftest import serve_api
-from tests.conftest import CallLog, WorkerFactory, result_of, toolbox_stdio
+from tests.conftest import CallLog, WorkerFactory, toolbox_stdio
 from tests.history_text import payload_texts
 from tests.scripted_llm import Reply, ScriptedLLM, tool_call
+from tests.waiting import result_of
 from worker.codec import EncryptionCodec, EncryptionKeyError, data_converter
 from worker.settings import Settings
 

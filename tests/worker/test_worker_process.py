@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO_ROOT, CallLog, result_of, toolbox_stdio
+from tests.conftest import GRACEFUL_SHUTDOWN_SECONDS, REPO_ROOT, CallLog, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, tool_call
+from tests.waiting import WAIT_SECONDS, eventually, result_of
 from workflows.messages import ApprovalDecision
 from workflows.orchestration import Orchestration
 
@@ -35,7 +36,7 @@ async def _run_worker_to_exit(config_text: str | None, tmp_path: Path) -> tuple[
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    _, stderr = await asyncio.wait_for(proc.communicate(), WAIT_SECONDS)
     assert proc.returncode is not None
     return proc.returncode, stderr.decode()
 
@@ -99,21 +100,25 @@ async def test_worker_killed_while_waiting_then_restarted_runs_each_call_once(
 
 
 async def test_sigterm_lets_an_in_flight_tool_call_finish(
-    worker_process: Callable[..., Any], llm: ScriptedLLM, call_log: CallLog
+    worker_process: Callable[..., Any], llm: ScriptedLLM, call_log: CallLog, tmp_path: Path
 ) -> None:
-    llm.script("m-term", Reply(tool_calls=[tool_call("s", "toolbox__sleep", {"seconds": 2})]), Reply(content="ok"))
+    gate = tmp_path / "gate"
+    llm.script("m-term", Reply(tool_calls=[tool_call("s", "toolbox__hold", {"gate": str(gate)})]), Reply(content="ok"))
     servers = {"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["*"])}
     worker, h = worker_process(servers)
     await worker.start()
-    handle = await h.start({"input": "sleep", "model": "m-term"})
-    await h.wait_for(handle, lambda s: any(st.kind == "tool" and st.status == "running" for st in s.steps))
+    handle = await h.start({"input": "hold", "model": "m-term"})
+    await eventually(lambda: call_log.calls("hold"), "the held call reached the toolbox")
+    assert worker.proc is not None
+    worker.proc.send_signal(signal.SIGTERM)
+    await worker.wait_for_line(lambda line: f"stopping: waiting up to {GRACEFUL_SHUTDOWN_SECONDS}s" in line)
+    gate.touch()  # the call finishes while the worker is stopping
     assert await worker.stop(signal.SIGTERM) == 0
-    assert any("stopping: waiting up to 10s" in line for line in worker.output)
     history = await handle.fetch_history()
     completed = [e for e in history.events if e.HasField("activity_task_completed_event_attributes")]
-    # prepare_run, the LLM call and the sleeping tool call all completed before the worker exited.
+    # prepare_run, the LLM call and the held tool call all completed before the worker exited.
     assert len(completed) == 3
-    assert len(call_log.calls("sleep")) == 1
+    assert len(call_log.calls("hold")) == 1
 
 
 async def test_redeploy_with_another_policy_does_not_alter_a_running_orchestration(

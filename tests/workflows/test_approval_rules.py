@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from tests.conftest import CallLog, WorkerFactory, result_of, toolbox_stdio
+from tests.conftest import CallLog, WorkerFactory, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, tool_call
+from tests.waiting import result_of
 from workflows.messages import ApprovalDecision
 from workflows.orchestration import Orchestration
 

@@ -7,8 +7,9 @@ import json
 
 from temporalio.client import WorkflowExecutionStatus
 
-from tests.conftest import TEMPORAL_CLI, CallLog, WorkerFactory, result_of, toolbox_stdio
+from tests.conftest import TEMPORAL_CLI, CallLog, WorkerFactory, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, tool_call
+from tests.waiting import result_of
 from workflows.messages import ApprovalDecision
 from workflows.orchestration import Orchestration
 

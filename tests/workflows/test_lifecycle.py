@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,23 +15,23 @@ from starlette.routing import Route
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
 from activities.webhooks import verify
-from tests.conftest import CallLog, Harness, WorkerFactory, result_of, toolbox_stdio
+from tests.conftest import CallLog, Harness, WorkerFactory, toolbox_stdio
 from tests.scripted_llm import HTTPError, Reply, ScriptedLLM, Stall, free_port, tool_call
+from tests.waiting import WAIT_SECONDS, eventually, result_of
 from workflows.messages import ApprovalDecision
 from workflows.orchestration import Orchestration
 
 SECRET = "whsec_c2VjcmV0LWZvci10ZXN0cw=="
 
 
-async def _listed(h: Harness, workflow_id: str, status: str, timeout: float = 15.0) -> bool:
+async def _listed(h: Harness, workflow_id: str, status: str) -> bool:
     """Whether visibility lists the run under `OrchestrationStatus = status` (eventually)."""
     query = f'WorkflowId = "{workflow_id}" AND OrchestrationStatus = "{status}"'
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if [w async for w in h.client.list_workflows(query)]:
-            return True
-        await asyncio.sleep(0.2)
-    return False
+
+    async def found() -> bool:
+        return bool([w async for w in h.client.list_workflows(query)])
+
+    return await eventually(found, f"visibility lists {workflow_id} as {status}", interval=0.2)
 
 
 async def test_cancel_while_waiting_for_approval(
@@ -54,15 +55,16 @@ async def test_cancel_while_waiting_for_approval(
 
 
 async def test_cancel_stops_an_in_flight_tool_call(
-    run_worker: WorkerFactory, llm: ScriptedLLM, call_log: CallLog
+    run_worker: WorkerFactory, llm: ScriptedLLM, call_log: CallLog, tmp_path: Path
 ) -> None:
-    llm.script("m-cancel-tool", Reply(tool_calls=[tool_call("s", "toolbox__sleep", {"seconds": 60})]))
+    never_opened = tmp_path / "gate"
+    llm.script("m-cancel-tool", Reply(tool_calls=[tool_call("s", "toolbox__hold", {"gate": str(never_opened)})]))
     async with run_worker({"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["*"])}) as h:
-        handle = await h.start({"input": "sleep", "model": "m-cancel-tool", "tool_timeout_seconds": 120})
-        await h.wait_for(handle, lambda s: any(st.status == "running" and st.kind == "tool" for st in s.steps))
+        handle = await h.start({"input": "hold", "model": "m-cancel-tool", "tool_timeout_seconds": 600})
+        await eventually(lambda: call_log.calls("hold"), "the held call reached the toolbox")
         await handle.cancel()
         with pytest.raises(WorkflowFailureError):
-            await asyncio.wait_for(handle.result(), 15)
+            await asyncio.wait_for(handle.result(), WAIT_SECONDS)
         description = await handle.describe()
         history = await handle.fetch_history()
     assert description.status == WorkflowExecutionStatus.CANCELED
@@ -76,16 +78,14 @@ async def test_cancel_stops_an_in_flight_tool_call(
 async def test_cancel_stops_an_llm_call_running_as_a_local_activity(
     run_worker: WorkerFactory, llm: ScriptedLLM
 ) -> None:
-    llm.script("m-cancel-local", Stall(seconds=120))
+    llm.script("m-cancel-local", Stall(seconds=WAIT_SECONDS))
     async with run_worker() as h:
         handle = await h.start({"input": "think", "model": "m-cancel-local", "llm_call": "local_activity"})
-        async with asyncio.timeout(20):
-            while not llm.requests_for("m-cancel-local"):
-                await asyncio.sleep(0.05)
+        await eventually(lambda: llm.requests_for("m-cancel-local"), "the LLM call reached the model")
         await handle.cancel()
         # The cancel waits for the held workflow task's next heartbeat (80% of its 10 s timeout).
         with pytest.raises(WorkflowFailureError):
-            await asyncio.wait_for(handle.result(), 30)
+            await asyncio.wait_for(handle.result(), WAIT_SECONDS)
         description = await handle.describe()
     assert description.status == WorkflowExecutionStatus.CANCELED
     memo = await description.memo_value("orchestration")
@@ -116,8 +116,7 @@ async def webhook_receiver():
     app = Starlette(routes=[Route("/hook", receiver.handle, methods=["POST"])])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=receiver.port, log_level="warning"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: server.started, "the webhook receiver is serving", interval=0.01)
     yield receiver
     server.should_exit = True
     await task

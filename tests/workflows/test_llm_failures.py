@@ -8,8 +8,9 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from tests.conftest import WorkerFactory, result_of
+from tests.conftest import WorkerFactory
 from tests.scripted_llm import Drop, HTTPError, RawBody, Reply, ScriptedLLM
+from tests.waiting import result_of
 
 
 def _timed(turn):

@@ -8,8 +8,9 @@ import sys
 import pytest
 from temporalio.client import WorkflowFailureError
 
-from tests.conftest import CallLog, WorkerFactory, result_of, toolbox_stdio
+from tests.conftest import CallLog, WorkerFactory, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, tool_call
+from tests.waiting import WAIT_SECONDS, result_of
 
 
 async def test_answer_without_tools_completes_with_final_answer(run_worker: WorkerFactory, llm: ScriptedLLM) -> None:
@@ -70,7 +71,7 @@ async def test_a_run_without_a_user_message_fails_instead_of_retrying(run_worker
     async with run_worker() as h:
         handle = await h.start({"instructions": "You are helpful."})
         with pytest.raises(WorkflowFailureError) as failure:
-            await asyncio.wait_for(handle.result(), 30)
+            await asyncio.wait_for(handle.result(), WAIT_SECONDS)
     assert "at least one user message" in str(failure.value.cause)
 
 

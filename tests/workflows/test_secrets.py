@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import CallLog, WorkerFactory, result_of, toolbox_stdio
+from tests.conftest import CallLog, WorkerFactory, toolbox_stdio
 from tests.history_text import payload_texts
 from tests.scripted_llm import Reply, ScriptedLLM, tool_call
+from tests.waiting import result_of
 
 SECRET_VALUE = "sk-live-0123456789-very-secret"
 

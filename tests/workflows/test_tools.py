@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO_ROOT, CallLog, WorkerFactory, result_of, toolbox_stdio, wait_for_port
+from tests.conftest import REPO_ROOT, CallLog, WorkerFactory, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, free_port, tool_call
+from tests.waiting import TOOL_TIMEOUT_SECONDS, result_of, wait_for_port
 
 
 def _offered(request: dict) -> list[str]:
@@ -99,7 +100,7 @@ async def test_error_result_timeout_and_bad_arguments_go_back_to_the_model(
         Reply(
             tool_calls=[
                 tool_call("e", "toolbox__fail", {"message": "disk full"}),
-                tool_call("t", "toolbox__sleep", {"seconds": 30}),
+                tool_call("t", "toolbox__sleep", {"seconds": 600}),
                 tool_call("j", "toolbox__echo", "{not json"),
                 tool_call("u", "nowhere__tool", {}),
             ]
@@ -107,13 +108,13 @@ async def test_error_result_timeout_and_bad_arguments_go_back_to_the_model(
         Reply(content="recovered"),
     )
     async with run_worker({"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["*"])}) as h:
-        handle = await h.start({"input": "x", "model": "m-errors", "tool_timeout_seconds": 1})
+        handle = await h.start({"input": "x", "model": "m-errors", "tool_timeout_seconds": TOOL_TIMEOUT_SECONDS})
         final = await result_of(handle)
     messages = {
         m["tool_call_id"]: m["content"] for m in llm.requests_for("m-errors")[1]["messages"] if m["role"] == "tool"
     }
     assert messages["e"] == "error: Error executing tool fail: disk full"
-    assert messages["t"] == "error: tool toolbox.sleep timed out after 1s"
+    assert messages["t"] == f"error: tool toolbox.sleep timed out after {TOOL_TIMEOUT_SECONDS:g}s"
     assert messages["j"].startswith("error: arguments are not valid JSON")
     assert messages["u"].startswith("error: unknown tool 'nowhere__tool'")
     assert final.status == "completed" and final.output == "recovered"
@@ -171,7 +172,7 @@ async def test_streamable_http_server_then_unreachable_goes_back_to_the_model(
     )
     server = {"url": url, "transport": "streamable_http", "tools_to_auto_execute": ["add"]}
     async with run_worker({"remote": server}) as h:
-        handle = await h.start({"input": "add", "model": "m-http", "tool_timeout_seconds": 5})
+        handle = await h.start({"input": "add", "model": "m-http", "tool_timeout_seconds": TOOL_TIMEOUT_SECONDS})
         final = await result_of(handle)
     messages = {
         m["tool_call_id"]: m["content"] for m in llm.requests_for("m-http")[2]["messages"] if m["role"] == "tool"
