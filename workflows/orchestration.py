@@ -63,6 +63,10 @@ ORCHESTRATION_OWNER_ATTRIBUTE = SearchAttributeKey.for_keyword("OrchestrationOwn
 SEARCH_ATTRIBUTES = (ORCHESTRATION_STATUS_ATTRIBUTE, ORCHESTRATION_OWNER_ATTRIBUTE)
 """Both are Keyword attributes to register on the namespace."""
 
+ARGUMENTS_VALIDATED_PATCH = "arguments-validated-against-input-schema"
+"""Runs from before this patch opened tool calls without checking the arguments against the
+tool's input schema; their histories replay that way."""
+
 DECISION_UNKNOWN_CALL = "UnknownToolCall"
 DECISION_ALREADY_MADE = "AlreadyDecided"
 DECISION_MISMATCH = "ApprovalMismatch"
@@ -286,8 +290,11 @@ class Orchestration:
             state.messages.append(reply.message)
             if not reply.message.tool_calls:
                 return await self._complete(StopReason.FINAL_ANSWER, _text_of(reply.message))
+            validate_arguments = workflow.patched(ARGUMENTS_VALIDATED_PATCH)
             for call in reply.message.tool_calls:
-                opened = open_tool_call(call, state.catalog, step_index=len(state.steps))
+                opened = open_tool_call(
+                    call, state.catalog, step_index=len(state.steps), validate_arguments=validate_arguments
+                )
                 state.open_calls.append(opened)
                 state.steps.append(
                     StepRecord(

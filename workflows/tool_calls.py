@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 from jsonschema import exceptions as jsonschema_exceptions
 from jsonschema import validators
+from referencing import exceptions as referencing_exceptions
 
 from workflows.messages import LLMToolCall, OpenToolCall, ToolCatalog
 
@@ -56,8 +58,15 @@ def _sha256(value: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def open_tool_call(call: LLMToolCall, catalog: ToolCatalog, step_index: int) -> OpenToolCall:
-    """Resolve one tool call against the run's catalog; problems become `problem` text for the model."""
+def open_tool_call(
+    call: LLMToolCall, catalog: ToolCatalog, step_index: int, *, validate_arguments: bool = True
+) -> OpenToolCall:
+    """Resolve one tool call against the run's catalog; problems become `problem` text for the model.
+
+    The arguments must match the tool's input schema as pinned at run start, exactly (no
+    coercion: `"100000"` is not a number) before any policy looks at them: a call that does
+    not is never run, never shown for approval and never matched against a rule.
+    `validate_arguments` is off only when replaying runs recorded before that check existed."""
     opened = OpenToolCall(tool_call_id=call.id, function_name=call.function.name, step_index=step_index)
     tool = catalog.by_function_name(call.function.name)
     if tool is None:
@@ -71,12 +80,20 @@ def open_tool_call(call: LLMToolCall, catalog: ToolCatalog, step_index: int) -> 
     except ValueError as err:
         opened.problem = f"arguments are not valid JSON ({err}); send a JSON object"
         return opened
+    except RecursionError:
+        opened.problem = "arguments are nested too deeply; send a flatter JSON object"
+        return opened
     if not isinstance(arguments, dict):
         opened.problem = "arguments must be a JSON object"
         return opened
     if tool.model_intent:
         arguments, opened.intent = unwrap_model_intent(arguments)
     opened.arguments = arguments
+    if validate_arguments:
+        problem = schema_problem(tool.input_schema, arguments)
+        if problem is not None:
+            opened.problem = f"arguments do not match the input schema of {tool.function_name}: {problem}"
+            return opened
     if not tool.auto_execute:
         opened.rule = next(
             (rule.name for rule in tool.auto_approve_rules if schema_problem(rule.arguments, arguments) is None), None
@@ -88,12 +105,20 @@ def open_tool_call(call: LLMToolCall, catalog: ToolCatalog, step_index: int) -> 
 
 
 def schema_problem(schema: dict[str, Any], instance: Any) -> str | None:
-    """Why `instance` does not match the JSON Schema `schema` (the first error), or None."""
+    """Why `instance` does not match the JSON Schema `schema` (the first error), or None.
+
+    Never raises: the schemas come from MCP servers, and an exception here would fail the
+    workflow task over and over instead of answering the model."""
     try:
-        validator = validators.validator_for(schema)(schema)
-        error = jsonschema_exceptions.best_match(validator.iter_errors(instance))
+        validator_class = validators.validator_for(schema)
+        validator_class.check_schema(schema)
+        error = jsonschema_exceptions.best_match(validator_class(schema).iter_errors(instance))
     except jsonschema_exceptions.SchemaError as err:
-        return f"the tool's input schema is invalid: {err.message}"
+        return f"the schema is invalid: {err.message}"
+    except (referencing_exceptions.Unresolvable, re.error) as err:
+        return f"the schema cannot be used: {err}"
+    except RecursionError:
+        return "the value is nested too deeply to check"
     if error is None:
         return None
     where = "/".join(str(part) for part in error.absolute_path)

@@ -1,7 +1,7 @@
 """Record the histories that the replay test runs: `python -m tests.histories.record`.
 
 Runs a run that exercises the whole loop (auto, approved, denied and unknown tool calls,
-an ignored decision, model intent) against a real dev server, worker, scripted model and
+arguments that break the tool's input schema, an ignored decision, model intent) against a real dev server, worker, scripted model and
 toolbox server, then writes its history next to this file. Re-record only on purpose:
 a history recorded by older code is what proves new code still replays it.
 """
@@ -9,6 +9,7 @@ a history recorded by older code is what proves new code still replays it.
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -37,6 +38,7 @@ async def record(name: str = "approvals_and_tools") -> Path:
                 tool_call("auto", "toolbox__echo", {"model_intent": "say hi", "properties": {"text": "hi"}}),
                 tool_call("gated", "toolbox__transfer", {"model_intent": "pay", "account": "acme", "amount": 3}),
                 tool_call("unknown", "toolbox__nope", {}),
+                tool_call("mistyped", "toolbox__transfer", {"account": "acme", "amount": "3"}),
             ]
         ),
         Reply(tool_calls=[tool_call("gated2", "toolbox__transfer", {"properties": {"account": "x", "amount": 1}})]),
@@ -75,4 +77,4 @@ async def record(name: str = "approvals_and_tools") -> Path:
 
 
 if __name__ == "__main__":
-    print(asyncio.run(record()))
+    print(asyncio.run(record(*sys.argv[1:])))

@@ -93,7 +93,12 @@ async def test_llm_calls_as_local_activities_record_each_reply_with_the_commands
     scheduled = [e for e in events if e.HasField("activity_task_scheduled_event_attributes")]
     names = [e.activity_task_scheduled_event_attributes.activity_type.name for e in scheduled]
     assert names == ["prepare_run", "call_tool"], "no chat_completion activity"
-    markers = [e.marker_recorded_event_attributes for e in events if e.HasField("marker_recorded_event_attributes")]
+    markers = [
+        e.marker_recorded_event_attributes
+        for e in events
+        if e.HasField("marker_recorded_event_attributes")
+        and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    ]
     assert len(markers) == 2
     # The first reply is recorded by the same workflow task completion that schedules its tool call.
     tool_call_scheduled = scheduled[1].activity_task_scheduled_event_attributes

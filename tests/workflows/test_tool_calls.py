@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workflows.messages import CatalogTool, FunctionCall, LLMToolCall, ToolCatalog
+from workflows.messages import ApprovalRule, CatalogTool, FunctionCall, LLMToolCall, ToolCatalog
 from workflows.tool_calls import open_tool_call, unwrap_model_intent
 
 
@@ -48,3 +48,41 @@ def test_open_tool_call_unwraps_intent_only_when_enabled() -> None:
     wrapped = '{"model_intent": "why", "properties": {"a": 1}}'
     assert open_tool_call(_call("s__t", wrapped), _catalog(model_intent=True), 0).arguments == {"a": 1}
     assert open_tool_call(_call("s__t", wrapped), _catalog(), 0).arguments["properties"] == {"a": 1}
+
+
+def _typed_catalog(input_schema: dict, rule: dict | None = None) -> ToolCatalog:
+    rules = [ApprovalRule(name="r", arguments=rule)] if rule is not None else []
+    tool = CatalogTool(server="s", tool="t", function_name="s__t", input_schema=input_schema, auto_approve_rules=rules)
+    return ToolCatalog(default_model="m", tools=[tool])
+
+
+AMOUNT = {"type": "object", "properties": {"amount": {"type": "number"}}, "required": ["amount"]}
+
+
+def test_arguments_must_match_the_input_schema_before_a_rule_sees_them() -> None:
+    catalog = _typed_catalog(AMOUNT, rule={"properties": {"amount": {"maximum": 100}}})
+    confused = open_tool_call(_call("s__t", '{"amount": "100000"}'), catalog, 0)
+    assert confused.problem == (
+        "arguments do not match the input schema of s__t: amount: '100000' is not of type 'number'"
+    )
+    assert confused.rule is None and not confused.auto_execute
+    small = open_tool_call(_call("s__t", '{"amount": 50}'), catalog, 0)
+    assert small.problem is None and small.rule == "r" and small.auto_execute
+    replayed = open_tool_call(_call("s__t", '{"amount": "100000"}'), catalog, 0, validate_arguments=False)
+    assert replayed.problem is None, "runs recorded before the check replay as they ran"
+
+
+@pytest.mark.parametrize(
+    ("input_schema", "arguments", "problem"),
+    [
+        ({"properties": {"a": {"pattern": "(("}}}, '{"a": "x"}', "the schema is invalid"),
+        ({"$ref": "https://example.invalid/schema.json"}, "{}", "the schema cannot be used"),
+        ({"properties": {"a": {"$ref": "#"}}}, '{"a": ' * 400 + "{}" + "}" * 400, "nested too deeply"),
+        ({"type": "object"}, '{"a": ' * 100_000 + "{}" + "}" * 100_000, "nested too deeply"),
+    ],
+)
+def test_a_schema_or_arguments_that_cannot_be_checked_are_a_problem_not_an_exception(
+    input_schema: dict, arguments: str, problem: str
+) -> None:
+    opened = open_tool_call(_call("s__t", arguments), _typed_catalog(input_schema), 0)
+    assert problem in (opened.problem or "")
