@@ -60,6 +60,9 @@ class MCPActivities:
             if server_config is None:
                 catalog.unavailable_servers[server] = "not configured on this worker"
                 continue
+            if not server_config.is_enabled:
+                catalog.unavailable_servers[server] = "disabled in the MCP config"
+                continue
             if not scope_allows(input.tool_scope, server):
                 if input.mcp_servers is not None:
                     catalog.unavailable_servers[server] = "outside the API key's MCP scope"
@@ -103,6 +106,8 @@ class MCPActivities:
                 name=name, transport=server_config.transport or "stdio", enabled=server_config.is_enabled
             )
             listing.servers.append(entry)
+            if not entry.enabled:
+                continue  # disabled means off everywhere: never connected to
             try:
                 tools = await self._list_tools(name)
             except Exception as err:

@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 from api.errors import APIError
-from workflows.messages import FINAL_EVENT_TYPES, EventsPage, RunEvent
+from workflows.messages import FINAL_EVENT_TYPES, TERMINAL_STATUSES, EventsPage, RunEvent
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,8 @@ class _Watcher:
         self.subscribers = 0
         self._events: list[RunEvent] = []  # contiguous ids, newest last
         self._last_id = base
+        self._synced = False
+        """Whether a fetch has told the run's real last event id (`base` may lie beyond it)."""
         self._ended = False
         self._changed = asyncio.Event()
         self._task = asyncio.create_task(self._poll(), name=f"events-{run_id}")
@@ -85,6 +87,8 @@ class _Watcher:
     async def follow(self, after: int) -> AsyncIterator[RunEvent]:
         cursor = after
         while True:
+            if self._synced and cursor > self._last_id:
+                cursor = self._last_id  # a resume point past the run's events means "from now on"
             first_buffered = self._events[0].id if self._events else self._last_id + 1
             if cursor + 1 < first_buffered and cursor < self._last_id:
                 # Older than this watcher's buffer: read the gap directly.
@@ -128,12 +132,17 @@ class _Watcher:
                     await asyncio.sleep(backoff)
                     continue
                 backoff = self._poll_seconds
+                if page.last_id < self._last_id:  # the first subscriber resumed past the run's events
+                    self._last_id = page.last_id
+                self._synced = True
                 if page.events:
                     self._events.extend(event for event in page.events if event.id > self._last_id)
                     del self._events[:-BUFFER_LIMIT]
                     self._last_id = max(self._last_id, page.events[-1].id)
                     self._ended = any(event.type in FINAL_EVENT_TYPES for event in page.events)
-                    self._wake()
+                # A finished run whose every event has been read has nothing more to say.
+                self._ended = self._ended or (page.status in TERMINAL_STATUSES and page.last_id <= self._last_id)
+                self._wake()
                 if len(page.events) == 0 or page.last_id <= self._last_id:
                     await asyncio.sleep(self._poll_seconds)
         except Exception:  # the streams end; their clients reconnect with Last-Event-ID

@@ -1,9 +1,10 @@
-"""Input limits of the API: request body size, prompt size, webhook targets (SSRF), the
-caller's MCP scope."""
+"""Input limits of the API: request body size and nesting, prompt size, webhook targets
+(SSRF), the caller's MCP scope."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,8 +31,28 @@ def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
     return receive
 
 
+MAX_JSON_DEPTH = 64
+"""Arrays and objects nested deeper than this in a request body are refused (400): deeper data
+breaks serialisation further in (and no request of this API needs it)."""
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def json_depth(body: bytes) -> int:
+    """How deeply arrays and objects nest in `body` (brackets inside strings do not count)."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKET.finditer(_JSON_STRING.sub(b'""', body)):
+        if bracket.group() in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
 class BodySizeLimit:
-    """Answers 413 for a request body over `max_bytes`, declared or streamed, before any handler."""
+    """Answers 413 for a request body over `max_bytes`, declared or streamed, and 400 for one
+    nested deeper than MAX_JSON_DEPTH, before any handler."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -61,17 +82,23 @@ class BodySizeLimit:
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
-        body_message: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        body = b"".join(chunks)
+        if json_depth(body) > MAX_JSON_DEPTH:
+            await self._reject(send, 400, "json_too_deep", f"request body nested deeper than {MAX_JSON_DEPTH} levels")
+            return
+        body_message: Message = {"type": "http.request", "body": body, "more_body": False}
         await self.app(scope, _replay([body_message], receive), send)
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(
+        self, send: Send, status: int = 413, code: str = "payload_too_large", message: str | None = None
+    ) -> None:
         body = json.dumps(
-            {"error": {"code": "payload_too_large", "message": f"request body over {self.max_bytes} bytes"}}
+            {"error": {"code": code, "message": message or f"request body over {self.max_bytes} bytes"}}
         ).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
             }
         )

@@ -70,6 +70,9 @@ from workflows.orchestration import (
 TEMPORAL_TIMEOUT_SECONDS = 5.0
 WORKER_TIMEOUT_SECONDS = 8.0
 TOOLS_CACHE_SECONDS = 30.0
+FORCED_REFRESH_SECONDS = 5.0
+"""A run naming a server missing from the cached listing refreshes it if it is older than this
+(a server just added), but no more often, however many such requests come."""
 QUERY_TIMEOUT_SECONDS = 3.0
 
 _CLOSED_STATUS = {
@@ -112,6 +115,9 @@ class OrchestrationService:
         self._client = client
         self._settings = settings
         self._tools: tuple[float, ToolsResponse] | None = None
+        self._tools_refresh = asyncio.Lock()
+        self.tool_listings = 0
+        """Tool listings asked of a worker so far (for tests and metrics)."""
         self._seen_webhooks: dict[str, float] = {}
 
     # --- Links ------------------------------------------------------------------------
@@ -134,6 +140,8 @@ class OrchestrationService:
         a run comes through here, so the size, webhook and scope checks apply to all of them."""
         check_run_request(body, self._settings)
         check_scope(body, caller)
+        if body.mcp_servers:
+            await self._check_servers(body.mcp_servers)
         request = body.to_run_request()
         request.owner = caller.name
         request.tool_scope = list(caller.mcp_scopes) if caller.mcp_scopes is not None else None
@@ -350,10 +358,34 @@ class OrchestrationService:
 
     # --- Tools and readiness ------------------------------------------------------------
 
-    async def tools(self) -> ToolsResponse:
-        """The worker's view of the configured tools, cached briefly."""
-        if self._tools is not None and time.monotonic() - self._tools[0] < TOOLS_CACHE_SECONDS:
+    async def _check_servers(self, names: Sequence[str]) -> None:
+        """422 for a named MCP server the workers do not have, or have disabled. When no
+        worker answers, the run starts anyway and its worker records the servers it cannot use."""
+        try:
+            servers = {server.name: server for server in (await self.tools()).servers}
+            if any(name not in servers for name in names):
+                servers = {server.name: server for server in (await self.tools(max_age=FORCED_REFRESH_SECONDS)).servers}
+        except APIError:
+            return
+        unknown = [name for name in names if name not in servers]
+        if unknown:
+            raise APIError(422, "unknown_mcp_server", f"mcp_servers names servers that are not configured: {unknown}")
+        disabled = [name for name in names if not servers[name].enabled]
+        if disabled:
+            raise APIError(422, "mcp_server_disabled", f"mcp_servers names disabled servers: {disabled}")
+
+    async def tools(self, max_age: float = TOOLS_CACHE_SECONDS) -> ToolsResponse:
+        """The worker's view of the configured tools, at most `max_age` seconds old. One
+        listing at a time: concurrent callers wait for it instead of starting their own."""
+        if self._tools is not None and time.monotonic() - self._tools[0] < max_age:
             return self._tools[1]
+        async with self._tools_refresh:
+            if self._tools is not None and time.monotonic() - self._tools[0] < max_age:
+                return self._tools[1]  # refreshed while this caller waited
+            return await self._list_tools()
+
+    async def _list_tools(self) -> ToolsResponse:
+        self.tool_listings += 1
         try:
             async with temporal_call("list tools", WORKER_TIMEOUT_SECONDS):
                 listing = await self._client.execute_workflow(
@@ -424,7 +456,7 @@ def _memo_events(description: WorkflowExecutionDescription, memo: Mapping[str, A
         final = _minimal_status(description, memo)
         events.append(
             RunEvent(
-                id=max(events[-1].id if events else 0, after) + 1,
+                id=(events[-1].id if events else 0) + 1,
                 type=_FINAL_EVENT.get(status, RunEventType.FAILED),
                 at=final.updated_at,
                 data={"status": status.value, "stop_reason": final.stop_reason, "error": final.error},

@@ -14,6 +14,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -66,10 +67,12 @@ class EncryptionCodec(PayloadCodec):
             if payload.metadata.get("encoding") != ENCODING:
                 decoded.append(payload)
                 continue
-            kid = payload.metadata.get(KEY_ID, b"").decode()
+            kid = payload.metadata.get(KEY_ID, b"").decode(errors="replace")
             aead = self._keys.get(kid)
             if aead is None:
                 raise EncryptionKeyError(f"payload encrypted with key {kid!r}, which this process does not have")
+            if len(payload.data) <= NONCE_BYTES:
+                raise InvalidTag  # too short to hold a nonce and a tag: not our ciphertext
             plain = aead.decrypt(payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:], None)
             decoded.append(Payload.FromString(plain))
         return decoded

@@ -274,6 +274,7 @@ class RunEventType(StrEnum):
 
 
 FINAL_EVENT_TYPES = frozenset({RunEventType.COMPLETED, RunEventType.FAILED, RunEventType.CANCELLED})
+TERMINAL_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT})
 
 
 class RunEvent(BaseModel):

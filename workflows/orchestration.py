@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.events import EventLog
     from workflows.messages import (
         OUTPUT_PREVIEW_CHARS,
+        TERMINAL_STATUSES,
         ApprovalDecision,
         CatalogTool,
         ChatMessage,
@@ -54,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
         WebhookEvent,
         WebhookEventType,
     )
-    from workflows.tool_calls import model_arguments_text, open_tool_call, schema_problem
+    from workflows.tool_calls import model_arguments_text, open_tool_call, schema_problem, unique_tool_call_ids
 
 ORCHESTRATION_STATUS_ATTRIBUTE = SearchAttributeKey.for_keyword("OrchestrationStatus")
 """Custom search attribute kept equal to the run's status, for listing and filtering."""
@@ -67,12 +68,14 @@ ARGUMENTS_VALIDATED_PATCH = "arguments-validated-against-input-schema"
 """Runs from before this patch opened tool calls without checking the arguments against the
 tool's input schema; their histories replay that way."""
 
+UNIQUE_TOOL_CALL_IDS_PATCH = "unique-tool-call-ids"
+"""Runs from before this patch kept the model's tool-call ids even when they repeated."""
+
 DECISION_UNKNOWN_CALL = "UnknownToolCall"
 DECISION_ALREADY_MADE = "AlreadyDecided"
 DECISION_MISMATCH = "ApprovalMismatch"
 DECISION_INVALID = "InvalidDecision"
 
-TERMINAL_STATUSES = {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT}
 _FINAL_EVENTS = {
     RunStatus.COMPLETED: RunEventType.COMPLETED,
     RunStatus.FAILED: RunEventType.FAILED,
@@ -287,6 +290,9 @@ class Orchestration:
             if self._continue_as_new_due():
                 await self._continue_as_new(state)
             reply = await self._call_llm(state)
+            if reply.message.tool_calls and workflow.patched(UNIQUE_TOOL_CALL_IDS_PATCH):
+                used = {step.tool_call_id for step in state.steps if step.tool_call_id}
+                reply.message.tool_calls = unique_tool_call_ids(reply.message.tool_calls, used, state.llm_calls)
             state.messages.append(reply.message)
             if not reply.message.tool_calls:
                 return await self._complete(StopReason.FINAL_ANSWER, _text_of(reply.message))

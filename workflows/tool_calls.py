@@ -13,6 +13,31 @@ from referencing import exceptions as referencing_exceptions
 
 from workflows.messages import LLMToolCall, OpenToolCall, ToolCatalog
 
+TOOL_CALL_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+"""The ids a run keeps as the model sent them; others are replaced (they are pasted into commands)."""
+
+
+def unique_tool_call_ids(calls: list[LLMToolCall], used: set[str], llm_step: int) -> list[LLMToolCall]:
+    """`calls` with ids no other call of the run has, whatever the model sent.
+
+    A decision names its call by id, so an id must never point at two calls: a missing id,
+    one repeated within the reply or from an earlier step (endpoints that number calls per
+    reply), or one that is overlong or holds other characters than letters, digits and
+    `_.:-` is replaced by `call_<llm step>_<position>` (with a suffix if even that is taken)."""
+    taken = set(used)
+    unique: list[LLMToolCall] = []
+    for position, call in enumerate(calls):
+        call_id = call.id
+        if call_id in taken or not TOOL_CALL_ID.fullmatch(call_id):
+            base = call_id = f"call_{llm_step}_{position}"
+            suffix = 1
+            while call_id in taken:
+                suffix += 1
+                call_id = f"{base}_{suffix}"
+        taken.add(call_id)
+        unique.append(call if call_id == call.id else call.model_copy(update={"id": call_id}))
+    return unique
+
 
 def unwrap_model_intent(arguments: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     """Split the model's arguments into the tool's own arguments and its stated intent.

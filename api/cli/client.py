@@ -39,8 +39,20 @@ class OrchestrationsClient:
             params["status"] = status
         return self._call("GET", "/v1/orchestrations", params=params)
 
-    def decide(self, run_id: str, call_id: str, decision: str, reason: str | None, approver: str) -> dict[str, Any]:
+    def decide(
+        self,
+        run_id: str,
+        call_id: str,
+        decision: str,
+        reason: str | None,
+        approver: str,
+        approval_hash: str | None = None,
+    ) -> dict[str, Any]:
+        """Decide a pending call; with `approval_hash` (the call as shown to the person) the
+        decision applies only if the call is still exactly that."""
         body = {"tool_call_id": call_id, "decision": decision, "reason": reason, "approver": approver}
+        if approval_hash:
+            body["approval_hash"] = approval_hash
         return self._call("POST", f"/v1/orchestrations/{run_id}/approvals", json=body)
 
     def events(self, run_id: str) -> Iterator[dict[str, Any]]:

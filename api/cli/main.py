@@ -101,7 +101,9 @@ def _ask(client: OrchestrationsClient, run_id: str, pending: dict[str, Any]) -> 
         return False
     word, _, reason = answer.partition(" ")
     decision = "approve" if word.lower() in ("y", "yes") else "deny"
-    client.decide(run_id, pending["tool_call_id"], decision, reason.strip() or None, _approver())
+    client.decide(
+        run_id, pending["tool_call_id"], decision, reason.strip() or None, _approver(), pending.get("approval_hash")
+    )
     return True
 
 
@@ -129,11 +131,24 @@ def _list(client: OrchestrationsClient, args: argparse.Namespace) -> int:
 
 def _decide(decision: str) -> Any:
     def command(client: OrchestrationsClient, args: argparse.Namespace) -> int:
-        run = client.decide(args.id, args.call_id, decision, args.reason, args.approver or _approver())
+        approval_hash = args.hash or _shown_hash(client, args, decision)
+        run = client.decide(args.id, args.call_id, decision, args.reason, args.approver or _approver(), approval_hash)
         say(json.dumps(run, indent=2) if args.json else f"{decision}d {args.call_id}; run is {run['status']}")
         return 0
 
     return command
+
+
+def _shown_hash(client: OrchestrationsClient, args: argparse.Namespace, decision: str) -> str | None:
+    """Without `--hash`: show the pending call being decided, and bind the decision to it."""
+    run = client.get(args.id)
+    pending = next((p for p in run.get("pending_approvals") or [] if p["tool_call_id"] == args.call_id), None)
+    if pending is None:
+        return None  # not pending: the API says why (unknown, already decided, run finished)
+    if not args.json:
+        say(f"{decision}: {pending['server']}.{pending['tool']} {json.dumps(pending['arguments'])}")
+    approval_hash: str | None = pending.get("approval_hash") or None
+    return approval_hash
 
 
 def _cancel(client: OrchestrationsClient, args: argparse.Namespace) -> int:
@@ -220,6 +235,11 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("call_id")
         sub.add_argument("--reason")
         sub.add_argument("--approver")
+        sub.add_argument(
+            "--hash",
+            help="the approval_hash shown with the call: the decision applies only to exactly that call "
+            "(default: the call as pending now, which is shown)",
+        )
     client_command("cancel", "cancel a run").add_argument("id")
     return parser
 

@@ -49,10 +49,12 @@ def status_view(run: dict[str, Any]) -> str:
 
 def pending_view(run_id: str, pending: dict[str, Any]) -> str:
     intent = f"\n  intent: {pending['intent']}" if pending.get("intent") else ""
+    # The commands carry the call's approval_hash: they decide exactly the call shown here.
+    bound = f" --hash {pending['approval_hash']}" if pending.get("approval_hash") else ""
     return (
         f"waiting for approval: {pending['server']}.{pending['tool']} {json.dumps(pending['arguments'])}{intent}\n"
-        f"  approve: orch approve {run_id} {pending['tool_call_id']}\n"
-        f"  deny:    orch deny {run_id} {pending['tool_call_id']} --reason '...'"
+        f"  approve: orch approve {run_id} {pending['tool_call_id']}{bound}\n"
+        f"  deny:    orch deny {run_id} {pending['tool_call_id']}{bound} --reason '...'"
     )
 
 

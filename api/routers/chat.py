@@ -25,8 +25,7 @@ from api.chat import (
 from api.deps import EventsHubDep, ServiceDep, SettingsDep
 from api.errors import APIError, error_responses
 from api.service import OrchestrationService
-from workflows.messages import RunEvent, RunStatus
-from workflows.orchestration import TERMINAL_STATUSES
+from workflows.messages import TERMINAL_STATUSES, RunEvent, RunStatus
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -26,6 +27,8 @@ from workflows.messages import ApprovalDecision, OrchestrationStatus, RunStatus
 
 router = APIRouter(prefix="/v1/orchestrations", tags=["orchestrations"])
 
+MAX_EVENT_ID = 10**18 - 1
+"""The largest resume point accepted (`after`, `Last-Event-ID`: at most 18 digits)."""
 QUEUED_DECISION = {
     "model": OrchestrationStatus,
     "description": "No worker answered in time: the decision was recorded as a signal and applies when a worker "
@@ -89,14 +92,16 @@ def _resume_after(
         str | None, Header(description="Sent by EventSource clients on reconnect: resume after this event.")
     ] = None,
     after: Annotated[
-        int | None, Query(ge=0, description="Same as Last-Event-ID, for clients that cannot set it.")
+        int | None,
+        Query(ge=0, le=MAX_EVENT_ID, description="Same as Last-Event-ID, for clients that cannot set it."),
     ] = None,
 ) -> int:
+    """Where the stream resumes; a point past the run's events resumes from its newest one."""
     if after is not None:
         return after
     if not last_event_id:
         return 0
-    if not last_event_id.isdigit() or len(last_event_id) > 18:
+    if not re.fullmatch(r"[0-9]{1,18}", last_event_id):
         raise APIError(400, "bad_last_event_id", "Last-Event-ID must be the id of an event of this stream")
     return int(last_event_id)
 

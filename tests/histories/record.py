@@ -1,7 +1,8 @@
 """Record the histories that the replay test runs: `python -m tests.histories.record`.
 
 Runs a run that exercises the whole loop (auto, approved, denied and unknown tool calls,
-arguments that break the tool's input schema, an ignored decision, model intent) against a real dev server, worker, scripted model and
+arguments that break the tool's input schema, a tool-call id repeated across steps, an
+ignored decision, model intent) against a real dev server, worker, scripted model and
 toolbox server, then writes its history next to this file. Re-record only on purpose:
 a history recorded by older code is what proves new code still replays it.
 """
@@ -41,7 +42,8 @@ async def record(name: str = "approvals_and_tools") -> Path:
                 tool_call("mistyped", "toolbox__transfer", {"account": "acme", "amount": "3"}),
             ]
         ),
-        Reply(tool_calls=[tool_call("gated2", "toolbox__transfer", {"properties": {"account": "x", "amount": 1}})]),
+        # The same id as a call of step 1: the run renames it (call_2_0).
+        Reply(tool_calls=[tool_call("gated", "toolbox__transfer", {"properties": {"account": "x", "amount": 1}})]),
         Reply(content="Paid acme, refused x."),
     )
     env = await WorkflowEnvironment.start_local(
@@ -64,8 +66,8 @@ async def record(name: str = "approvals_and_tools") -> Path:
                     decide = Orchestration.submit_approval
                     await handle.signal(decide, ApprovalDecision(tool_call_id="nope", decision="approve"))
                     await handle.signal(decide, ApprovalDecision(tool_call_id="gated", decision="approve", approver="a"))
-                    await h.wait_for(handle, lambda s: any(p.tool_call_id == "gated2" for p in s.pending_approvals))
-                    await handle.signal(decide, ApprovalDecision(tool_call_id="gated2", decision="deny", reason="no"))
+                    await h.wait_for(handle, lambda s: any(p.tool_call_id == "call_2_0" for p in s.pending_approvals))
+                    await handle.signal(decide, ApprovalDecision(tool_call_id="call_2_0", decision="deny", reason="no"))
                     await handle.result()
                     history = await handle.fetch_history()
         target = HERE / f"{name}.json"

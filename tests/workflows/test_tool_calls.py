@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from workflows.messages import ApprovalRule, CatalogTool, FunctionCall, LLMToolCall, ToolCatalog
-from workflows.tool_calls import open_tool_call, unwrap_model_intent
+from workflows.tool_calls import open_tool_call, unique_tool_call_ids, unwrap_model_intent
 
 
 @pytest.mark.parametrize(
@@ -86,3 +86,23 @@ def test_a_schema_or_arguments_that_cannot_be_checked_are_a_problem_not_an_excep
 ) -> None:
     opened = open_tool_call(_call("s__t", arguments), _typed_catalog(input_schema), 0)
     assert problem in (opened.problem or "")
+
+
+def _calls(*ids: str) -> list[LLMToolCall]:
+    return [LLMToolCall(id=call_id, function=FunctionCall(name="s__t", arguments="{}")) for call_id in ids]
+
+
+@pytest.mark.parametrize(
+    ("ids", "used", "expected"),
+    [
+        (["call_0", "call_1"], {"call_0"}, ["call_3_0", "call_1"]),  # repeated from an earlier step
+        (["a", "a"], set(), ["a", "call_3_1"]),  # repeated within the reply
+        (["x; rm -rf ~"], set(), ["call_3_0"]),  # pasted into shell commands: never kept
+        (["c" * 65], set(), ["call_3_0"]),  # overlong
+        ([""], set(), ["call_3_0"]),
+        (["call_0"], {"call_0", "call_3_0"}, ["call_3_0_2"]),  # even the replacement is taken
+        (["call_abc.1:x-y"], {"other"}, ["call_abc.1:x-y"]),  # kept as sent
+    ],
+)
+def test_tool_call_ids_are_unique_within_the_run(ids: list[str], used: set[str], expected: list[str]) -> None:
+    assert [call.id for call in unique_tool_call_ids(_calls(*ids), used, llm_step=3)] == expected
