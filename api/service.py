@@ -72,7 +72,8 @@ WORKER_TIMEOUT_SECONDS = 8.0
 TOOLS_CACHE_SECONDS = 30.0
 FORCED_REFRESH_SECONDS = 5.0
 """A run naming a server missing from the cached listing refreshes it if it is older than this
-(a server just added), but no more often, however many such requests come."""
+(a server just added), but no more often, however many such requests come; after a listing
+no worker answered, callers get that answer at once for this long."""
 QUERY_TIMEOUT_SECONDS = 3.0
 
 _CLOSED_STATUS = {
@@ -116,6 +117,7 @@ class OrchestrationService:
         self._settings = settings
         self._tools: tuple[float, ToolsResponse] | None = None
         self._tools_refresh = asyncio.Lock()
+        self._tools_failure: tuple[float, APIError] | None = None
         self.tool_listings = 0
         """Tool listings asked of a worker so far (for tests and metrics)."""
         self._seen_webhooks: dict[str, float] = {}
@@ -382,7 +384,13 @@ class OrchestrationService:
         async with self._tools_refresh:
             if self._tools is not None and time.monotonic() - self._tools[0] < max_age:
                 return self._tools[1]  # refreshed while this caller waited
-            return await self._list_tools()
+            if self._tools_failure is not None and time.monotonic() - self._tools_failure[0] < FORCED_REFRESH_SECONDS:
+                raise self._tools_failure[1]  # no worker a moment ago: do not make every caller wait again
+            try:
+                return await self._list_tools()
+            except APIError as err:
+                self._tools_failure = (time.monotonic(), err)
+                raise
 
     async def _list_tools(self) -> ToolsResponse:
         self.tool_listings += 1

@@ -2,21 +2,25 @@
 
 A server marked `"disabled": true` used to be started when a run named it, and `/v1/tools`
 connected to it; a run naming a server that does not exist started without tools. And 40
-concurrent `/v1/tools` calls at cache expiry started 40 listing workflows.
+concurrent `/v1/tools` calls at cache expiry started 40 listing workflows (and with no worker
+up, each caller would wait out its own listing).
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
+from api.app import create_app
 from api.service import OrchestrationService
-from tests.api.conftest import APIFactory, APIHarness
+from tests.api.conftest import APIFactory, APIHarness, serve_api
 from tests.conftest import CallLog, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM
 from tests.waiting import result_of
+from worker.settings import Settings
 
 
 def _servers(call_log: CallLog, started: Path) -> dict[str, Any]:
@@ -61,3 +65,17 @@ async def test_concurrent_tool_listings_ask_a_worker_once(api_stack: APIFactory,
         assert {answer.status_code for answer in answers} == {200}
         assert _service(api).tool_listings == 1
         assert len({answer.text for answer in answers}) == 1
+
+
+async def test_without_a_worker_runs_naming_servers_still_start_after_one_listing_attempt(temporal_env) -> None:
+    target = temporal_env.client.service_client.config.target_host
+    settings = Settings(temporal_address=target, task_queue=f"tq-no-worker-{uuid.uuid4().hex[:8]}")
+    app = create_app(settings)
+    async with serve_api(settings, app) as (http, _):
+        body = {"input": "x", "mcp_servers": ["toolbox"]}
+        answers = await asyncio.gather(*(http.post("/v1/orchestrations", json=body) for _ in range(3)))
+        assert [answer.status_code for answer in answers] == [202] * 3, [a.text for a in answers]
+        service: OrchestrationService = app.state.service
+        assert service.tool_listings == 1, "callers behind a listing no worker answered do not wait again"
+        for answer in answers:
+            await temporal_env.client.get_workflow_handle(answer.json()["id"]).terminate("test cleanup")
