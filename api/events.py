@@ -87,8 +87,11 @@ class _Watcher:
     async def follow(self, after: int) -> AsyncIterator[RunEvent]:
         cursor = after
         while True:
-            if self._synced and cursor > self._last_id:
-                cursor = self._last_id  # a resume point past the run's events means "from now on"
+            if self._synced and cursor == after and cursor > self._last_id:
+                # A resume point past the run's events means "from now on". Only the resume point
+                # itself: a cursor moved by events read directly is a real id, however far the
+                # watcher's own polling has got.
+                cursor = after = self._last_id
             first_buffered = self._events[0].id if self._events else self._last_id + 1
             if cursor + 1 < first_buffered and cursor < self._last_id:
                 # Older than this watcher's buffer: read the gap directly.
