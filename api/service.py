@@ -364,11 +364,12 @@ class OrchestrationService:
         """422 for a named MCP server the workers do not have, or have disabled. When no
         worker answers, the run starts anyway and its worker records the servers it cannot use."""
         try:
-            servers = {server.name: server for server in (await self.tools()).servers}
-            if any(name not in servers for name in names):
-                servers = {server.name: server for server in (await self.tools(max_age=FORCED_REFRESH_SECONDS)).servers}
+            listing = await self.tools()
+            if not set(names) <= {server.name for server in listing.servers}:
+                listing = await self.tools(max_age=FORCED_REFRESH_SECONDS)
         except APIError:
             return
+        servers = {server.name: server for server in listing.servers}
         unknown = [name for name in names if name not in servers]
         if unknown:
             raise APIError(422, "unknown_mcp_server", f"mcp_servers names servers that are not configured: {unknown}")
