@@ -20,6 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
+from activities.redaction import redact
 from workflows.messages import ChatMessage, LLMReply, LLMRequest, TokenUsage
 
 RETRYABLE_STATUS = {408, 409, 429}
@@ -33,6 +34,7 @@ class LLMActivities:
         self._http = http
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._api_key = api_key
 
     @activity.defn(name="chat_completion")
     async def chat_completion(self, request: LLMRequest) -> LLMReply:
@@ -50,17 +52,19 @@ class LLMActivities:
             raise ApplicationError(f"LLM endpoint timed out: {type(err).__name__}", type="LLMTimeout") from None
         except httpx.TransportError as err:
             raise ApplicationError(
-                f"LLM endpoint unreachable: {type(err).__name__}: {err}", type="LLMUnavailable"
+                f"LLM endpoint unreachable: {type(err).__name__}: {redact(str(err), [self._api_key])}",
+                type="LLMUnavailable",
             ) from None
-        _raise_for_status(response)
-        return parse_reply(response)
+        _raise_for_status(response, self._api_key)
+        return parse_reply(response, self._api_key)
 
 
-def _raise_for_status(response: httpx.Response) -> None:
+def _raise_for_status(response: httpx.Response, api_key: str | None = None) -> None:
+    """Raise the provider's error, its words redacted (providers echo the credentials sent)."""
     status = response.status_code
     if status < 400:
         return
-    message = f"{status} from {response.request.url.host}: {_provider_message(response)}"
+    message = f"{status} from {response.request.url.host}: {redact(_provider_message(response), [api_key])}"
     if status in RETRYABLE_STATUS or status >= 500:
         raise ApplicationError(
             f"LLM endpoint busy or failing: {message}",
@@ -70,15 +74,17 @@ def _raise_for_status(response: httpx.Response) -> None:
     raise ApplicationError(f"LLM request rejected: {message}", type="LLMRequestRejected", non_retryable=True)
 
 
-def parse_reply(response: httpx.Response) -> LLMReply:
+def parse_reply(response: httpx.Response, api_key: str | None = None) -> LLMReply:
     """The first choice's message; tool-call arguments are kept as the model's raw text."""
     try:
         payload = response.json()
     except ValueError:
-        raise ApplicationError(f"LLM reply is not JSON: {response.text[:200]!r}", type="LLMMalformedReply") from None
+        shown = redact(response.text[:200], [api_key])
+        raise ApplicationError(f"LLM reply is not JSON: {shown!r}", type="LLMMalformedReply") from None
     choices = payload.get("choices") if isinstance(payload, dict) else None
     if not choices or not isinstance(choices[0], dict) or not isinstance(choices[0].get("message"), dict):
-        raise ApplicationError(f"LLM reply has no choices: {str(payload)[:200]}", type="LLMMalformedReply")
+        shown = redact(str(payload)[:200], [api_key])
+        raise ApplicationError(f"LLM reply has no choices: {shown}", type="LLMMalformedReply")
     reply = choices[0]["message"]
     # Only the standard fields go into the conversation: provider extras (reasoning text,
     # annotations) are not meant to be sent back, and some endpoints reject them.

@@ -23,6 +23,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from activities.mcp_config import MCPConfig, MCPConfigError, MCPServerConfig, resolve_placeholders
+from activities.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -216,9 +217,10 @@ class MCPSessionPool:
 
 
 def describe_error(err: BaseException | None) -> str:
-    """A one-line description; exception groups from anyio are unwrapped to their first cause."""
+    """A one-line description, redacted (HTTP errors name the URL, whose query may hold a
+    token); exception groups from anyio are unwrapped to their first cause."""
     while isinstance(err, BaseExceptionGroup) and err.exceptions:
         err = err.exceptions[0]
     if err is None:
         return "unknown error"
-    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+    return f"{type(err).__name__}: {redact(str(err))}" if str(err) else type(err).__name__

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
-from api.auth import APIKeysError, load_api_keys
+from api.auth import APIKeysError, load_api_keys, origin_of
 from api.errors import install_error_handlers
 from api.events import RunEventsHub
 from api.limits import BodySizeLimit
@@ -47,12 +47,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.api_keys = api_keys
+    # The Temporal UI calls the codec endpoints from the browser: CORS lets it read the
+    # answers, and with keys off it is the one origin not on loopback that may POST to them.
+    app.state.temporal_ui_origin = temporal_ui_origin = origin_of(resolved.temporal_ui_url)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=resolved.max_request_bytes)
-    # The Temporal UI calls the codec endpoints from the browser.
     app.add_middleware(
         CORSMiddleware,
-        allow_origins=[resolved.temporal_ui_url.rstrip("/")],
+        allow_origins=[temporal_ui_origin],
         allow_methods=["POST"],
         allow_headers=["content-type", "x-namespace", "authorization"],
         allow_credentials=True,

@@ -10,7 +10,10 @@ Only hashes are stored; `orch keys new` makes a key and its entry. A presented k
 time. Roles: `run` starts runs and reads, lists and cancels its own; `approve` reads every
 run and decides tool calls; `admin` does everything (and uses the codec endpoints).
 
-With no keys configured, the API answers only on loopback.
+With no keys configured, the API answers only a caller on this machine: the socket's address,
+the `Host` header and, for writes, the `Origin` must all be loopback (see `check_keys_off_request`).
+With keys, any host may call: browsers never attach a bearer key by themselves, so a page on
+another site can neither read nor write with one.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -125,6 +130,11 @@ class KeyRing:
     def __init__(self, entries: list[APIKeyEntry]) -> None:
         self._entries = [(bytes.fromhex(entry.sha256), entry) for entry in entries]
 
+    def secret_material(self) -> bytes:
+        """The stored hashes, sorted: bytes that only holders of these keys' configuration have,
+        for deriving a key every API replica shares (the page-token key, api/service.py)."""
+        return b"".join(sorted(stored for stored, _ in self._entries))
+
     def authenticate(self, presented: str) -> APIKeyEntry | None:
         digest = hashlib.sha256(presented.encode()).digest()
         found: APIKeyEntry | None = None
@@ -170,22 +180,115 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+_AUTHORITY = re.compile(r"(?P<host>\[[0-9a-f:.]+\]|[^\[\]:/@\s]+)(?::[0-9]{1,5})?", re.IGNORECASE)
+STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CODEC_PATH_PREFIX = "/codec/"
+"""The codec endpoints (api/routers/codec.py), which the Temporal UI calls from the browser."""
+
+
+def is_loopback_authority(authority: str) -> bool:
+    """`host[:port]` names this machine: `localhost`, a `*.localhost` name (RFC 6761; browsers
+    resolve those to loopback themselves, so no DNS answer can rebind them), a 127/8 address or
+    `[::1]`. Anything else, `0.0.0.0` and userinfo tricks included, is not."""
+    match = _AUTHORITY.fullmatch(authority)
+    if match is None:
+        return False
+    host = match["host"].lower()
+    return host.endswith(".localhost") or is_loopback(host)
+
+
+def origin_of(url: str) -> str:
+    """The browser origin (`scheme://host[:port]`) of `url`, as an `Origin` header carries it."""
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _is_trusted_origin(origin: str, request: Request) -> bool:
+    """A page on this machine, or the Temporal UI (ORCH_TEMPORAL_UI_URL) calling the codec."""
+    scheme, separator, authority = origin.lower().partition("://")
+    if separator and scheme in ("http", "https") and is_loopback_authority(authority):
+        return True
+    ui_origin: str = request.app.state.temporal_ui_origin
+    return origin.lower() == ui_origin and request.url.path.startswith(CODEC_PATH_PREFIX)
+
+
+def check_keys_off_request(request: Request) -> None:
+    """Keys off, serve only a caller on this machine (403 otherwise). A loopback socket is not
+    enough: a web page reaches it too, through the browser of the person running the API,
+    either by DNS rebinding (its own name resolves to 127.0.0.1, so the request carries that
+    name as `Host`) or by a cross-site form or `fetch` (which carries the page's `Origin`, or at
+    least `Sec-Fetch-Site: cross-site`). A cross-site read needs no check: the browser does not
+    let the page see the answer. A request without `Host` (HTTP/1.0) is from no browser."""
+    server = request.scope.get("server")
+    if server is not None and not is_loopback(server[0]):
+        raise APIError(
+            403,
+            "auth_not_configured",
+            "no API keys are configured (ORCH_API_KEYS), so this API answers only on loopback",
+        )
+    host = request.headers.get("host")
+    if host is not None and not is_loopback_authority(host):
+        raise APIError(
+            403,
+            "host_not_loopback",
+            "no API keys are configured (ORCH_API_KEYS), so this API answers only to loopback names "
+            f"(localhost, 127.0.0.1, [::1]); Host {host[:100]!r} is not one",
+        )
+    remote = next((client for client in _forwarded_clients(request) if not is_loopback(client)), None)
+    if remote is not None:
+        raise APIError(
+            403,
+            "proxied_request",
+            "no API keys are configured (ORCH_API_KEYS), so this API refuses requests a proxy forwards from "
+            f"another machine ({remote[:100]!r}); configure API keys to serve through a proxy",
+        )
+    if request.method not in STATE_CHANGING_METHODS:
+        return
+    origin = request.headers.get("origin")
+    if origin is not None:
+        refused = not _is_trusted_origin(origin, request)
+        sender = f"Origin {origin[:100]!r}"
+    else:
+        refused = request.headers.get("sec-fetch-site", "").lower() == "cross-site"
+        sender = "Sec-Fetch-Site: cross-site"
+    if refused:
+        raise APIError(
+            403,
+            "cross_site_request",
+            f"no API keys are configured (ORCH_API_KEYS), so this API refuses cross-site {request.method} requests "
+            f"({sender}); send it from a page on this machine, or from no browser",
+        )
+
+
+def _forwarded_clients(request: Request) -> list[str]:
+    """The client addresses a proxy put in `X-Forwarded-For` and `Forwarded` (`for=`)."""
+    clients = [part.strip() for part in request.headers.get("x-forwarded-for", "").split(",") if part.strip()]
+    for element in request.headers.get("forwarded", "").replace(",", ";").split(";"):
+        name, _, value = element.strip().partition("=")
+        if name.lower() == "for" and value:
+            clients.append(_without_port(value.strip('"')))
+    return clients
+
+
+def _without_port(node: str) -> str:
+    """`[2001:db8::1]:4711` -> `2001:db8::1`, `192.0.2.60:80` -> `192.0.2.60` (RFC 7239 nodes)."""
+    if node.startswith("["):
+        return node[1:].partition("]")[0]
+    return node.partition(":")[0] if node.count(":") == 1 else node
+
+
 _bearer = HTTPBearer(auto_error=False, description="An API key from ORCH_API_KEYS (see `orch keys new`).")
 
 
 async def authenticate(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
-    """The caller, from `Authorization: Bearer <key>`; 401 without a valid key."""
+    """The caller, from `Authorization: Bearer <key>`; 401 without a valid key. With no keys
+    configured, the loopback user, once `check_keys_off_request` lets the request through.
+    Every route that acts on runs depends on this; the signed webhook and the probes do not."""
     keys: KeyRing | None = request.app.state.api_keys
     if keys is None:
-        server = request.scope.get("server")
-        if server is not None and not is_loopback(server[0]):
-            raise APIError(
-                403,
-                "auth_not_configured",
-                "no API keys are configured (ORCH_API_KEYS), so this API answers only on loopback",
-            )
+        check_keys_off_request(request)
         return LOOPBACK_USER
     if credentials is None:
         raise APIError(401, "unauthorized", "missing API key: send `Authorization: Bearer <key>`")

@@ -14,7 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.events import next_event
 from api.schemas import CreateOrchestration, Links
+from workflows.limits import Metadata, ModelName, ServerNames
 from workflows.messages import (
     FINAL_EVENT_TYPES,
     ChatMessage,
@@ -39,7 +41,7 @@ class ChatCompletionRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    model: str | None = Field(default=None, min_length=1, description="Default: the worker's ORCH_DEFAULT_MODEL.")
+    model: ModelName = Field(default=None, description="Default: the worker's ORCH_DEFAULT_MODEL.")
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = Field(default=False, strict=True)
     stream_options: StreamOptions | None = None
@@ -47,14 +49,14 @@ class ChatCompletionRequest(BaseModel):
     tools: list[dict[str, Any]] | None = Field(
         default=None, description="Not supported: the tools are the MCP servers' (`mcp_servers`)."
     )
-    metadata: dict[str, str] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
     execute_tools: bool | None = Field(
         default=None,
         strict=True,
         description="Run the MCP tools the model asks for (default ORCH_CHAT_EXECUTE_TOOLS, true); false: "
         "the model is offered no tools.",
     )
-    mcp_servers: list[str] | None = Field(default=None, description="Server names; default: every enabled one.")
+    mcp_servers: ServerNames = Field(default=None, description="Server names; default: every enabled one.")
     max_steps: MaxSteps | None = None
     approval_wait_seconds: float | None = Field(
         default=None,
@@ -132,7 +134,7 @@ async def wait_for_outcome(
     while True:
         deadline = give_up if waiting_since is None else min(give_up, waiting_since + approval_wait)
         try:
-            event = await asyncio.wait_for(anext(events), max(0.0, deadline - loop.time()))
+            event = await next_event(events, deadline)
         except StopAsyncIteration:
             return "finished"
         except TimeoutError:

@@ -27,6 +27,15 @@ BUFFER_LIMIT = 5000
 """Events a watcher keeps; a subscriber that falls further behind reads the rest directly."""
 
 
+async def next_event(events: AsyncIterator[RunEvent], deadline: float) -> RunEvent:
+    """The next of `events` before the loop time `deadline` (TimeoutError after it), awaited
+    in the caller's task. Unlike `asyncio.wait_for`, which awaits it in a task of its own, a
+    client that hangs up cancels the generator itself: it is never left running while the
+    stream closes it ("aclose(): asynchronous generator is already running")."""
+    async with asyncio.timeout_at(deadline):
+        return await anext(events)
+
+
 class RunEventsHub:
     """The watchers of this process, one per run that has subscribers."""
 

@@ -7,7 +7,9 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import hmac
 import json
+import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -22,6 +24,7 @@ from temporalio.client import (
     WorkflowExecution,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
@@ -37,7 +40,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.auth import Principal
+from api.auth import Principal, load_api_keys
 from api.errors import APIError
 from api.limits import check_run_request, check_scope
 from api.schemas import CreateOrchestration, Links, OrchestrationSummary, ToolsResponse
@@ -121,6 +124,7 @@ class OrchestrationService:
         self.tool_listings = 0
         """Tool listings asked of a worker so far (for tests and metrics)."""
         self._seen_webhooks: dict[str, float] = {}
+        self._page_tokens = PageTokens(page_token_key(settings))
 
     # --- Links ------------------------------------------------------------------------
 
@@ -221,8 +225,20 @@ class OrchestrationService:
         description, memo = await self.describe(orchestration_id, caller)
         final = memo.get("orchestration")
         if isinstance(final, dict):
-            return OrchestrationStatus.model_validate(final)
+            recorded = OrchestrationStatus.model_validate(final)
+            if recorded.shortened and description.status == WorkflowExecutionStatus.COMPLETED:
+                return await self._result(description) or recorded
+            return recorded
         return _minimal_status(description, memo)
+
+    async def _result(self, description: WorkflowExecutionDescription) -> OrchestrationStatus | None:
+        """A completed run's result: the status whole where its memo had room for a shortened one."""
+        handle = self._client.get_workflow_handle_for(Orchestration.run, description.id, run_id=description.run_id)
+        try:
+            async with temporal_call("read orchestration result"):
+                return await handle.result(follow_runs=False)
+        except (WorkflowFailureError, RPCError):
+            return None
 
     async def _live_status(self, orchestration_id: str) -> OrchestrationStatus | None:
         """The running workflow's `status` query; None when it is closed (refused by the server
@@ -264,14 +280,14 @@ class OrchestrationService:
             query += f' AND {ORCHESTRATION_STATUS_ATTRIBUTE.name} = "{status.value}"'
         if not caller.reads_every_run:
             query += f' AND {ORCHESTRATION_OWNER_ATTRIBUTE.name} = "{caller.name}"'
-        token = _decode_page_token(page_token) if page_token else None
+        token = self._page_tokens.decode(page_token) if page_token else None
         iterator = self._client.list_workflows(query, page_size=limit, next_page_token=token)
         async with temporal_call("list orchestrations"):
             await iterator.fetch_next_page(page_size=limit)
             executions = list(iterator.current_page or [])
             summaries = [await self._summary(execution) for execution in executions]
         next_token = iterator.next_page_token
-        return summaries, _encode_page_token(next_token) if next_token else None
+        return summaries, self._page_tokens.encode(next_token) if next_token else None
 
     async def _summary(self, execution: WorkflowExecution) -> OrchestrationSummary:
         memo = await execution.memo()
@@ -485,25 +501,57 @@ _FINAL_EVENT = {
 }
 
 
-def _page_token_check(raw: bytes) -> str:
-    return hashlib.sha256(b"orchestrations-page-token:" + raw).hexdigest()[:16]
+def page_token_key(settings: Settings) -> bytes | None:
+    """ORCH_PAGE_TOKEN_KEY; unset, a key derived from the secrets every API replica already
+    shares (the ORCH_API_KEYS entries, ORCH_ENCRYPTION_KEY), so replicas behind one load
+    balancer accept each other's tokens; None when there is neither."""
+    if settings.page_token_key:
+        return settings.page_token_key.encode()
+    api_keys = load_api_keys(settings.api_keys)
+    shared = [api_keys.secret_material() if api_keys else b"", (settings.encryption_key or "").encode()]
+    if not any(shared):
+        return None
+    material = b"".join(len(part).to_bytes(4, "big") + part for part in shared)
+    return hmac.new(material, b"orchestrations page-token key", hashlib.sha256).digest()
 
 
-def _encode_page_token(raw: bytes) -> str:
-    """Temporal's page token, plus a checksum so a garbled token is refused before it
-    reaches Temporal (some visibility stores answer a garbled token with a retried 5xx)."""
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=") + "." + _page_token_check(raw)
+class PageTokens:
+    """Temporal's page tokens as the API hands them out: the bytes and an HMAC-SHA256 tag, so a
+    forged or garbled token is refused (400) before it reaches Temporal (some visibility stores
+    answer a garbled token with a 5xx, which the API would retry for seconds). Without a shared
+    key (`page_token_key`), each process makes its own and accepts only tokens it issued."""
+
+    def __init__(self, key: bytes | None) -> None:
+        self._key = key if key is not None else secrets.token_bytes(32)
+        self._refusal = "page_token is not a token from a previous page"
+        if key is None:
+            self._refusal += (
+                ", or was issued by another API process (replicas accept each other's page tokens only with the "
+                "same ORCH_PAGE_TOKEN_KEY)"
+            )
+
+    def encode(self, raw: bytes) -> str:
+        return _unpadded_base64(raw) + "." + _unpadded_base64(self._tag(raw))
+
+    def decode(self, token: str) -> bytes:
+        """The Temporal page token inside `token`; 400 `bad_page_token` unless this key signed it."""
+        encoded, _, tag = token.partition(".")
+        try:
+            raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        except (binascii.Error, ValueError):
+            raw = b""
+        expected = _unpadded_base64(self._tag(raw)).encode()
+        # Only the canonical spelling: the decoder skips characters outside the alphabet.
+        if raw and _unpadded_base64(raw) == encoded and hmac.compare_digest(tag.encode(), expected):
+            return raw
+        raise APIError(400, "bad_page_token", self._refusal)
+
+    def _tag(self, raw: bytes) -> bytes:
+        return hmac.new(self._key, b"orchestrations-page-token:" + raw, hashlib.sha256).digest()[:16]
 
 
-def _decode_page_token(token: str) -> bytes:
-    encoded, _, check = token.partition(".")
-    try:
-        raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-    except (binascii.Error, ValueError):
-        raw = b""
-    if raw and check == _page_token_check(raw):
-        return raw
-    raise APIError(400, "bad_page_token", "page_token is not a token from a previous page")
+def _unpadded_base64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
 def _summary(text: str) -> str:

@@ -18,7 +18,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
@@ -79,7 +79,13 @@ class EncryptionCodec(PayloadCodec):
 
 
 def data_converter(encryption_key: str | None) -> DataConverter:
-    """The pydantic data converter, encrypting payloads when a key is configured."""
+    """The pydantic data converter; with a key, every payload is encrypted, and so are
+    failures' messages and stack traces (moved into an encoded payload: history shows
+    "Encoded failure", a client with the key sees the original)."""
     if not encryption_key:
         return pydantic_data_converter
-    return dataclasses.replace(pydantic_data_converter, payload_codec=EncryptionCodec.from_setting(encryption_key))
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=EncryptionCodec.from_setting(encryption_key),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )

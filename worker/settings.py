@@ -20,6 +20,13 @@ class Settings(BaseSettings):
     default_model: str = Field(default="gpt-4o-mini", validation_alias="ORCH_DEFAULT_MODEL")
     webhook_url: str | None = Field(default=None, validation_alias="ORCH_WEBHOOK_URL")
     webhook_secret: str | None = Field(default=None, validation_alias="ORCH_WEBHOOK_SECRET", repr=False)
+    webhook_inbound_secret: str | None = Field(
+        default=None,
+        validation_alias="ORCH_WEBHOOK_INBOUND_SECRET",
+        repr=False,
+        description="Verifies inbound approval webhooks (unset: ORCH_WEBHOOK_SECRET), so receivers of the "
+        "notifications, which know ORCH_WEBHOOK_SECRET, cannot sign approvals.",
+    )
     temporal_ui_url: str = Field(default="http://localhost:8233", validation_alias="ORCH_TEMPORAL_UI_URL")
     api_host: str = Field(default="127.0.0.1", validation_alias="ORCH_API_HOST")
     api_port: int = Field(default=8000, validation_alias="ORCH_API_PORT")
@@ -36,6 +43,13 @@ class Settings(BaseSettings):
         validation_alias="ORCH_API_KEYS",
         repr=False,
         description="Path to the API keys JSON file, or that JSON inline (see api/auth.py). Unset: loopback only.",
+    )
+    page_token_key: str | None = Field(
+        default=None,
+        validation_alias="ORCH_PAGE_TOKEN_KEY",
+        repr=False,
+        description="Signs listing page tokens; the same on every API replica. Unset: derived from ORCH_API_KEYS "
+        "and ORCH_ENCRYPTION_KEY, or, with neither, random per process.",
     )
     max_prompt_bytes: int = Field(default=262_144, ge=1024, validation_alias="ORCH_MAX_PROMPT_BYTES")
     events_poll_seconds: float = Field(

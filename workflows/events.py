@@ -11,11 +11,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from workflows.limits import MEMO_EVENTS_BUDGET_BYTES, fitted_events
 from workflows.messages import EventsPage, RunEvent, RunEventType, RunStatus
 
 EVENTS_CARRIED = 1000
 """Events carried into the next run at continue-as-new, and kept in the memo of a finished
-run; older ones are dropped (a client asking for them is told by `first_id`)."""
+run, at most (and at most MEMO_EVENTS_BUDGET_BYTES of them); older ones are dropped (a
+client asking for them is told by `first_id`)."""
 
 
 class EventLog:
@@ -51,5 +53,5 @@ class EventLog:
         return EventsPage(events=newer, first_id=first, last_id=self._next_id - 1, status=status)
 
     def carried(self) -> list[RunEvent]:
-        """The newest events, for the state handed to the next run."""
-        return self._events[-EVENTS_CARRIED:]
+        """The newest events, for the state handed to the next run and the memo."""
+        return fitted_events(self._events[-EVENTS_CARRIED:], MEMO_EVENTS_BUDGET_BYTES)

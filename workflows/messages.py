@@ -11,7 +11,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from workflows.limits import MAX_ARGUMENTS_BYTES, Approver, Metadata, Reason, arguments_problem
 
 DEFAULT_MAX_STEPS = 8
 DEFAULT_TOOL_TIMEOUT_SECONDS = 45.0
@@ -120,7 +122,7 @@ class OrchestrationRequest(BaseModel):
     tool_timeout_seconds: ToolTimeoutSeconds = DEFAULT_TOOL_TIMEOUT_SECONDS
     approval_timeout_seconds: ApprovalTimeoutSeconds = DEFAULT_APPROVAL_TIMEOUT_SECONDS
     webhook_url: str | None = None
-    metadata: dict[str, str] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
     tool_output_limit_bytes: int = Field(default=DEFAULT_TOOL_OUTPUT_LIMIT_BYTES, ge=256)
     context_budget_bytes: ContextBudgetBytes = DEFAULT_CONTEXT_BUDGET_BYTES
     llm_call: LLMCallMode = "activity"
@@ -193,6 +195,11 @@ class StepRecord(BaseModel):
     approved_by_rule: str | None = Field(
         default=None, description="The auto-approval rule whose constraints the arguments met."
     )
+    arguments_preview: str | None = Field(
+        default=None,
+        description="In place of `arguments` (and `original_arguments`) when the record was shortened to fit "
+        "Temporal's payload limit; the full arguments are in the run's history.",
+    )
     original_arguments: dict[str, Any] | None = Field(
         default=None, description="The model's arguments, when the approver ran the tool with edited ones."
     )
@@ -200,20 +207,34 @@ class StepRecord(BaseModel):
 
 
 class ApprovalDecision(BaseModel):
-    """Argument of the `submit_approval` signal; also the body of the approvals endpoint."""
+    """Argument of the `submit_approval` signal; also the body of the approvals endpoint.
 
-    tool_call_id: str
+    Bounded (workflows/limits.py): a signal over a bound is dropped by the worker, the API
+    answers 422."""
+
+    tool_call_id: str = Field(max_length=128)
     decision: Literal["approve", "deny"]
-    reason: str | None = None
-    approver: str | None = None
+    reason: Reason = None
+    approver: Approver = None
     approval_hash: str | None = Field(
-        default=None, description="The pending call's `approval_hash`: refused if the call differs from it."
+        default=None,
+        max_length=128,
+        description="The pending call's `approval_hash`: refused if the call differs from it.",
     )
     arguments: dict[str, Any] | None = Field(
         default=None,
         description="With `approve` only: run the tool with these arguments instead of the model's. They must "
-        "match the tool's input schema; the model is shown the arguments that were used.",
+        f"match the tool's input schema (at most {MAX_ARGUMENTS_BYTES} bytes as JSON); the model is shown the "
+        "arguments that were used.",
     )
+
+    @field_validator("arguments")
+    @classmethod
+    def _arguments_bounded(cls, arguments: dict[str, Any] | None) -> dict[str, Any] | None:
+        problem = None if arguments is None else arguments_problem(arguments)
+        if problem is not None:
+            raise ValueError(problem)
+        return arguments
 
 
 class DecisionBatch(BaseModel):
@@ -252,6 +273,12 @@ class OrchestrationStatus(BaseModel):
     ignored_decisions: list[IgnoredDecision] = Field(default_factory=list)
     unavailable_servers: dict[str, str] = Field(default_factory=dict)
     owner: str | None = Field(default=None, description="The API key that started the run (when keys are on).")
+    shortened: bool = Field(
+        default=False,
+        description="Large parts were cut to fit Temporal's payload limit: step arguments became "
+        "`arguments_preview`, a long `output` ends with how much was left out, the oldest steps and ignored "
+        "decisions may be missing. The full record is the run's history.",
+    )
 
 
 # --- Run events (GET /v1/orchestrations/{id}/events) ----------------------------------

@@ -27,6 +27,17 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
     from workflows.context import fit_to_budget
     from workflows.events import EventLog
+    from workflows.limits import (
+        EVENT_OUTPUT_PREVIEW_CHARS,
+        IGNORED_DECISIONS_KEPT,
+        MAX_ERROR_CHARS,
+        MEMO_STATUS_BUDGET_BYTES,
+        PAYLOAD_BUDGET_BYTES,
+        fitted_status,
+        json_bytes,
+        preview,
+        shorten_steps,
+    )
     from workflows.messages import (
         OUTPUT_PREVIEW_CHARS,
         TERMINAL_STATUSES,
@@ -70,6 +81,9 @@ tool's input schema; their histories replay that way."""
 
 UNIQUE_TOOL_CALL_IDS_PATCH = "unique-tool-call-ids"
 """Runs from before this patch kept the model's tool-call ids even when they repeated."""
+
+ARGUMENTS_BOUNDED_PATCH = "arguments-bounded"
+"""Runs from before this patch ran tool calls whatever the size of their arguments."""
 
 DECISION_UNKNOWN_CALL = "UnknownToolCall"
 DECISION_ALREADY_MADE = "AlreadyDecided"
@@ -141,7 +155,8 @@ class Orchestration:
         rejection = self._rejection(decision)
         if rejection is not None:
             if self._state is not None:
-                self._state.ignored_decisions.append(
+                ignored = self._state.ignored_decisions
+                ignored.append(
                     IgnoredDecision(
                         tool_call_id=decision.tool_call_id,
                         decision=decision.decision,
@@ -150,6 +165,7 @@ class Orchestration:
                         received_at=workflow.now(),
                     )
                 )
+                del ignored[:-IGNORED_DECISIONS_KEPT]
             workflow.logger.info("decision for %s ignored: %s", decision.tool_call_id, rejection.message)
             return
         self._apply(decision)
@@ -223,7 +239,11 @@ class Orchestration:
 
     @workflow.query(name="status")
     def status(self) -> OrchestrationStatus:
-        """The run as GET /v1/orchestrations/{id} shows it."""
+        """The run as GET /v1/orchestrations/{id} shows it; also the run's result and what the
+        decision updates answer: shortened, if need be, to fit in one payload."""
+        return fitted_status(self._full_status(), PAYLOAD_BUDGET_BYTES)
+
+    def _full_status(self) -> OrchestrationStatus:
         state = self._state
         return OrchestrationStatus(
             id=workflow.info().workflow_id,
@@ -297,9 +317,14 @@ class Orchestration:
             if not reply.message.tool_calls:
                 return await self._complete(StopReason.FINAL_ANSWER, _text_of(reply.message))
             validate_arguments = workflow.patched(ARGUMENTS_VALIDATED_PATCH)
+            bound_arguments = workflow.patched(ARGUMENTS_BOUNDED_PATCH)
             for call in reply.message.tool_calls:
                 opened = open_tool_call(
-                    call, state.catalog, step_index=len(state.steps), validate_arguments=validate_arguments
+                    call,
+                    state.catalog,
+                    step_index=len(state.steps),
+                    validate_arguments=validate_arguments,
+                    bound_arguments=bound_arguments,
                 )
                 state.open_calls.append(opened)
                 state.steps.append(
@@ -326,6 +351,13 @@ class Orchestration:
         request = LLMRequest(
             model=state.model, messages=state.messages, tools=[tool.openai_tool() for tool in state.catalog.tools]
         )
+        size = json_bytes(request)
+        if size > PAYLOAD_BUDGET_BYTES:
+            self._end_step(record, "failed")
+            raise _RunFailed(
+                f"the conversation and tool definitions are {size} bytes, over the {PAYLOAD_BUDGET_BYTES} one LLM "
+                "call can carry; start a new run, or lower context_budget_bytes"
+            )
         summary = f"llm {state.model} step {number}"
         self._emit(RunEventType.LLM_STARTED, step_index=record.index, model=state.model, step=number)
         try:
@@ -493,13 +525,14 @@ class Orchestration:
             _FINAL_EVENTS[status],
             status=status.value,
             stop_reason=reason.value,
-            output=self._output,
+            output=preview(self._output, EVENT_OUTPUT_PREVIEW_CHARS) if self._output else self._output,
             error=self._error,
             usage=self._state.usage.model_dump() if self._state else None,
         )
         # The memo keeps the final status and events readable without a worker (e.g. after cancel).
         events = [event.model_dump(mode="json") for event in self._events.carried()]
-        workflow.upsert_memo({"orchestration": self._dump_status(), "events": events})
+        final = fitted_status(self._full_status(), MEMO_STATUS_BUDGET_BYTES)
+        workflow.upsert_memo({"orchestration": final.model_dump(mode="json"), "events": events})
 
     def _continue_as_new_due(self) -> bool:
         info = workflow.info()
@@ -513,8 +546,17 @@ class Orchestration:
         await self._drain_notifications()
         state.continued_runs += 1
         state.events, state.next_event_id = self._events.carried(), self._events.next_id
+        next_input = OrchestrationInput(run_request=self._request, state=state)
+        if json_bytes(next_input) > PAYLOAD_BUDGET_BYTES:
+            shorten_steps(state.steps)
+            size = json_bytes(next_input)
+            if size > PAYLOAD_BUDGET_BYTES:
+                raise _RunFailed(
+                    f"the run's state is {size} bytes, over the {PAYLOAD_BUDGET_BYTES} it can carry into its next "
+                    "part (continue-as-new); start a new run, or lower context_budget_bytes"
+                )
         workflow.logger.info("continuing as new (run %d of this orchestration)", state.continued_runs + 1)
-        workflow.continue_as_new(OrchestrationInput(run_request=self._request, state=state), memo=workflow.memo())
+        workflow.continue_as_new(next_input, memo=workflow.memo())
 
     def _notify(self, event_type: WebhookEventType, data: dict[str, Any]) -> None:
         """Deliver a webhook in the background; the run does not wait for slow receivers.
@@ -692,10 +734,9 @@ def _reraise_cancellation(err: FailureError) -> None:
 
 
 def _failure_message(err: FailureError) -> str:
-    """The innermost failure's message: the provider's or the tool server's own words."""
+    """The innermost failure's message: the provider's or the tool server's own words (the
+    first MAX_ERROR_CHARS of them)."""
     cause: BaseException | None = err
     while isinstance(cause, ActivityError) and cause.cause is not None:
         cause = cause.cause
-    if isinstance(cause, FailureError):
-        return cause.message
-    return str(cause)
+    return preview(cause.message if isinstance(cause, FailureError) else str(cause), MAX_ERROR_CHARS)

@@ -11,6 +11,7 @@ from jsonschema import exceptions as jsonschema_exceptions
 from jsonschema import validators
 from referencing import exceptions as referencing_exceptions
 
+from workflows.limits import arguments_problem
 from workflows.messages import LLMToolCall, OpenToolCall, ToolCatalog
 
 TOOL_CALL_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -84,14 +85,20 @@ def _sha256(value: Any) -> str:
 
 
 def open_tool_call(
-    call: LLMToolCall, catalog: ToolCatalog, step_index: int, *, validate_arguments: bool = True
+    call: LLMToolCall,
+    catalog: ToolCatalog,
+    step_index: int,
+    *,
+    validate_arguments: bool = True,
+    bound_arguments: bool = True,
 ) -> OpenToolCall:
     """Resolve one tool call against the run's catalog; problems become `problem` text for the model.
 
     The arguments must match the tool's input schema as pinned at run start, exactly (no
     coercion: `"100000"` is not a number) before any policy looks at them: a call that does
     not is never run, never shown for approval and never matched against a rule.
-    `validate_arguments` is off only when replaying runs recorded before that check existed."""
+    Arguments over MAX_ARGUMENTS_BYTES are refused the same way. `validate_arguments` and
+    `bound_arguments` are off only when replaying runs recorded before those checks existed."""
     opened = OpenToolCall(tool_call_id=call.id, function_name=call.function.name, step_index=step_index)
     tool = catalog.by_function_name(call.function.name)
     if tool is None:
@@ -113,6 +120,10 @@ def open_tool_call(
         return opened
     if tool.model_intent:
         arguments, opened.intent = unwrap_model_intent(arguments)
+    too_large = arguments_problem(arguments) if bound_arguments else None
+    if too_large is not None:
+        opened.problem = f"{too_large}; send smaller arguments"
+        return opened
     opened.arguments = arguments
     if validate_arguments:
         problem = schema_problem(tool.input_schema, arguments)

@@ -14,6 +14,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from api.auth import Approver, Caller, Principal, Runner
 from api.deps import EventsHubDep, ServiceDep, SettingsDep
 from api.errors import APIError, error_responses
+from api.events import next_event
 from api.schemas import (
     ApprovalBatch,
     ApprovalRequest,
@@ -134,7 +135,7 @@ async def stream_events(
     async with contextlib.aclosing(hub.follow(run_id, after)) as events:
         while True:
             try:
-                event = await asyncio.wait_for(anext(events), closes_at - loop.time())
+                event = await next_event(events, closes_at)
             except (StopAsyncIteration, TimeoutError):
                 return
             yield ServerSentEvent(id=str(event.id), event=event.type.value, data=event)

@@ -15,6 +15,11 @@ from workflows.messages import ApprovalDecision, OrchestrationStatus
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
+WEBHOOK_APPROVER_PREFIX = "webhook/"
+"""Recorded before the approver a webhook names (`webhook/erp`; `webhook/` when it names
+none). API key names cannot contain "/", so a webhook never records the name of a key, a
+rule (`rule:...`) or the approval timeout (`system`)."""
+
 
 @router.post(
     "/approvals",
@@ -31,13 +36,19 @@ async def webhook_approval(
     request: Request, response: Response, service: ServiceDep, settings: SettingsDep
 ) -> OrchestrationStatus:
     """Decide a tool call. Headers `webhook-id`, `webhook-timestamp` and `webhook-signature`
-    (`v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` with ORCH_WEBHOOK_SECRET) are
-    required; a replayed `webhook-id` changes nothing and answers with the current status."""
-    if not settings.webhook_secret:
-        raise APIError(503, "webhooks_disabled", "inbound approvals need ORCH_WEBHOOK_SECRET on the API")
+    (`v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` with ORCH_WEBHOOK_INBOUND_SECRET,
+    or ORCH_WEBHOOK_SECRET when that is unset) are required; a replayed `webhook-id` changes
+    nothing and answers with the current status. The approver recorded is `webhook/<approver>`."""
+    secret = settings.webhook_inbound_secret or settings.webhook_secret
+    if not secret:
+        raise APIError(
+            503,
+            "webhooks_disabled",
+            "inbound approvals need ORCH_WEBHOOK_INBOUND_SECRET or ORCH_WEBHOOK_SECRET on the API",
+        )
     body = await request.body()
     try:
-        webhook_id = verify(settings.webhook_secret, request.headers, body)
+        webhook_id = verify(secret, request.headers, body)
     except WebhookVerificationError as err:
         raise APIError(401, "bad_signature", str(err)) from None
     try:
@@ -46,11 +57,16 @@ async def webhook_approval(
         if any(e["type"] == "json_invalid" for e in err.errors()):
             raise APIError(400, "invalid_json", "request body is not valid JSON") from None
         raise APIError(422, "invalid_request", str(err.errors()[0]["msg"])) from None
+    approver = WEBHOOK_APPROVER_PREFIX + (approval.approver or "")
+    try:
+        decision = ApprovalDecision.model_validate(
+            approval.model_dump(exclude={"orchestration_id"}) | {"approver": approver}
+        )
+    except ValidationError as err:
+        message = f"approver, recorded as {WEBHOOK_APPROVER_PREFIX}<approver>: {err.errors()[0]['msg']}"
+        raise APIError(422, "invalid_request", message) from None
     if not service.first_sight_of_webhook(webhook_id, TOLERANCE_SECONDS * 2):
         return await service.status(approval.orchestration_id, WEBHOOK_SENDER)
-    decision = ApprovalDecision.model_validate(
-        approval.model_dump(exclude={"orchestration_id"}) | {"approver": approval.approver or "webhook"}
-    )
     # The update id makes a replay that reaches another API replica a no-op too.
     status_now, applied = await service.decide(
         approval.orchestration_id, [decision], WEBHOOK_SENDER, update_id=f"webhook-{webhook_id}"

@@ -59,7 +59,7 @@ async def test_webhook_approval_good_wrong_stale_and_replayed(
         assert replayed.status_code == 200, "a replayed webhook-id is a no-op"
         final = await api.wait_for(run_id, lambda s: s["status"] == "completed")
     step = next(s for s in final["steps"] if s["kind"] == "tool")
-    assert step["approver"] == "erp" and step["decision"] == "approve"
+    assert step["approver"] == "webhook/erp" and step["decision"] == "approve"
     assert len(call_log.calls("transfer")) == 1
     assert final["ignored_decisions"] == []
 

@@ -11,7 +11,12 @@ import base64
 import json
 import os
 
+import pytest
+
 from tests.api.conftest import APIFactory, serve_api
+from tests.conftest import CallLog, toolbox_stdio
+from tests.scripted_llm import Reply, ScriptedLLM, tool_call
+from tests.waiting import eventually
 from worker.codec import ENCODING, KEY_ID
 from worker.settings import Settings
 
@@ -59,3 +64,22 @@ async def test_codec_payloads_that_are_not_ours_are_422(temporal_env) -> None:
         for bad, code in ((payload(b"k1", b""), "undecryptable"), (payload(b"\xff\xfe", b"x" * 40), "unknown_key")):
             answer = await http.post("/codec/decode", json={"payloads": [bad]})
             assert answer.status_code == 422 and answer.json()["error"]["code"] == code, answer.text
+
+
+async def test_a_client_leaving_an_event_stream_closes_it_cleanly(
+    api_stack: APIFactory, llm: ScriptedLLM, call_log: CallLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    llm.script("m-leave", Reply(tool_calls=[tool_call("t1", "toolbox__transfer", {"account": "a", "amount": 1})]))
+    async with api_stack({"toolbox": toolbox_stdio(call_log)}) as api:
+        run_id = (await api.http.post("/v1/orchestrations", json={"input": "x", "model": "m-leave"})).json()["id"]
+        await api.wait_for(run_id, lambda s: bool(s["pending_approvals"]))
+        for _ in range(3):
+            async with api.http.stream("GET", f"/v1/orchestrations/{run_id}/events") as stream:
+                async for line in stream.aiter_lines():
+                    if line == "event: tool_pending":
+                        break  # and hang up while the stream waits for the run's next event
+        hub = api.app.state.events
+        await eventually(lambda: hub.watchers(run_id) == 0, "the left streams to be closed")
+        await api.http.post(f"/v1/orchestrations/{run_id}/cancel")
+    assert "already running" not in caplog.text
+    assert "Traceback" not in caplog.text and "Exception" not in caplog.text

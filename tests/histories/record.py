@@ -1,7 +1,7 @@
 """Record the histories that the replay test runs: `python -m tests.histories.record`.
 
 Runs a run that exercises the whole loop (auto, approved, denied and unknown tool calls,
-arguments that break the tool's input schema, a tool-call id repeated across steps, an
+arguments that break the tool's input schema, arguments over the size bound, a tool-call id repeated across steps, an
 ignored decision, model intent) against a real dev server, worker, scripted model and
 toolbox server, then writes its history next to this file. Re-record only on purpose:
 a history recorded by older code is what proves new code still replays it.
@@ -40,6 +40,7 @@ async def record(name: str = "approvals_and_tools") -> Path:
                 tool_call("gated", "toolbox__transfer", {"model_intent": "pay", "account": "acme", "amount": 3}),
                 tool_call("unknown", "toolbox__nope", {}),
                 tool_call("mistyped", "toolbox__transfer", {"account": "acme", "amount": "3"}),
+                tool_call("oversized", "toolbox__echo", {"properties": {"text": "e" * 70_000}}),
             ]
         ),
         # The same id as a call of step 1: the run renames it (call_2_0).
