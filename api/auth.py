@@ -61,6 +61,14 @@ class APIKeyEntry(BaseModel):
         default=None, description="`server` or `server.tool` (globs) its runs may use; absent: every tool."
     )
 
+    @field_validator("name")
+    @classmethod
+    def _not_a_name_the_run_records(cls, name: str) -> str:
+        # The audit's `approver` is the key's name; these are what the run itself records.
+        if name == "system" or name.startswith("rule:"):
+            raise ValueError("`system` and `rule:...` name the approval timeout and auto-approval rules in the audit")
+        return name
+
     @field_validator("mcp_scopes")
     @classmethod
     def _scopes_name_something(cls, value: list[str] | None) -> list[str] | None:

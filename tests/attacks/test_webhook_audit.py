@@ -7,6 +7,11 @@ the outbound signing secret, could sign approvals with it.
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
+from api.auth import APIKeysError, hash_key, load_api_keys
 from tests.api.conftest import APIFactory
 from tests.api.test_events import collect
 from tests.api.test_webhooks_tools_health import _signed
@@ -73,3 +78,10 @@ async def test_inbound_approvals_need_the_inbound_secret_when_one_is_set(
     step = next(s for s in final["steps"] if s["kind"] == "tool")
     assert step["decision"] == "approve" and step["approver"] == "webhook/erp"
     assert len(call_log.calls("transfer")) == 1
+
+
+def test_no_api_key_can_be_named_like_what_the_run_records_itself() -> None:
+    for name in ("system", "rule:small-amounts"):
+        entry = {"name": name, "sha256": hash_key("orch_x"), "roles": ["approve"]}
+        with pytest.raises(APIKeysError, match="approval timeout and auto-approval rules"):
+            load_api_keys(json.dumps({"keys": [entry]}))
