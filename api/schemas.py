@@ -95,7 +95,7 @@ class ApprovalRequest(ApprovalDecision):
 
     model_config = ConfigDict(extra="forbid")
 
-    tool_call_id: str = Field(min_length=1)
+    tool_call_id: str = Field(min_length=1, max_length=128)
 
 
 class ApprovalBatch(BaseModel):

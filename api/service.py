@@ -54,6 +54,7 @@ from workflows.messages import (
     EventsQuery,
     ListToolsInput,
     OrchestrationInput,
+    OrchestrationRequest,
     OrchestrationStatus,
     RunEvent,
     RunEventType,
@@ -174,7 +175,7 @@ class OrchestrationService:
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     memo={"request_hash": request_hash, "start_nonce": nonce, "owner": caller.name},
                     search_attributes=TypedSearchAttributes(attributes),
-                    static_summary=_summary(request.input or "orchestration"),
+                    static_summary=_summary(request),
                 )
         except WorkflowAlreadyStartedError:
             handle = self._client.get_workflow_handle(workflow_id)
@@ -554,7 +555,15 @@ def _unpadded_base64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-def _summary(text: str) -> str:
-    """A one-line summary shown in the Temporal UI's workflow list."""
-    lines = text.strip().splitlines()
-    return (lines[0] if lines else "orchestration")[:120]
+def _summary(request: OrchestrationRequest) -> str:
+    """The run's one line in the Temporal UI's workflow list: the prompt's first words, the model."""
+    users = [message for message in request.messages or [] if message.role == "user"]
+    prompt = request.input or (_text(users[-1].content) if users else "")
+    lines = prompt.strip().splitlines()
+    return f"{(lines[0] if lines else 'orchestration')[:100]} · model {request.model or 'default'}"
+
+
+def _text(content: str | list[dict[str, Any]] | None) -> str:
+    if isinstance(content, list):
+        return " ".join(str(part.get("text", "")) for part in content)
+    return content or ""

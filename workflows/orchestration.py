@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.webhooks import WebhookActivities
     from workflows import options
     from workflows.context import fit_to_budget
+    from workflows.details import SIGNAL, current_details
     from workflows.events import EventLog
     from workflows.limits import (
         EVENT_OUTPUT_PREVIEW_CHARS,
@@ -145,7 +146,12 @@ class Orchestration:
             await self._drain_notifications()
             raise ApplicationError(self._error, self.status(), type="OrchestrationFailed", non_retryable=True) from None
 
-    @workflow.signal(name="submit_approval")
+    @workflow.signal(
+        name=SIGNAL,
+        description='Approve or deny a waiting tool call: {"tool_call_id": ..., "decision": "approve" | "deny", '
+        '"approver": "<your name>", "reason": ..., "approval_hash": ...}. The run\'s Current Details show the '
+        "exact input for each waiting call. A decision that does not apply is ignored and recorded.",
+    )
     def submit_approval(self, decision: ApprovalDecision) -> None:
         """Record a human decision for a pending tool call; others are ignored and recorded.
 
@@ -170,7 +176,11 @@ class Orchestration:
             return
         self._apply(decision)
 
-    @workflow.update(name="decide")
+    @workflow.update(
+        name="decide",
+        description="Decide one waiting tool call (the API's approvals endpoint); refused, not ignored, when it "
+        "cannot apply. Answers with the run's status, the decision applied.",
+    )
     def decide(self, decision: ApprovalDecision) -> OrchestrationStatus:
         """Decide a pending tool call atomically and return the fresh status."""
         self._apply(decision)
@@ -182,7 +192,10 @@ class Orchestration:
         if rejection is not None:
             raise rejection
 
-    @workflow.update(name="decide_many")
+    @workflow.update(
+        name="decide_many",
+        description='Decide several waiting tool calls at once, all or none: {"decisions": [...]}.',
+    )
     def decide_many(self, batch: DecisionBatch) -> OrchestrationStatus:
         """Decide several pending tool calls at once: all of them, or none if one cannot apply."""
         for decision in batch.decisions:
@@ -232,12 +245,22 @@ class Orchestration:
         call.decided_at = workflow.now()
         if decision.decision == "approve" and decision.arguments is not None and decision.arguments != call.arguments:
             self._use_edited_arguments(call, decision.arguments)
+        # The step and the status say so at once (the update answers with them); the status is
+        # published (search attribute, status event) when the run moves on, as it always was.
+        self._record_decision(call)
         self._emit_decision(call)
+        if self._status not in TERMINAL_STATUSES:
+            self._status = RunStatus.WAITING_FOR_APPROVAL if self._pending_approvals() else RunStatus.RUNNING
+            self._show_details()
         workflow.logger.info(
             "tool call %s: %s by %s", call.tool_call_id, decision.decision, decision.approver or "unknown"
         )
 
-    @workflow.query(name="status")
+    @workflow.query(
+        name="status",
+        description="The run as the API shows it: status, pending approvals (with arguments and approval_hash), "
+        "steps with their decisions, output, usage.",
+    )
     def status(self) -> OrchestrationStatus:
         """The run as GET /v1/orchestrations/{id} shows it; also the run's result and what the
         decision updates answer: shortened, if need be, to fit in one payload."""
@@ -265,7 +288,10 @@ class Orchestration:
             owner=self._request.owner,
         )
 
-    @workflow.query(name="events")
+    @workflow.query(
+        name="events",
+        description='The run\'s numbered events after an id: {"after": 0, "limit": 500}.',
+    )
     def events(self, query: EventsQuery) -> EventsPage:
         """The run's events after `query.after` (what the API streams as Server-Sent Events)."""
         return self._events.page(query.after, query.limit, self._status)
@@ -359,6 +385,7 @@ class Orchestration:
                 "call can carry; start a new run, or lower context_budget_bytes"
             )
         summary = f"llm {state.model} step {number}"
+        self._show_details(f"asking the model (step {number})")
         self._emit(RunEventType.LLM_STARTED, step_index=record.index, model=state.model, step=number)
         try:
             if self._request.llm_call == "local_activity":
@@ -413,12 +440,7 @@ class Orchestration:
             if not await self._await_decision(call, record):
                 return
         if call.decision is not None:
-            record.decision = call.decision.decision
-            record.approver = call.decision.approver
-            record.reason = call.decision.reason
-            record.decided_at = call.decided_at
-            record.approval_hash = call.approval_hash or None
-            record.arguments, record.original_arguments = call.arguments, call.original_arguments
+            self._record_decision(call)
             if call.decision.decision == "deny":
                 call.result = f"denied: {call.decision.reason or 'no reason given'}"
                 record.output_preview = call.result
@@ -438,6 +460,7 @@ class Orchestration:
                 RunEventType.TOOL_PENDING,
                 **pending.model_dump(mode="json", exclude={"tool_call_id"}),
             )
+            self._show_details()
             self._notify(
                 "orchestration.approval_requested",
                 {"orchestration_id": workflow.info().workflow_id, "tool_call": pending.model_dump(mode="json")},
@@ -450,7 +473,7 @@ class Orchestration:
             await workflow.wait_condition(
                 lambda: call.decision is not None or self._continue_as_new_due(),
                 timeout=timedelta(seconds=remaining),
-                timeout_summary=f"approval timeout {call.tool_call_id}",
+                timeout_summary=f"approval of {call.server}.{call.tool} ({call.tool_call_id}) times out",
             )
         except TimeoutError:
             call.decision = ApprovalDecision(
@@ -473,6 +496,7 @@ class Orchestration:
             arguments=call.arguments,
         )
         summary = f"tool {call.server}.{call.tool}" + (f": {call.intent}" if call.intent else "")
+        self._show_details(f"running {call.server}.{call.tool}")
         try:
             output = await workflow.execute_activity_method(
                 MCPActivities.call_tool,
@@ -608,6 +632,20 @@ class Orchestration:
             edited_arguments=call.arguments if call.original_arguments is not None else None,
         )
 
+    def _record_decision(self, call: OpenToolCall) -> None:
+        """Write a person's decision (or the timeout's) into the call's step."""
+        assert call.decision is not None
+        record = self._tool_step(call)
+        record.decision, record.approver, record.reason = (
+            call.decision.decision,
+            call.decision.approver,
+            call.decision.reason,
+        )
+        record.decided_at = call.decided_at
+        record.approval_hash = call.approval_hash or None
+        record.arguments, record.original_arguments = call.arguments, call.original_arguments
+        record.status = "running" if call.decision.decision == "approve" else "denied"
+
     def _approve_by_rule(self, call: OpenToolCall, record: StepRecord) -> None:
         record.decision, record.approver, record.approved_by_rule = "approve", f"rule:{call.rule}", call.rule
         record.decided_at = workflow.now()
@@ -635,10 +673,15 @@ class Orchestration:
         if status == self._published_status:
             return
         self._status = self._published_status = status
+        self._show_details()
         workflow.upsert_search_attributes([ORCHESTRATION_STATUS_ATTRIBUTE.value_set(status.value)])
         if status not in TERMINAL_STATUSES:  # a finished run's last event says how it ended
             self._emit(RunEventType.STATUS, status=status.value)
         workflow.logger.info("status %s", status.value)
+
+    def _show_details(self, doing: str | None = None) -> None:
+        """Tell the Temporal UI what the run is doing (its Current Details)."""
+        workflow.set_current_details(current_details(self._full_status(), doing))
 
     def _refresh_status(self) -> None:
         if self._status in TERMINAL_STATUSES:

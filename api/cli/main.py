@@ -91,16 +91,25 @@ def _follow(client: OrchestrationsClient, run_id: str, args: argparse.Namespace)
     return 0 if run["status"] == "completed" else 1
 
 
+ANSWERS = {"y": "approve", "yes": "approve", "n": "deny", "no": "deny"}
+DECIDED = {"approve": "approved", "deny": "denied"}
+
+
 def _ask(client: OrchestrationsClient, run_id: str, pending: dict[str, Any]) -> bool:
-    """Ask approve/deny on the terminal ("y", "n", optionally followed by a reason);
-    False when stdin cannot answer (then decide elsewhere)."""
-    try:
-        answer = input("approve? [y/n, optionally followed by a reason] ").strip()
-    except EOFError:
-        say("  (no terminal input: decide with the commands above)")
-        return False
-    word, _, reason = answer.partition(" ")
-    decision = "approve" if word.lower() in ("y", "yes") else "deny"
+    """Ask approve/deny on the terminal ("y" or "n", optionally followed by a reason), again
+    on any other answer (a typo or a bare Enter decides nothing); False when stdin cannot
+    answer (then decide elsewhere)."""
+    while True:
+        try:
+            answer = input("approve? [y/n, optionally followed by a reason] ").strip()
+        except EOFError:
+            say("  (no terminal input: decide with the commands above)")
+            return False
+        word, _, reason = answer.partition(" ")
+        decision = ANSWERS.get(word.lower())
+        if decision is not None:
+            break
+        say("  answer y (approve) or n (deny), optionally followed by a reason")
     client.decide(
         run_id, pending["tool_call_id"], decision, reason.strip() or None, _approver(), pending.get("approval_hash")
     )
@@ -133,7 +142,7 @@ def _decide(decision: str) -> Any:
     def command(client: OrchestrationsClient, args: argparse.Namespace) -> int:
         approval_hash = args.hash or _shown_hash(client, args, decision)
         run = client.decide(args.id, args.call_id, decision, args.reason, args.approver or _approver(), approval_hash)
-        say(json.dumps(run, indent=2) if args.json else f"{decision}d {args.call_id}; run is {run['status']}")
+        say(json.dumps(run, indent=2) if args.json else f"{DECIDED[decision]} {args.call_id}; run is {run['status']}")
         return 0
 
     return command

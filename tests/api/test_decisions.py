@@ -106,3 +106,35 @@ async def test_a_batch_of_decisions_applies_all_or_none(
         final = await api.wait_for(run_id, lambda s: s["status"] == "completed")
     assert sorted(c["arguments"]["amount"] for c in call_log.calls("transfer")) == [0.5, 1]
     assert [s["decision"] for s in final["steps"] if s["kind"] == "tool"] == ["approve", "deny", "approve"]
+
+
+async def test_the_answer_to_a_decision_shows_it_applied(
+    api_stack: APIFactory, llm: ScriptedLLM, call_log: CallLog
+) -> None:
+    llm.script(
+        "m-answer",
+        Reply(
+            tool_calls=[
+                tool_call("t1", "toolbox__transfer", {"account": "acme", "amount": 5}),
+                tool_call("t2", "toolbox__transfer", {"account": "mallory", "amount": 9}),
+            ]
+        ),
+        Reply(content="done"),
+    )
+    async with api_stack(_servers(call_log)) as api:
+        run_id = (await api.http.post("/v1/orchestrations", json={"input": "pay", "model": "m-answer"})).json()["id"]
+        await api.wait_for(run_id, lambda s: len(s["pending_approvals"]) == 2)
+        approvals = f"/v1/orchestrations/{run_id}/approvals"
+        approve = {"tool_call_id": "t1", "decision": "approve", "approver": "alice", "reason": "known payee"}
+        first = (await api.http.post(approvals, json=approve)).json()
+        assert first["status"] == "waiting_for_approval", "t2 still waits"
+        assert [p["tool_call_id"] for p in first["pending_approvals"]] == ["t2"]
+        step = next(s for s in first["steps"] if s.get("tool_call_id") == "t1")
+        assert (step["decision"], step["approver"], step["reason"]) == ("approve", "alice", "known payee")
+        assert step["decided_at"] is not None and step["status"] in ("running", "completed")
+        deny = {"tool_call_id": "t2", "decision": "deny", "approver": "alice", "reason": "unknown payee"}
+        second = (await api.http.post(approvals, json=deny)).json()
+        assert second["status"] == "running" and second["pending_approvals"] == []
+        step = next(s for s in second["steps"] if s.get("tool_call_id") == "t2")
+        assert (step["decision"], step["status"], step["reason"]) == ("deny", "denied", "unknown payee")
+        await api.wait_for(run_id, lambda s: s["status"] == "completed")

@@ -64,6 +64,10 @@ async def test_strings_at_their_bounds_finish_a_run_and_over_them_are_refused(
         ):
             refused = await api.http.post(approvals, json=call | over)
             assert _refused(refused, field), refused.text
+        long_id = {"tool_call_id": "c" * 129, "decision": "deny"}
+        for path, body in ((approvals, long_id), (f"{approvals}/batch", {"decisions": [long_id]})):
+            refused = await api.http.post(path, json=body)
+            assert _refused(refused, "tool_call_id"), refused.text
         at_bounds = call | {"reason": "r" * MAX_REASON_CHARS, "approver": "a" * MAX_NAME_CHARS}
         assert (await api.http.post(approvals, json=at_bounds)).status_code == 200
         handle = api.worker.client.get_workflow_handle(run_id)

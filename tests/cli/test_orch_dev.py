@@ -114,12 +114,13 @@ async def test_orch_dev_demo_flow_through_the_cli_then_ctrl_c_leaves_nothing(tmp
         assert code == 0, out + err
         assert "tool time.get_current_time completed" in out and "completed (final_answer): It is" in out
 
-        # Interactive: the y/n question answered on stdin.
+        # Interactive: the y/n question answered on stdin; a bare Enter and a typo decide nothing.
         code, out, err = await _orch(
-            "run", "convert 9:00 UTC to Paris", "--api-url", dev.api_url, stdin=b"y checked the zones\n"
+            "run", "convert 9:00 UTC to Paris", "--api-url", dev.api_url, stdin=b"\nyse\ny checked the zones\n"
         )
         assert code == 0, out + err
         assert "waiting for approval: time.convert_time" in out and "approve? [y/n" in out
+        assert out.count("answer y (approve) or n (deny)") == 2, out
         assert "09:00 in UTC is" in out and "Europe/Paris" in out
         code, listed, _ = await _orch("list", "--json", "--api-url", dev.api_url)
         interactive = await _status(dev.api_url, json.loads(listed)["data"][0]["id"])
@@ -134,7 +135,7 @@ async def test_orch_dev_demo_flow_through_the_cli_then_ctrl_c_leaves_nothing(tmp
         code, out, err = await _orch("status", run_id, "--api-url", dev.api_url)
         assert f"orch approve {run_id} {call_id}" in out
         code, out, err = await _orch("approve", run_id, call_id, "--reason", "fine", "--api-url", dev.api_url)
-        assert code == 0 and f"approved {call_id}" in out, err
+        assert code == 0 and f"approved {call_id}; run is running" in out, out + err
         final = await _wait_status(dev.api_url, run_id, lambda r: r["status"] == "completed")
         tool_step = next(s for s in final["steps"] if s["kind"] == "tool")
         assert tool_step["approver"].startswith("cli") and tool_step["reason"] == "fine"

@@ -1,0 +1,51 @@
+"""What the Temporal web UI shows as a run's "Current Details": markdown saying what the run
+is doing, and for each call that waits for a person, what it would do and the exact signal
+input that approves or denies it (ready to paste into More Actions -> Send a Signal).
+Pure: the workflow passes its status in."""
+
+from __future__ import annotations
+
+import json
+
+from workflows.messages import TERMINAL_STATUSES, OrchestrationStatus, PendingApproval
+
+SIGNAL = "submit_approval"
+APPROVER_PLACEHOLDER = "<your name>"
+
+
+def current_details(status: OrchestrationStatus, doing: str | None = None) -> str:
+    """The run's Current Details; `doing` says what a running run is busy with."""
+    where = f"model `{status.model}`, step {status.step} of {status.max_steps}" if status.model else "starting"
+    if status.status in TERMINAL_STATUSES:
+        stop = f" ({status.stop_reason.value})" if status.stop_reason else ""
+        lines = [f"**{status.status.value.capitalize()}**{stop}; {where}."]
+        if status.error:
+            lines.append(f"Error: {status.error[:500]}")
+        return "\n\n".join(lines)
+    if not status.pending_approvals:
+        return f"**Running**: {doing or 'working'}; {where}."
+    count = len(status.pending_approvals)
+    lines = [
+        f"**Waiting for approval** of {count} tool call{'s' if count > 1 else ''}; {where}.",
+        f"Decide each with More Actions -> Send a Signal -> `{SIGNAL}`, the Data below (put your name in "
+        "`approver`: a decision without one is recorded without an approver).",
+    ]
+    for number, pending in enumerate(status.pending_approvals, 1):
+        lines.extend(_pending(number, pending))
+    return "\n\n".join(lines)
+
+
+def _pending(number: int, pending: PendingApproval) -> list[str]:
+    decision = {"tool_call_id": pending.tool_call_id, "approver": APPROVER_PLACEHOLDER}
+    approve = decision | {"decision": "approve", "approval_hash": pending.approval_hash}
+    deny = decision | {"decision": "deny", "reason": "<why>"}
+    lines = [f"### {number}. `{pending.server}.{pending.tool}` (call `{pending.tool_call_id}`)"]
+    if pending.intent:
+        lines.append(f"Intent (the model's words): {pending.intent}")
+    lines += [
+        f"Arguments:\n```json\n{json.dumps(pending.arguments, indent=2)}\n```",
+        f"Expires {pending.expires_at.isoformat(timespec='seconds')} (then it counts as denied).",
+        f"Approve:\n```json\n{json.dumps(approve, indent=2)}\n```",
+        f"Deny:\n```json\n{json.dumps(deny, indent=2)}\n```",
+    ]
+    return lines
