@@ -274,15 +274,10 @@ def _forwarded_clients(request: Request) -> list[str]:
     for element in request.headers.get("forwarded", "").replace(",", ";").split(";"):
         name, _, value = element.strip().partition("=")
         if name.lower() == "for" and value:
-            clients.append(_without_port(value.strip('"')))
+            node = value.strip('"')  # RFC 7239: `192.0.2.60:80`, `"[2001:db8::1]:4711"`, `unknown`
+            authority = _AUTHORITY.fullmatch(node)
+            clients.append(authority["host"] if authority else node)
     return clients
-
-
-def _without_port(node: str) -> str:
-    """`[2001:db8::1]:4711` -> `2001:db8::1`, `192.0.2.60:80` -> `192.0.2.60` (RFC 7239 nodes)."""
-    if node.startswith("["):
-        return node[1:].partition("]")[0]
-    return node.partition(":")[0] if node.count(":") == 1 else node
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from ORCH_API_KEYS (see `orch keys new`).")

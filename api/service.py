@@ -558,12 +558,6 @@ def _unpadded_base64(data: bytes) -> str:
 def _summary(request: OrchestrationRequest) -> str:
     """The run's one line in the Temporal UI's workflow list: the prompt's first words, the model."""
     users = [message for message in request.messages or [] if message.role == "user"]
-    prompt = request.input or (_text(users[-1].content) if users else "")
+    prompt = request.input or (users[-1].text() or "" if users else "")
     lines = prompt.strip().splitlines()
     return f"{(lines[0] if lines else 'orchestration')[:100]} · model {request.model or 'default'}"
-
-
-def _text(content: str | list[dict[str, Any]] | None) -> str:
-    if isinstance(content, list):
-        return " ".join(str(part.get("text", "")) for part in content)
-    return content or ""

@@ -104,6 +104,12 @@ class ChatMessage(BaseModel):
     tool_calls: list[LLMToolCall] | None = None
     tool_call_id: str | None = None
 
+    def text(self) -> str | None:
+        """The content as text (the text parts of a list of parts, joined)."""
+        if isinstance(self.content, list):
+            return "".join(str(part.get("text", "")) for part in self.content)
+        return self.content
+
 
 # --- Run request, state and status ---------------------------------------------------
 

@@ -250,7 +250,7 @@ class Orchestration:
         self._record_decision(call)
         self._emit_decision(call)
         if self._status not in TERMINAL_STATUSES:
-            self._status = RunStatus.WAITING_FOR_APPROVAL if self._pending_approvals() else RunStatus.RUNNING
+            self._status = self._open_status()
             self._show_details()
         workflow.logger.info(
             "tool call %s: %s by %s", call.tool_call_id, decision.decision, decision.approver or "unknown"
@@ -341,7 +341,7 @@ class Orchestration:
                 reply.message.tool_calls = unique_tool_call_ids(reply.message.tool_calls, used, state.llm_calls)
             state.messages.append(reply.message)
             if not reply.message.tool_calls:
-                return await self._complete(StopReason.FINAL_ANSWER, _text_of(reply.message))
+                return await self._complete(StopReason.FINAL_ANSWER, reply.message.text())
             validate_arguments = workflow.patched(ARGUMENTS_VALIDATED_PATCH)
             bound_arguments = workflow.patched(ARGUMENTS_BOUNDED_PATCH)
             for call in reply.message.tool_calls:
@@ -686,8 +686,11 @@ class Orchestration:
     def _refresh_status(self) -> None:
         if self._status in TERMINAL_STATUSES:
             return
-        waiting = bool(self._pending_approvals())
-        self._set_status(RunStatus.WAITING_FOR_APPROVAL if waiting else RunStatus.RUNNING)
+        self._set_status(self._open_status())
+
+    def _open_status(self) -> RunStatus:
+        """What a run that has not finished is doing: waiting while a call waits, else running."""
+        return RunStatus.WAITING_FOR_APPROVAL if self._pending_approvals() else RunStatus.RUNNING
 
     def _pending_approvals(self) -> list[PendingApproval]:
         if self._state is None or self._status in TERMINAL_STATUSES:
@@ -757,16 +760,10 @@ class Orchestration:
         return self.status().model_dump(mode="json")
 
 
-def _text_of(message: ChatMessage) -> str | None:
-    if isinstance(message.content, list):
-        return "".join(str(part.get("text", "")) for part in message.content)
-    return message.content
-
-
 def _last_assistant_text(messages: list[ChatMessage]) -> str | None:
     for message in reversed(messages):
-        if message.role == "assistant" and _text_of(message):
-            return _text_of(message)
+        if message.role == "assistant" and message.text():
+            return message.text()
     return None
 
 

@@ -21,6 +21,7 @@ from api.auth import APIKeysError, hash_key, load_api_keys
 from api.cli.main import main as orch
 from tests.api.conftest import APIFactory, APIHarness
 from tests.conftest import REPO_ROOT, CallLog, toolbox_stdio
+from tests.orch_cli import run_orch
 from tests.scripted_llm import Reply, ScriptedLLM, free_port, tool_call
 from tests.waiting import WAIT_SECONDS, eventually
 from worker.settings import Settings
@@ -233,12 +234,7 @@ def test_orch_keys_new_makes_a_key_that_authenticates(capsys: pytest.CaptureFixt
 async def test_orch_cli_sends_its_api_key(api_stack: APIFactory, call_log: CallLog) -> None:
     async with api_stack(_servers(call_log), api_keys=keys_json()) as api:
         for key, expected in ((KEYS["alice"][0], 0), ("orch_wrong", 1)):
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "api.cli.main", "list", "--api-url", api.base_url, cwd=REPO_ROOT,
-                env=dict(os.environ, ORCH_API_KEY=key),
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            )  # fmt: skip
-            _, stderr = await asyncio.wait_for(proc.communicate(), WAIT_SECONDS)
-            assert proc.returncode == expected, stderr.decode()
+            code, _, stderr = await run_orch("list", "--api-url", api.base_url, ORCH_API_KEY=key)
+            assert code == expected, stderr
             if expected:
-                assert stderr.decode().strip() == "orch: 401: invalid API key"
+                assert stderr.strip() == "orch: 401: invalid API key"

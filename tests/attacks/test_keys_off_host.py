@@ -10,17 +10,14 @@ served and cross-site writes are refused; with keys on, the bearer key guards bo
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
-import sys
 
 import httpx
 
 from tests.api.conftest import APIFactory, APIHarness, serve_api
 from tests.api.test_auth import auth, keys_json
-from tests.conftest import REPO_ROOT
-from tests.waiting import WAIT_SECONDS
+from tests.orch_cli import run_orch
 from worker.settings import Settings
 
 UNKNOWN_RUN_CANCEL = "/v1/orchestrations/orch-unknown/cancel"
@@ -128,12 +125,8 @@ async def test_with_keys_any_host_and_origin_is_served_to_a_valid_key(api_stack:
 async def test_orch_reaches_a_keys_off_api_by_localhost_and_127_0_0_1(api_stack: APIFactory) -> None:
     async with api_stack() as api:
         for base_url in (api.base_url, f"http://localhost:{_port(api)}"):
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "api.cli.main", "list", "--api-url", base_url, cwd=REPO_ROOT,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            )  # fmt: skip
-            _, stderr = await asyncio.wait_for(proc.communicate(), WAIT_SECONDS)
-            assert proc.returncode == 0, (base_url, stderr.decode())
+            code, _, stderr = await run_orch("list", "--api-url", base_url)
+            assert code == 0, (base_url, stderr)
 
 
 async def test_without_keys_a_request_a_proxy_forwards_from_another_machine_is_refused(api_stack: APIFactory) -> None:

@@ -8,15 +8,13 @@ call it showed, so a decision never lands on a call the person did not see.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from typing import Any
 
-from tests.api.conftest import APIFactory, APIHarness
-from tests.conftest import REPO_ROOT, CallLog, toolbox_stdio
+from tests.api.conftest import APIFactory
+from tests.conftest import CallLog, toolbox_stdio
+from tests.orch_cli import run_orch
 from tests.scripted_llm import Reply, ScriptedLLM, tool_call
-from tests.waiting import WAIT_SECONDS
 
 
 def _without_id(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -60,16 +58,6 @@ async def test_a_late_decision_for_an_earlier_call_never_applies_to_a_later_one(
     assert [c["id"] for m in shown if m.get("tool_calls") for c in m["tool_calls"]] == ids
 
 
-async def _orch(api: APIHarness, *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "api.cli.main", *args, "--api-url", api.base_url, cwd=REPO_ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), WAIT_SECONDS)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
 async def test_orch_decides_only_the_call_it_showed(api_stack: APIFactory, llm: ScriptedLLM, call_log: CallLog) -> None:
     llm.script(
         "m-cli-hash",
@@ -79,12 +67,12 @@ async def test_orch_decides_only_the_call_it_showed(api_stack: APIFactory, llm: 
     async with api_stack({"toolbox": toolbox_stdio(call_log)}) as api:
         run_id = (await api.http.post("/v1/orchestrations", json={"input": "pay", "model": "m-cli-hash"})).json()["id"]
         [pending] = (await api.wait_for(run_id, lambda s: bool(s["pending_approvals"])))["pending_approvals"]
-        code, shown, _ = await _orch(api, "status", run_id)
+        code, shown, _ = await run_orch("status", run_id, "--api-url", api.base_url)
         assert f"orch approve {run_id} t1 --hash {pending['approval_hash']}" in shown
-        code, _, err = await _orch(api, "approve", run_id, "t1", "--hash", "0" * 64)
+        code, _, err = await run_orch("approve", run_id, "t1", "--hash", "0" * 64, "--api-url", api.base_url)
         assert code == 1 and "409" in err and "approval_hash" in err, err
         # Without --hash, orch shows the call it decides and binds the decision to it.
-        code, out, err = await _orch(api, "approve", run_id, "t1")
+        code, out, err = await run_orch("approve", run_id, "t1", "--api-url", api.base_url)
         assert code == 0, err
         assert out.splitlines()[0] == 'approve: toolbox.transfer {"account": "acme", "amount": 5}'
         final = await api.wait_for(run_id, lambda s: s["status"] == "completed")

@@ -10,11 +10,10 @@ import socket
 import sys
 from pathlib import Path
 
-from tests.conftest import BIN_DIR, REPO_ROOT
+from tests.conftest import REPO_ROOT
+from tests.orch_cli import ORCH, run_orch
 from tests.scripted_llm import free_port
 from tests.waiting import WAIT_SECONDS, eventually
-
-ORCH = str(BIN_DIR / "orch")
 
 
 def _descendants(pid: int) -> set[int]:
@@ -40,16 +39,6 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-async def _orch(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        ORCH, *args, cwd=REPO_ROOT, stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(stdin or b""), WAIT_SECONDS)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 class OrchDev:
@@ -90,7 +79,7 @@ class OrchDev:
 
 
 async def _status(api_url: str, run_id: str) -> dict:
-    code, out, err = await _orch("status", run_id, "--json", "--api-url", api_url)
+    code, out, err = await run_orch("status", run_id, "--json", "--api-url", api_url)
     assert code == 0, err
     return json.loads(out)
 
@@ -110,41 +99,41 @@ async def test_orch_dev_demo_flow_through_the_cli_then_ctrl_c_leaves_nothing(tmp
     assert f"{dev.api_url}/docs" in banner and f"http://127.0.0.1:{dev.ports['ui']}" in banner
     assert "demo model (rule-based, not an LLM)" in banner and 'orch run "convert 9:00 UTC to Paris"' in banner
     try:
-        code, out, err = await _orch("run", "what time is it in Tokyo", "--api-url", dev.api_url)
+        code, out, err = await run_orch("run", "what time is it in Tokyo", "--api-url", dev.api_url)
         assert code == 0, out + err
         assert "tool time.get_current_time completed" in out and "completed (final_answer): It is" in out
 
         # Interactive: the y/n question answered on stdin; a bare Enter and a typo decide nothing.
-        code, out, err = await _orch(
+        code, out, err = await run_orch(
             "run", "convert 9:00 UTC to Paris", "--api-url", dev.api_url, stdin=b"\nyse\ny checked the zones\n"
         )
         assert code == 0, out + err
         assert "waiting for approval: time.convert_time" in out and "approve? [y/n" in out
         assert out.count("answer y (approve) or n (deny)") == 2, out
         assert "09:00 in UTC is" in out and "Europe/Paris" in out
-        code, listed, _ = await _orch("list", "--json", "--api-url", dev.api_url)
+        code, listed, _ = await run_orch("list", "--json", "--api-url", dev.api_url)
         interactive = await _status(dev.api_url, json.loads(listed)["data"][0]["id"])
         assert next(s for s in interactive["steps"] if s["kind"] == "tool")["reason"] == "checked the zones"
 
         # Scripted: start, see the pending call, approve it with its own command.
-        code, run_id, err = await _orch("run", "--no-wait", "convert 9:00 UTC to Paris", "--api-url", dev.api_url)
+        code, run_id, err = await run_orch("run", "--no-wait", "convert 9:00 UTC to Paris", "--api-url", dev.api_url)
         run_id = run_id.strip()
         assert code == 0 and run_id.startswith("orch-"), err
         waiting = await _wait_status(dev.api_url, run_id, lambda r: r["pending_approvals"])
         call_id = waiting["pending_approvals"][0]["tool_call_id"]
-        code, out, err = await _orch("status", run_id, "--api-url", dev.api_url)
+        code, out, err = await run_orch("status", run_id, "--api-url", dev.api_url)
         assert f"orch approve {run_id} {call_id}" in out
-        code, out, err = await _orch("approve", run_id, call_id, "--reason", "fine", "--api-url", dev.api_url)
+        code, out, err = await run_orch("approve", run_id, call_id, "--reason", "fine", "--api-url", dev.api_url)
         assert code == 0 and f"approved {call_id}; run is running" in out, out + err
         final = await _wait_status(dev.api_url, run_id, lambda r: r["status"] == "completed")
         tool_step = next(s for s in final["steps"] if s["kind"] == "tool")
         assert tool_step["approver"].startswith("cli") and tool_step["reason"] == "fine"
-        code, out, err = await _orch("list", "--status", "completed", "--api-url", dev.api_url)
+        code, out, err = await run_orch("list", "--status", "completed", "--api-url", dev.api_url)
         assert run_id in out
 
-        code, doomed, err = await _orch("run", "--no-wait", "convert 9:00 UTC to Berlin", "--api-url", dev.api_url)
+        code, doomed, err = await run_orch("run", "--no-wait", "convert 9:00 UTC to Berlin", "--api-url", dev.api_url)
         await _wait_status(dev.api_url, doomed.strip(), lambda r: r["pending_approvals"])
-        code, out, err = await _orch("cancel", doomed.strip(), "--api-url", dev.api_url)
+        code, out, err = await run_orch("cancel", doomed.strip(), "--api-url", dev.api_url)
         assert code == 0 and "cancel requested" in out, err
         await _wait_status(dev.api_url, doomed.strip(), lambda r: r["status"] == "cancelled")
     finally:
@@ -168,7 +157,7 @@ async def test_a_busy_port_gets_a_clear_message(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        code, out, err = await _orch("dev", "--state-dir", str(tmp_path), "--api-port", str(port))
+        code, out, err = await run_orch("dev", "--state-dir", str(tmp_path), "--api-port", str(port))
     assert code == 1
     assert (
         err.strip()
@@ -178,6 +167,6 @@ async def test_a_busy_port_gets_a_clear_message(tmp_path: Path) -> None:
 
 
 async def test_client_commands_explain_an_unreachable_api() -> None:
-    code, out, err = await _orch("list", "--api-url", f"http://127.0.0.1:{free_port()}")
+    code, out, err = await run_orch("list", "--api-url", f"http://127.0.0.1:{free_port()}")
     assert code == 1 and "cannot reach the API" in err and "orch dev" in err and "Traceback" not in err
     assert sys.executable

@@ -15,7 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.cli.test_orch_dev import OrchDev, _orch, _wait_status
+from tests.cli.test_orch_dev import OrchDev, _wait_status
+from tests.orch_cli import run_orch
 from tests.ui.browser import click, page, screenshot, wait_for_text
 
 
@@ -25,7 +26,8 @@ async def main(out_dir: Path) -> None:
         dev = OrchDev(Path(state) / "state")
         await dev.start()
         try:
-            code, run_id, err = await _orch("run", "--no-wait", "convert 9:00 UTC to Paris", "--api-url", dev.api_url)
+            prompt = "convert 9:00 UTC to Paris"
+            code, run_id, err = await run_orch("run", "--no-wait", prompt, "--api-url", dev.api_url)
             if code != 0:
                 raise SystemExit(f"screenshot: orch run failed: {err}")
             run_id = run_id.strip()
