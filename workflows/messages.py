@@ -182,6 +182,11 @@ class StepRecord(BaseModel):
     index: int
     kind: Literal["llm", "tool"]
     status: str
+    step: int | None = Field(
+        default=None,
+        description="The loop step, as the run's `step` and the Temporal UI count it: the number of the LLM call "
+        "(1, 2, ...), and for a tool call the number of the LLM call that asked for it.",
+    )
     started_at: datetime | None = None
     finished_at: datetime | None = None
     duration_ms: int | None = None

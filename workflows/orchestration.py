@@ -358,6 +358,7 @@ class Orchestration:
                         index=opened.step_index,
                         kind="tool",
                         status="error" if opened.problem else "pending",
+                        step=state.llm_calls,
                         tool_call_id=opened.tool_call_id,
                         server=opened.server,
                         tool=opened.tool or opened.function_name,
@@ -370,9 +371,11 @@ class Orchestration:
                     self._approve_by_rule(opened, state.steps[-1])
 
     async def _call_llm(self, state: OrchestrationState) -> LLMReply:
-        record = StepRecord(index=len(state.steps), kind="llm", status="running", started_at=workflow.now())
-        state.steps.append(record)
         number = state.llm_calls + 1
+        record = StepRecord(
+            index=len(state.steps), kind="llm", status="running", step=number, started_at=workflow.now()
+        )
+        state.steps.append(record)
         fit_to_budget(state.messages, self._request.context_budget_bytes)
         request = LLMRequest(
             model=state.model, messages=state.messages, tools=[tool.openai_tool() for tool in state.catalog.tools]
@@ -402,7 +405,7 @@ class Orchestration:
             _reraise_cancellation(err)
             self._end_step(record, "failed")
             message = _failure_message(err)
-            self._emit(RunEventType.LLM_FINISHED, step_index=record.index, status="failed", error=message)
+            self._emit(RunEventType.LLM_FINISHED, step_index=record.index, step=number, status="failed", error=message)
             raise _RunFailed(f"LLM call failed: {message}") from None
         state.llm_calls = number
         state.usage.prompt_tokens += reply.usage.prompt_tokens
@@ -412,6 +415,7 @@ class Orchestration:
         self._emit(
             RunEventType.LLM_FINISHED,
             step_index=record.index,
+            step=number,
             status="completed",
             usage=reply.usage.model_dump(),
             tool_calls=len(reply.message.tool_calls or []),
@@ -620,7 +624,8 @@ class Orchestration:
 
     def _emit_for(self, call: OpenToolCall, type: RunEventType, **data: Any) -> None:
         """An event about one tool call."""
-        self._emit(type, step_index=call.step_index, tool_call_id=call.tool_call_id, **data)
+        step = self._tool_step(call).step
+        self._emit(type, step_index=call.step_index, tool_call_id=call.tool_call_id, step=step, **data)
 
     def _emit_decision(self, call: OpenToolCall) -> None:
         assert call.decision is not None

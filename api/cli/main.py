@@ -15,12 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from api.auth import APIKeyEntry, Role, hash_key, new_key
 from api.cli.client import CLIError, OrchestrationsClient
-from api.cli.dev import DevOptions, run_dev
-from api.cli.render import event_line, pending_view, status_view, table
+from api.cli.render import event_line, pending_view, status_view, table, waiting_for
 from workflows.messages import RunStatus
 
 
@@ -34,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "dev":
+            # Imported here: the engine (Temporal, the MCP SDK) is for `dev` only, so the
+            # client commands start in a fraction of the time.
+            from api.cli.dev import DevOptions, run_dev
+
             options = DevOptions(
                 state_dir=Path(args.state_dir),
                 api_port=args.api_port,
@@ -133,9 +133,22 @@ def _list(client: OrchestrationsClient, args: argparse.Namespace) -> int:
     if args.json:
         say(json.dumps(page, indent=2))
         return 0
-    rows = [[r["id"], r["status"], r.get("stop_reason") or "", (r.get("created_at") or "")[:19]] for r in page["data"]]
-    say(table(rows, ["id", "status", "stop reason", "created"]) if rows else "no orchestrations")
+    rows = [
+        [r["id"], r["status"], r.get("stop_reason") or "", (r.get("created_at") or "")[:19], _waiting_for(client, r)]
+        for r in page["data"]
+    ]
+    say(table(rows, ["id", "status", "stop reason", "created", "waiting for"]) if rows else "no orchestrations")
     return 0
+
+
+def _waiting_for(client: OrchestrationsClient, summary: dict[str, Any]) -> str:
+    """The calls a waiting run waits for (the list has statuses only, so read each waiting run)."""
+    if summary["status"] != "waiting_for_approval":
+        return ""
+    try:
+        return waiting_for(client.get(summary["id"]))
+    except CLIError:  # e.g. decided and finished since the list was read
+        return "?"
 
 
 def _decide(decision: str) -> Any:
@@ -175,6 +188,10 @@ def _approver() -> str:
 
 def _new_key(args: argparse.Namespace) -> int:
     """Make an API key; print it once, and the entry (with its hash only) for ORCH_API_KEYS."""
+    from pydantic import ValidationError
+
+    from api.auth import APIKeyEntry, hash_key, new_key
+
     key = new_key()
     entry: dict[str, Any] = {"name": args.name, "sha256": hash_key(key), "roles": args.role or ["run"]}
     if args.scope:
@@ -208,17 +225,31 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     dev = commands.add_parser("dev", help="start Temporal, a worker and the API on this machine")
-    dev.add_argument("--state-dir", default=os.environ.get("ORCH_STATE_DIR", ".orch"), help="SQLite file and logs")
-    dev.add_argument("--api-port", type=int, default=int(os.environ.get("ORCH_API_PORT", "8000")))
-    dev.add_argument("--temporal-port", type=int, default=7233)
-    dev.add_argument("--ui-port", type=int, default=8233)
-    dev.add_argument("--model-port", type=int, default=8400, help="port of the demo model (without OPENAI_BASE_URL)")
+    dev.add_argument(
+        "--state-dir",
+        default=os.environ.get("ORCH_STATE_DIR", ".orch"),
+        help="Temporal's SQLite file and the logs, one orch dev at a time (default: %(default)s, env ORCH_STATE_DIR)",
+    )
+    dev.add_argument(
+        "--api-port",
+        type=int,
+        default=int(os.environ.get("ORCH_API_PORT", "8000")),
+        help="port of the API (default: %(default)s, env ORCH_API_PORT)",
+    )
+    dev.add_argument("--temporal-port", type=int, default=7233, help="port of Temporal's gRPC (default: %(default)s)")
+    dev.add_argument("--ui-port", type=int, default=8233, help="port of the Temporal web UI (default: %(default)s)")
+    dev.add_argument(
+        "--model-port",
+        type=int,
+        default=8400,
+        help="port of the demo model, without OPENAI_BASE_URL (default: %(default)s)",
+    )
 
     keys = commands.add_parser("keys", help="make API keys for ORCH_API_KEYS")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     new = key_commands.add_parser("new", help="make a key; prints it once and its entry for the keys file")
     new.add_argument("name", help="the key's name: the identity in audit records")
-    new.add_argument("--role", action="append", choices=[role.value for role in Role], help="repeatable; default run")
+    new.add_argument("--role", action="append", help="run, approve or admin (repeatable; default run)")
     new.add_argument("--scope", action="append", help="MCP `server` or `server.tool` its runs may use (repeatable)")
     new.add_argument("--json", action="store_true", help="print JSON instead of text")
 

@@ -28,16 +28,16 @@ def status_view(run: dict[str, Any]) -> str:
     if run.get("steps"):
         rows = [
             [
-                str(s["index"]),
+                str(s.get("step") or ""),
                 s["kind"],
-                _step_name(s),
+                _step_name(s, run.get("model")),
                 s["status"],
                 s.get("decision") or "",
                 _short(s.get("output_preview")),
             ]
             for s in run["steps"]
         ]
-        lines += ["", table(rows, ["#", "kind", "what", "status", "decision", "output"])]
+        lines += ["", table(rows, ["step", "kind", "what", "status", "decision", "output"])]
     for pending in run.get("pending_approvals") or []:
         lines += ["", pending_view(run["id"], pending)]
     if run.get("output"):
@@ -62,7 +62,8 @@ def event_line(event: dict[str, Any]) -> str | None:
     """One progress line for a run event (None for events that `pending_view` or the final
     line show)."""
     data = event.get("data") or {}
-    step = f"  step {event.get('step_index')}:"
+    # The loop step (the LLM call's number), as the run's status and the Temporal UI count it.
+    step = f"  step {data['step']}:" if data.get("step") is not None else " "
     kind = event["type"]
     if kind == "llm_started":
         return f"{step} llm {data.get('model')} running"
@@ -84,9 +85,14 @@ def event_line(event: dict[str, Any]) -> str | None:
     return None
 
 
-def _step_name(step: dict[str, Any]) -> str:
+def waiting_for(run: dict[str, Any]) -> str:
+    """What a run waits for: each pending call's tool and id."""
+    return ", ".join(f"{p['server']}.{p['tool']} ({p['tool_call_id']})" for p in run.get("pending_approvals") or [])
+
+
+def _step_name(step: dict[str, Any], model: str | None) -> str:
     if step["kind"] == "llm":
-        return "model"
+        return model or "-"
     return f"{step.get('server') or '?'}.{step.get('tool') or '?'}"
 
 

@@ -97,11 +97,24 @@ async def test_orch_dev_demo_flow_through_the_cli_then_ctrl_c_leaves_nothing(tmp
     await dev.start()
     banner = "".join(dev.lines)
     assert f"{dev.api_url}/docs" in banner and f"http://127.0.0.1:{dev.ports['ui']}" in banner
-    assert "demo model (rule-based, not an LLM)" in banner and 'orch run "convert 9:00 UTC to Paris"' in banner
+    # The banner's commands reach this API (its port is not the default).
+    assert f'orch run --api-url {dev.api_url} "convert 9:00 UTC to Paris"' in banner
+    assert "demo model (rule-based, not an LLM)" in banner
     try:
+        # A second orch dev on the same state directory is refused, naming the first.
+        other = {name: str(free_port()) for name in ("api", "temporal", "ui", "model")}
+        code, out, err = await run_orch(
+            "dev", "--state-dir", str(dev.state_dir), "--api-port", other["api"], "--temporal-port",
+            other["temporal"], "--ui-port", other["ui"], "--model-port", other["model"],
+        )  # fmt: skip
+        assert code == 1 and "starting" not in out, out + err
+        assert f"is in use by another orch dev (pid {dev.proc.pid}, API {dev.api_url})" in err, err
+
         code, out, err = await run_orch("run", "what time is it in Tokyo", "--api-url", dev.api_url)
         assert code == 0, out + err
-        assert "tool time.get_current_time completed" in out and "completed (final_answer): It is" in out
+        # Steps numbered as the run's status and the Temporal UI count them (LLM call 1, its tool...).
+        assert "step 1: llm demo running" in out and "step 1: tool time.get_current_time completed" in out, out
+        assert "step 2: llm demo running" in out and "completed (final_answer): It is" in out
 
         # Interactive: the y/n question answered on stdin; a bare Enter and a typo decide nothing.
         code, out, err = await run_orch(
@@ -123,6 +136,12 @@ async def test_orch_dev_demo_flow_through_the_cli_then_ctrl_c_leaves_nothing(tmp
         call_id = waiting["pending_approvals"][0]["tool_call_id"]
         code, out, err = await run_orch("status", run_id, "--api-url", dev.api_url)
         assert f"orch approve {run_id} {call_id}" in out
+        assert [line.split()[:3] for line in out.splitlines() if line.startswith("1 ")] == [
+            ["1", "llm", "demo"],
+            ["1", "tool", "time.convert_time"],
+        ], out
+        code, out, err = await run_orch("list", "--api-url", dev.api_url)
+        assert f"{run_id}  waiting_for_approval" in out and f"time.convert_time ({call_id})" in out, out
         code, out, err = await run_orch("approve", run_id, call_id, "--reason", "fine", "--api-url", dev.api_url)
         assert code == 0 and f"approved {call_id}; run is running" in out, out + err
         final = await _wait_status(dev.api_url, run_id, lambda r: r["status"] == "completed")
@@ -152,16 +171,20 @@ async def test_orch_dev_demo_flow_through_the_cli_then_ctrl_c_leaves_nothing(tmp
     assert code == 0
 
 
-async def test_a_busy_port_gets_a_clear_message(tmp_path: Path) -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
-        code, out, err = await run_orch("dev", "--state-dir", str(tmp_path), "--api-port", str(port))
+async def test_busy_ports_are_named_all_at_once(tmp_path: Path) -> None:
+    with socket.socket() as api, socket.socket() as ui:
+        for busy in (api, ui):
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+        ports = [str(busy.getsockname()[1]) for busy in (api, ui)]
+        code, out, err = await run_orch(
+            "dev", "--state-dir", str(tmp_path), "--api-port", ports[0], "--ui-port", ports[1], "--temporal-port",
+            str(free_port()), "--model-port", str(free_port()),
+        )  # fmt: skip
     assert code == 1
-    assert (
-        err.strip()
-        == f"orch: port {port} (API) is already in use: stop what uses it or choose another port (see --help)"
+    assert err.strip() == (
+        f"orch: ports {ports[0]} (API), {ports[1]} (Temporal UI) already in use: stop what uses them or choose "
+        "other ports (see orch dev --help)"
     )
     assert "Traceback" not in out + err
 
