@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from temporalio.client import Client
 
 from api.auth import APIKeysError, load_api_keys, origin_of
@@ -40,11 +41,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await hub.aclose()
 
-    app = FastAPI(
+    # FastAPI's /docs and /redoc load their scripts from a CDN, blank without internet; these
+    # are the same pages with Swagger UI and ReDoc served by the API (fastapi-offline's files).
+    app = FastAPIOffline(
         title="Durable orchestrations",
         version="0.1.0",
         description="Durable LLM + MCP tool orchestrations on Temporal, with human approval of tool calls.",
         lifespan=lifespan,
+        static_url="/docs-assets",
     )
     app.state.api_keys = api_keys
     # The Temporal UI calls the codec endpoints from the browser: CORS lets it read the
