@@ -556,8 +556,9 @@ def _unpadded_base64(data: bytes) -> str:
 
 
 def _summary(request: OrchestrationRequest) -> str:
-    """The run's one line in the Temporal UI's workflow list: the prompt's first words, the model."""
+    """The run's Summary in the Temporal UI: the prompt's first words, the model."""
     users = [message for message in request.messages or [] if message.role == "user"]
     prompt = request.input or (users[-1].text() or "" if users else "")
     lines = prompt.strip().splitlines()
-    return f"{(lines[0] if lines else 'orchestration')[:100]} · model {request.model or 'default'}"
+    model = f"model {request.model}" if request.model else "the worker's default model"
+    return f"{(lines[0] if lines else 'orchestration')[:100]} · {model}"

@@ -5,7 +5,7 @@ Starts `orch dev` in a temporary state directory on free ports, starts the walkt
 that waits for approval ("convert 9:00 UTC to Paris"), waits until it does, and has headless
 chromium load the run's page (its User Metadata tab) and the workflow list. Current Details show
 the waiting call (tool, intent, arguments, expiry) and the signal input that approves or
-denies it; the list shows the run's first words and model.
+denies it; the list (UI 2.54 has no Summary column there) finds the run by its status.
 """
 
 from __future__ import annotations
