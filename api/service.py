@@ -45,6 +45,7 @@ from api.errors import APIError
 from api.limits import check_run_request, check_scope
 from api.schemas import CreateOrchestration, Links, OrchestrationSummary, ToolsResponse
 from worker.settings import Settings
+from workflows.approvals import DECISION_ALREADY_MADE, DECISION_INVALID, DECISION_MISMATCH, DECISION_UNKNOWN_CALL
 from workflows.list_tools import ListTools
 from workflows.messages import (
     FINAL_EVENT_TYPES,
@@ -61,15 +62,7 @@ from workflows.messages import (
     RunStatus,
     StopReason,
 )
-from workflows.orchestration import (
-    DECISION_ALREADY_MADE,
-    DECISION_INVALID,
-    DECISION_MISMATCH,
-    DECISION_UNKNOWN_CALL,
-    ORCHESTRATION_OWNER_ATTRIBUTE,
-    ORCHESTRATION_STATUS_ATTRIBUTE,
-    Orchestration,
-)
+from workflows.orchestration import ORCHESTRATION_OWNER_ATTRIBUTE, ORCHESTRATION_STATUS_ATTRIBUTE, Orchestration
 
 TEMPORAL_TIMEOUT_SECONDS = 5.0
 WORKER_TIMEOUT_SECONDS = 8.0

@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.llm import LLMActivities
     from activities.mcp_tools import MCPActivities
     from activities.webhooks import WebhookActivities
-    from workflows import options
+    from workflows import approvals, options
     from workflows.context import fit_to_budget
     from workflows.details import SIGNAL, current_details
     from workflows.events import EventLog
@@ -48,7 +48,6 @@ with workflow.unsafe.imports_passed_through():
         DecisionBatch,
         EventsPage,
         EventsQuery,
-        IgnoredDecision,
         LLMReply,
         LLMRequest,
         OpenToolCall,
@@ -67,7 +66,7 @@ with workflow.unsafe.imports_passed_through():
         WebhookEvent,
         WebhookEventType,
     )
-    from workflows.tool_calls import model_arguments_text, open_tool_call, schema_problem, unique_tool_call_ids
+    from workflows.tool_calls import model_arguments_text, open_tool_call, unique_tool_call_ids
 
 ORCHESTRATION_STATUS_ATTRIBUTE = SearchAttributeKey.for_keyword("OrchestrationStatus")
 """Custom search attribute kept equal to the run's status, for listing and filtering."""
@@ -85,11 +84,6 @@ UNIQUE_TOOL_CALL_IDS_PATCH = "unique-tool-call-ids"
 
 ARGUMENTS_BOUNDED_PATCH = "arguments-bounded"
 """Runs from before this patch ran tool calls whatever the size of their arguments."""
-
-DECISION_UNKNOWN_CALL = "UnknownToolCall"
-DECISION_ALREADY_MADE = "AlreadyDecided"
-DECISION_MISMATCH = "ApprovalMismatch"
-DECISION_INVALID = "InvalidDecision"
 
 _FINAL_EVENTS = {
     RunStatus.COMPLETED: RunEventType.COMPLETED,
@@ -162,15 +156,7 @@ class Orchestration:
         if rejection is not None:
             if self._state is not None:
                 ignored = self._state.ignored_decisions
-                ignored.append(
-                    IgnoredDecision(
-                        tool_call_id=decision.tool_call_id,
-                        decision=decision.decision,
-                        approver=decision.approver,
-                        why=rejection.message,
-                        received_at=workflow.now(),
-                    )
-                )
+                ignored.append(approvals.ignored(decision, rejection.message, workflow.now()))
                 del ignored[:-IGNORED_DECISIONS_KEPT]
             workflow.logger.info("decision for %s ignored: %s", decision.tool_call_id, rejection.message)
             return
@@ -204,47 +190,25 @@ class Orchestration:
 
     @decide_many.validator
     def _validate_batch(self, batch: DecisionBatch) -> None:
-        ids = [decision.tool_call_id for decision in batch.decisions]
-        if len(set(ids)) != len(ids):
-            raise ApplicationError("a tool call is decided twice in this batch", type=DECISION_INVALID)
-        for decision in batch.decisions:
-            rejection = self._rejection(decision)
-            if rejection is not None:
-                raise ApplicationError(f"tool call {decision.tool_call_id!r}: {rejection.message}", type=rejection.type)
+        rejection = approvals.batch_rejection(batch.decisions, self._rejection)
+        if rejection is not None:
+            raise rejection
 
     def _rejection(self, decision: ApprovalDecision) -> ApplicationError | None:
         """Why `decision` cannot apply (typed for the API to map to 404/409), or None."""
         call = self._find_open_call(decision.tool_call_id)
-        if call is None:
-            if self._was_decided(decision.tool_call_id):
-                return ApplicationError("already decided", type=DECISION_ALREADY_MADE)
-            return ApplicationError("unknown tool call", type=DECISION_UNKNOWN_CALL)
-        if call.auto_execute or call.problem is not None:
-            return ApplicationError("tool call does not need approval", type=DECISION_ALREADY_MADE)
-        if call.decision is not None:
-            return ApplicationError("already decided", type=DECISION_ALREADY_MADE)
-        if decision.approval_hash is not None and decision.approval_hash != call.approval_hash:
-            return ApplicationError(
-                "approval_hash does not match this call (other arguments or tool definition)", type=DECISION_MISMATCH
-            )
-        if decision.arguments is not None:
-            if decision.decision != "approve":
-                return ApplicationError("`arguments` can only come with `approve`", type=DECISION_INVALID)
-            problem = schema_problem(self._catalog_tool(call).input_schema, decision.arguments)
-            if problem is not None:
-                return ApplicationError(
-                    f"arguments do not match the input schema of {call.server}.{call.tool}: {problem}",
-                    type=DECISION_INVALID,
-                )
-        return None
+        return approvals.rejection(
+            decision,
+            call,
+            decided_before=self._was_decided(decision.tool_call_id),
+            input_schema=self._catalog_tool(call).input_schema if call is not None and call.problem is None else None,
+        )
 
     def _apply(self, decision: ApprovalDecision) -> None:
         call = self._find_open_call(decision.tool_call_id)
         assert call is not None
-        call.decision = decision
-        call.decided_at = workflow.now()
-        if decision.decision == "approve" and decision.arguments is not None and decision.arguments != call.arguments:
-            self._use_edited_arguments(call, decision.arguments)
+        if approvals.decide(call, decision, workflow.now()):
+            self._show_model_edited_arguments(call)
         # The step and the status say so at once (the update answers with them); the status is
         # published (search attribute, status event) when the run moves on, as it always was.
         self._record_decision(call)
@@ -480,10 +444,7 @@ class Orchestration:
                 timeout_summary=f"approval of {call.server}.{call.tool} ({call.tool_call_id}) times out",
             )
         except TimeoutError:
-            call.decision = ApprovalDecision(
-                tool_call_id=call.tool_call_id, decision="deny", reason="approval timed out", approver="system"
-            )
-            call.decided_at = workflow.now()
+            approvals.time_out(call, workflow.now())
             self._emit_decision(call)
         self._refresh_status()
         return call.decision is not None
@@ -700,11 +661,7 @@ class Orchestration:
     def _pending_approvals(self) -> list[PendingApproval]:
         if self._state is None or self._status in TERMINAL_STATUSES:
             return []
-        return [
-            self._pending_approval(call)
-            for call in self._state.open_calls
-            if call.requested_at is not None and call.decision is None
-        ]
+        return [self._pending_approval(call) for call in self._state.open_calls if approvals.waits(call)]
 
     def _pending_approval(self, call: OpenToolCall) -> PendingApproval:
         assert call.requested_at is not None and call.server is not None and call.tool is not None
@@ -726,20 +683,18 @@ class Orchestration:
         assert tool is not None  # a call without a catalog tool has a `problem` and never waits
         return tool
 
-    def _use_edited_arguments(self, call: OpenToolCall, arguments: dict[str, Any]) -> None:
-        """Run the call with the approver's arguments, and show the model those, not its own."""
+    def _show_model_edited_arguments(self, call: OpenToolCall) -> None:
+        """The call runs with the approver's arguments: the model sees those, not its own."""
         assert self._state is not None
-        call.original_arguments, call.arguments = call.arguments, arguments
         tool = self._catalog_tool(call)
         for message in reversed(self._state.messages):
             for requested in message.tool_calls or []:
                 if requested.id == call.tool_call_id:
-                    requested.function.arguments = model_arguments_text(arguments, call.intent, tool.model_intent)
+                    requested.function.arguments = model_arguments_text(call.arguments, call.intent, tool.model_intent)
                     return
 
     def _expires_at(self, call: OpenToolCall) -> datetime:
-        assert call.requested_at is not None
-        return call.requested_at + timedelta(seconds=self._request.approval_timeout_seconds)
+        return approvals.expires_at(call, self._request.approval_timeout_seconds)
 
     def _find_open_call(self, tool_call_id: str) -> OpenToolCall | None:
         if self._state is None:
