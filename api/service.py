@@ -45,8 +45,15 @@ from api.errors import APIError
 from api.limits import check_run_request, check_scope
 from api.schemas import CreateOrchestration, Links, OrchestrationSummary, ToolsResponse
 from worker.settings import Settings
-from workflows.approvals import DECISION_ALREADY_MADE, DECISION_INVALID, DECISION_MISMATCH, DECISION_UNKNOWN_CALL
-from workflows.list_tools import ListTools
+from workflows import contract
+from workflows.contract import (
+    DECISION_ALREADY_MADE,
+    DECISION_INVALID,
+    DECISION_MISMATCH,
+    DECISION_UNKNOWN_CALL,
+    ORCHESTRATION_OWNER_ATTRIBUTE,
+    ORCHESTRATION_STATUS_ATTRIBUTE,
+)
 from workflows.messages import (
     FINAL_EVENT_TYPES,
     ApprovalDecision,
@@ -61,8 +68,8 @@ from workflows.messages import (
     RunEventType,
     RunStatus,
     StopReason,
+    ToolListing,
 )
-from workflows.orchestration import ORCHESTRATION_OWNER_ATTRIBUTE, ORCHESTRATION_STATUS_ATTRIBUTE, Orchestration
 
 TEMPORAL_TIMEOUT_SECONDS = 5.0
 WORKER_TIMEOUT_SECONDS = 8.0
@@ -160,8 +167,9 @@ class OrchestrationService:
         try:
             async with temporal_call("start orchestration"):
                 handle = await self._client.start_workflow(
-                    Orchestration.run,
+                    contract.ORCHESTRATION_WORKFLOW,
                     OrchestrationInput(run_request=request),
+                    result_type=OrchestrationStatus,
                     id=workflow_id,
                     task_queue=self._settings.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -227,7 +235,9 @@ class OrchestrationService:
 
     async def _result(self, description: WorkflowExecutionDescription) -> OrchestrationStatus | None:
         """A completed run's result: the status whole where its memo had room for a shortened one."""
-        handle = self._client.get_workflow_handle_for(Orchestration.run, description.id, run_id=description.run_id)
+        handle = self._client.get_workflow_handle(
+            description.id, run_id=description.run_id, result_type=OrchestrationStatus
+        )
         try:
             async with temporal_call("read orchestration result"):
                 return await handle.result(follow_runs=False)
@@ -240,7 +250,11 @@ class OrchestrationService:
         handle = self._client.get_workflow_handle(orchestration_id)
         try:
             async with temporal_call("query orchestration", QUERY_TIMEOUT_SECONDS):
-                return await handle.query(Orchestration.status, reject_condition=QueryRejectCondition.NOT_OPEN)
+                return await handle.query(
+                    contract.STATUS_QUERY,
+                    result_type=OrchestrationStatus,
+                    reject_condition=QueryRejectCondition.NOT_OPEN,
+                )
         except (WorkflowQueryRejectedError, WorkflowQueryFailedError, APIError, RPCError):
             return None  # describe() tells what the server knows (and answers 404 or 503)
 
@@ -251,7 +265,10 @@ class OrchestrationService:
         try:
             async with temporal_call("query events", QUERY_TIMEOUT_SECONDS):
                 return await handle.query(
-                    Orchestration.events, EventsQuery(after=after), reject_condition=QueryRejectCondition.NOT_OPEN
+                    contract.EVENTS_QUERY,
+                    EventsQuery(after=after),
+                    result_type=EventsPage,
+                    reject_condition=QueryRejectCondition.NOT_OPEN,
                 )
         except WorkflowQueryRejectedError:
             pass  # finished: its memo has the events
@@ -319,16 +336,19 @@ class OrchestrationService:
             # The update first (one round trip); only a failure asks what the run is.
             async with temporal_call("decide tool call", WORKER_TIMEOUT_SECONDS):
                 if len(decisions) == 1:
-                    return await handle.execute_update(Orchestration.decide, decisions[0], id=update_id), True
-                batch = DecisionBatch(decisions=list(decisions))
-                return await handle.execute_update(Orchestration.decide_many, batch, id=update_id), True
+                    update: str = contract.DECIDE_UPDATE
+                    argument: ApprovalDecision | DecisionBatch = decisions[0]
+                else:
+                    update, argument = contract.DECIDE_MANY_UPDATE, DecisionBatch(decisions=list(decisions))
+                answer = await handle.execute_update(update, argument, id=update_id, result_type=OrchestrationStatus)
+                return answer, True
         except APIError as err:
             if err.status != 503:
                 raise
             description = await self._running(orchestration_id, caller)
             async with temporal_call("signal decision"):
                 for decision in decisions:
-                    await handle.signal(Orchestration.submit_approval, decision)
+                    await handle.signal(contract.SUBMIT_APPROVAL_SIGNAL, decision)
             return _minimal_status(description, {}), False
         except WorkflowUpdateFailedError as err:
             cause = err.cause
@@ -408,8 +428,9 @@ class OrchestrationService:
         try:
             async with temporal_call("list tools", WORKER_TIMEOUT_SECONDS):
                 listing = await self._client.execute_workflow(
-                    ListTools.run,
+                    contract.LIST_TOOLS_WORKFLOW,
                     ListToolsInput(),
+                    result_type=ToolListing,
                     id=f"list-tools-{uuid.uuid4().hex}",
                     task_queue=self._settings.task_queue,
                     execution_timeout=timedelta(seconds=WORKER_TIMEOUT_SECONDS),

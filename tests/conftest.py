@@ -30,8 +30,9 @@ from tests.scripted_llm import ScriptedLLM
 from tests.waiting import WAIT_SECONDS, eventually
 from worker.runner import build_worker, worker_resources
 from worker.settings import Settings
+from workflows.contract import SEARCH_ATTRIBUTES
 from workflows.messages import OrchestrationInput, OrchestrationRequest, OrchestrationStatus
-from workflows.orchestration import SEARCH_ATTRIBUTES, Orchestration
+from workflows.orchestration import Orchestration
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,13 +13,9 @@ from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
+from workflows.contract import DECISION_ALREADY_MADE, DECISION_INVALID, DECISION_MISMATCH, DECISION_UNKNOWN_CALL
 from workflows.messages import ApprovalDecision, IgnoredDecision, OpenToolCall
 from workflows.tool_calls import schema_problem
-
-DECISION_UNKNOWN_CALL = "UnknownToolCall"
-DECISION_ALREADY_MADE = "AlreadyDecided"
-DECISION_MISMATCH = "ApprovalMismatch"
-DECISION_INVALID = "InvalidDecision"
 
 TIMED_OUT_APPROVER = "system"
 """Who denies a call nobody decided in time (no API key can have this name)."""

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 
+from workflows.contract import SUBMIT_APPROVAL_SIGNAL
 from workflows.messages import TERMINAL_STATUSES, OrchestrationStatus, PendingApproval
 
-SIGNAL = "submit_approval"
 APPROVER_PLACEHOLDER = "<your name>"
 
 
@@ -27,8 +27,8 @@ def current_details(status: OrchestrationStatus, doing: str | None = None) -> st
     count = len(status.pending_approvals)
     lines = [
         f"**Waiting for approval** of {count} tool call{'s' if count > 1 else ''}; {where}.",
-        f"Decide each with More Actions -> Send a Signal -> `{SIGNAL}`, the Data below (put your name in "
-        "`approver`: a decision without one is recorded without an approver).",
+        f"Decide each with More Actions -> Send a Signal -> `{SUBMIT_APPROVAL_SIGNAL}`, the Data below (put your "
+        "name in `approver`: a decision without one is recorded without an approver).",
     ]
     for number, pending in enumerate(status.pending_approvals, 1):
         lines.extend(_pending(number, pending))

@@ -9,10 +9,11 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.mcp_tools import MCPActivities
+    from workflows import contract
     from workflows.messages import ListToolsInput, ToolListing
 
 
-@workflow.defn(name="ListTools")
+@workflow.defn(name=contract.LIST_TOOLS_WORKFLOW)
 class ListTools:
     """One activity on a worker: list every configured server's tools with their policy."""
 

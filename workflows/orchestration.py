@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 with workflow.unsafe.imports_passed_through():
@@ -24,9 +23,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.llm import LLMActivities
     from activities.mcp_tools import MCPActivities
     from activities.webhooks import WebhookActivities
-    from workflows import approvals, options
+    from workflows import approvals, contract, options
     from workflows.context import fit_to_budget
-    from workflows.details import SIGNAL, current_details
+    from workflows.details import current_details
     from workflows.events import EventLog
     from workflows.limits import (
         EVENT_OUTPUT_PREVIEW_CHARS,
@@ -68,13 +67,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.tool_calls import model_arguments_text, open_tool_call, unique_tool_call_ids
 
-ORCHESTRATION_STATUS_ATTRIBUTE = SearchAttributeKey.for_keyword("OrchestrationStatus")
-"""Custom search attribute kept equal to the run's status, for listing and filtering."""
-ORCHESTRATION_OWNER_ATTRIBUTE = SearchAttributeKey.for_keyword("OrchestrationOwner")
-"""Custom search attribute: the API key that started the run (set at start when keys are on)."""
-SEARCH_ATTRIBUTES = (ORCHESTRATION_STATUS_ATTRIBUTE, ORCHESTRATION_OWNER_ATTRIBUTE)
-"""Both are Keyword attributes to register on the namespace."""
-
 ARGUMENTS_VALIDATED_PATCH = "arguments-validated-against-input-schema"
 """Runs from before this patch opened tool calls without checking the arguments against the
 tool's input schema; their histories replay that way."""
@@ -96,7 +88,7 @@ class _RunFailed(Exception):
     """Internal: the run cannot go on (e.g. the LLM rejected the request)."""
 
 
-@workflow.defn(name="Orchestration", failure_exception_types=[ValueError])
+@workflow.defn(name=contract.ORCHESTRATION_WORKFLOW, failure_exception_types=[ValueError])
 class Orchestration:
     """Runs the agent loop for one orchestration; see module docstring.
 
@@ -138,10 +130,10 @@ class Orchestration:
             self._finish(RunStatus.FAILED, StopReason.ERROR)
             self._notify("orchestration.failed", {"orchestration": self._dump_status()})
             await self._drain_notifications()
-            raise ApplicationError(self._error, self.status(), type="OrchestrationFailed", non_retryable=True) from None
+            raise ApplicationError(self._error, self.status(), type=contract.RUN_FAILED, non_retryable=True) from None
 
     @workflow.signal(
-        name=SIGNAL,
+        name=contract.SUBMIT_APPROVAL_SIGNAL,
         description='Approve or deny a waiting tool call: {"tool_call_id": ..., "decision": "approve" | "deny", '
         '"approver": "<your name>", "reason": ..., "approval_hash": ...}. The run\'s Current Details show the '
         "exact input for each waiting call. A decision that does not apply is ignored and recorded.",
@@ -163,7 +155,7 @@ class Orchestration:
         self._apply(decision)
 
     @workflow.update(
-        name="decide",
+        name=contract.DECIDE_UPDATE,
         description="Decide one waiting tool call (the API's approvals endpoint); refused, not ignored, when it "
         "cannot apply. Answers with the run's status, the decision applied.",
     )
@@ -179,7 +171,7 @@ class Orchestration:
             raise rejection
 
     @workflow.update(
-        name="decide_many",
+        name=contract.DECIDE_MANY_UPDATE,
         description='Decide several waiting tool calls at once, all or none: {"decisions": [...]}.',
     )
     def decide_many(self, batch: DecisionBatch) -> OrchestrationStatus:
@@ -221,7 +213,7 @@ class Orchestration:
         )
 
     @workflow.query(
-        name="status",
+        name=contract.STATUS_QUERY,
         description="The run as the API shows it: status, pending approvals (with arguments and approval_hash), "
         "steps with their decisions, output, usage.",
     )
@@ -253,7 +245,7 @@ class Orchestration:
         )
 
     @workflow.query(
-        name="events",
+        name=contract.EVENTS_QUERY,
         description='The run\'s numbered events after an id: {"after": 0, "limit": 500}.',
     )
     def events(self, query: EventsQuery) -> EventsPage:
@@ -640,7 +632,7 @@ class Orchestration:
             return
         self._status = self._published_status = status
         self._show_details()
-        workflow.upsert_search_attributes([ORCHESTRATION_STATUS_ATTRIBUTE.value_set(status.value)])
+        workflow.upsert_search_attributes([contract.ORCHESTRATION_STATUS_ATTRIBUTE.value_set(status.value)])
         if status not in TERMINAL_STATUSES:  # a finished run's last event says how it ended
             self._emit(RunEventType.STATUS, status=status.value)
         workflow.logger.info("status %s", status.value)

@@ -31,7 +31,7 @@ from api.auth import APIKeysError, load_api_keys
 from api.cli.client import CLIError
 from worker.codec import EncryptionKeyError, data_converter
 from worker.settings import Settings
-from workflows.orchestration import SEARCH_ATTRIBUTES
+from workflows.contract import SEARCH_ATTRIBUTES
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 

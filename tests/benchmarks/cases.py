@@ -20,8 +20,9 @@ from activities.mcp_pool import MCPSessionPool
 from tests.benchmarks.baseline import in_process_loop, stdio_params, temporal_baselines
 from tests.benchmarks.stack import Stack, gated_model
 from tests.conftest import toolbox_stdio
+from workflows.contract import ORCHESTRATION_STATUS_ATTRIBUTE
 from workflows.messages import ApprovalDecision, OrchestrationInput, OrchestrationRequest, OrchestrationStatus
-from workflows.orchestration import ORCHESTRATION_STATUS_ATTRIBUTE, Orchestration
+from workflows.orchestration import Orchestration
 
 
 @dataclass

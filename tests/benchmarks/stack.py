@@ -24,7 +24,7 @@ from api.cli.dev import dev_server_flags
 from tests.conftest import REPO_ROOT, TEMPORAL_CLI, CallLog, WorkerProcess, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, Turn, free_port, tool_call
 from tests.waiting import wait_for_port
-from workflows.orchestration import SEARCH_ATTRIBUTES
+from workflows.contract import SEARCH_ATTRIBUTES
 
 DEV_SERVER_FLAGS = dev_server_flags()
 """The flags `orch dev` starts the dev server with."""

@@ -21,7 +21,7 @@ from activities.mcp_config import load_mcp_config
 from api.app import create_app
 from api.auth import is_loopback
 from worker.settings import Settings
-from workflows.orchestration import SEARCH_ATTRIBUTES
+from workflows.contract import SEARCH_ATTRIBUTES
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S = DEPLOY / "k8s"

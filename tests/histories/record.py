@@ -24,7 +24,8 @@ from tests.scripted_llm import Reply, ScriptedLLM, tool_call
 from worker.runner import build_worker, worker_resources
 from worker.settings import Settings
 from workflows.messages import ApprovalDecision
-from workflows.orchestration import SEARCH_ATTRIBUTES, Orchestration
+from workflows.contract import SEARCH_ATTRIBUTES
+from workflows.orchestration import Orchestration
 
 HERE = Path(__file__).parent
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from workflows import approvals
-from workflows.approvals import DECISION_ALREADY_MADE, DECISION_INVALID, DECISION_MISMATCH, DECISION_UNKNOWN_CALL
+from workflows.contract import DECISION_ALREADY_MADE, DECISION_INVALID, DECISION_MISMATCH, DECISION_UNKNOWN_CALL
 from workflows.messages import ApprovalDecision, OpenToolCall
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

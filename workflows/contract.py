@@ -1,0 +1,43 @@
+"""What the API, the CLI and the worker agree on about the workflows, by name: the workflow
+types, the Orchestration's signal, updates and queries, its search attributes, and the error
+types its updates refuse a decision with. The API and the CLI call the workflows through these
+names and never import the workflow code; the workflow declares its handlers with them.
+
+The payloads are the models in `workflows.messages`.
+"""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+ORCHESTRATION_WORKFLOW = "Orchestration"
+"""One run of the agent loop; input `OrchestrationInput`, result `OrchestrationStatus`."""
+LIST_TOOLS_WORKFLOW = "ListTools"
+"""The configured MCP tools and their policy, listed on a worker; input `ListToolsInput`,
+result `ToolListing`."""
+
+SUBMIT_APPROVAL_SIGNAL = "submit_approval"
+"""`ApprovalDecision`; a decision that does not apply is ignored and recorded."""
+DECIDE_UPDATE = "decide"
+"""`ApprovalDecision` -> `OrchestrationStatus`; a decision that does not apply is refused with
+one of the error types below."""
+DECIDE_MANY_UPDATE = "decide_many"
+"""`DecisionBatch` -> `OrchestrationStatus`, all or none."""
+STATUS_QUERY = "status"
+"""-> `OrchestrationStatus`."""
+EVENTS_QUERY = "events"
+"""`EventsQuery` -> `EventsPage`."""
+
+DECISION_UNKNOWN_CALL = "UnknownToolCall"
+DECISION_ALREADY_MADE = "AlreadyDecided"
+DECISION_MISMATCH = "ApprovalMismatch"
+DECISION_INVALID = "InvalidDecision"
+RUN_FAILED = "OrchestrationFailed"
+"""The error type of a run that failed (its details: the run's status)."""
+
+ORCHESTRATION_STATUS_ATTRIBUTE = SearchAttributeKey.for_keyword("OrchestrationStatus")
+"""Custom search attribute kept equal to the run's status, for listing and filtering."""
+ORCHESTRATION_OWNER_ATTRIBUTE = SearchAttributeKey.for_keyword("OrchestrationOwner")
+"""Custom search attribute: the API key that started the run (set at start when keys are on)."""
+SEARCH_ATTRIBUTES = (ORCHESTRATION_STATUS_ATTRIBUTE, ORCHESTRATION_OWNER_ATTRIBUTE)
+"""Both are Keyword attributes to register on the namespace."""
