@@ -1,8 +1,9 @@
 """Outbound webhooks, signed per the Standard Webhooks spec, and the matching verification.
 
-Signature: `webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`.
-A secret written `whsec_<base64>` is the base64-decoded key (the spec's form); any other
-secret is used as its UTF-8 bytes.
+Signing and verifying are the `standardwebhooks` library's (`Webhook`): the signature is
+`webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`, and a delivery older
+or newer than 5 minutes (`TOLERANCE_SECONDS`) is refused. A secret written `whsec_<base64>` is the
+base64-decoded key (the spec's form); any other secret is used as its UTF-8 bytes.
 
 Deliveries reach only public addresses (`PublicAddressTransport`), and logs and errors show
 a webhook URL without its query string or userinfo (`redacted_url`).
@@ -11,9 +12,6 @@ a webhook URL without its query string or userinfo (`redacted_url`).
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import ipaddress
 import json
 import logging
@@ -21,10 +19,12 @@ import re
 import socket
 import time
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import httpcore
 import httpx
+import standardwebhooks
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -34,6 +34,11 @@ from workflows.messages import WebhookEvent
 logger = logging.getLogger(__name__)
 
 TOLERANCE_SECONDS = 5 * 60
+"""How far a delivery's `webhook-timestamp` may be from now: `standardwebhooks.Webhook`'s fixed
+tolerance, which it does not expose."""
+SECRET_PREFIX = "whsec_"
+STALE = "webhook-timestamp is outside the 5-minute window"
+NO_SIGNATURE = "no valid v1 signature"
 
 
 class WebhookVerificationError(Exception):
@@ -173,38 +178,49 @@ class PublicAddressTransport(httpx.AsyncHTTPTransport):
         )
 
 
-def _key(secret: str) -> bytes:
-    if secret.startswith("whsec_"):
-        return base64.b64decode(secret.removeprefix("whsec_"))
-    return secret.encode("utf-8")
+def _webhook(secret: str) -> standardwebhooks.Webhook:
+    # The library base64-decodes every secret given as text; only the `whsec_` form is base64 here.
+    return standardwebhooks.Webhook(secret if secret.startswith(SECRET_PREFIX) else secret.encode())
 
 
 def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
     """The `webhook-signature` header value for one delivery."""
-    signed = f"{webhook_id}.{timestamp}.".encode() + body
-    digest = hmac.new(_key(secret), signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode("ascii")
+    return _webhook(secret).sign(webhook_id, datetime.fromtimestamp(timestamp, UTC), body.decode())
 
 
-def verify(secret: str, headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> str:
+_REASONS = {
+    "Message timestamp too old": STALE,
+    "Message timestamp too new": STALE,
+    "Invalid Signature Headers": STALE,  # a timestamp after the year 9999
+    "No matching signature found": NO_SIGNATURE,
+}
+"""The library's `WebhookVerificationError` messages (once the headers are present and the
+timestamp is digits), as the API answers them."""
+
+
+def verify(secret: str, headers: Mapping[str, str], body: bytes) -> str:
     """Check a delivery's signature and freshness; returns its `webhook-id`."""
-    webhook_id = headers.get("webhook-id")
-    timestamp = headers.get("webhook-timestamp")
-    signatures = headers.get("webhook-signature")
-    if not webhook_id or not timestamp or not signatures:
+    webhook = _webhook(secret)
+    received = {name.lower(): value for name, value in headers.items()}
+    webhook_id = received.get("webhook-id")
+    timestamp = received.get("webhook-timestamp")
+    # The library splits the list of signatures at single spaces only.
+    received["webhook-signature"] = " ".join(received.get("webhook-signature", "").split())
+    if not webhook_id or not timestamp or not received["webhook-signature"]:
         raise WebhookVerificationError("missing webhook-id, webhook-timestamp or webhook-signature header")
+    # The library would also take "1.7e9" or " 1_700_000_000", and check the signature of its floor.
     if not re.fullmatch(r"[0-9]{1,12}", timestamp):
         raise WebhookVerificationError("webhook-timestamp is not a Unix time in seconds")
-    sent_at = int(timestamp)
-    current = time.time() if now is None else now
-    if abs(current - sent_at) > TOLERANCE_SECONDS:
-        raise WebhookVerificationError("webhook-timestamp is outside the 5-minute window")
-    expected = sign(secret, webhook_id, sent_at, body).removeprefix("v1,")
-    for candidate in signatures.split():
-        version, _, value = candidate.partition(",")
-        if version == "v1" and hmac.compare_digest(value, expected):
-            return webhook_id
-    raise WebhookVerificationError("no valid v1 signature")
+    try:
+        webhook.verify(body.decode(), received, json_parse=False)
+    except UnicodeDecodeError:
+        raise WebhookVerificationError("the body is not UTF-8, so its signature cannot be checked") from None
+    except standardwebhooks.WebhookVerificationError as err:
+        raise WebhookVerificationError(_REASONS.get(str(err), str(err))) from None
+    except ValueError:
+        # A signature that is not `<version>,<base64>`: the library stops at it.
+        raise WebhookVerificationError(NO_SIGNATURE) from None
+    return webhook_id
 
 
 class WebhookActivities:
