@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
+import anyio
 from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
-from fastapi.sse import format_sse_event
+from fastapi.sse import KEEPALIVE_COMMENT, EventSourceResponse, format_sse_event
 from pydantic import ValidationError
 
 from api.auth import Principal, Runner
@@ -30,6 +31,7 @@ from workflows.messages import TERMINAL_STATUSES, RunEvent, RunStatus
 router = APIRouter(prefix="/v1", tags=["chat"])
 
 KEEPALIVE_SECONDS = 15.0
+"""Idle seconds before a `: ping` comment, as FastAPI's SSE path operations (`fastapi.sse._PING_INTERVAL`)."""
 _FAILED = TERMINAL_STATUSES - {RunStatus.COMPLETED}
 
 
@@ -74,9 +76,8 @@ async def chat_completions(
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
         stream = _stream(events, run_id, caller, service, approval_wait, settings.chat_timeout_seconds, include_usage)
-        return StreamingResponse(
-            stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        )
+        # The headers FastAPI sets on its own SSE responses (the events route's).
+        return EventSourceResponse(stream, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     try:
         outcome = await wait_for_outcome(events, approval_wait, settings.chat_timeout_seconds)
     finally:
@@ -103,32 +104,46 @@ async def _stream(
     timeout: float,
     include_usage: bool,
 ) -> AsyncIterator[bytes]:
-    """SSE comments while the run goes on (progress, keep-alive), then the answer's chunks."""
-    progress: asyncio.Queue[str] = asyncio.Queue()
+    """SSE comments while the run goes on, then the answer's chunks and `data: [DONE]`, with the
+    events route's `: ping` whenever nothing was sent for KEEPALIVE_SECONDS. FastAPI's own SSE
+    streams a generator path operation from a producer task beside a keep-alive timer; this route
+    answers JSON or SSE depending on the body, so it cannot be one: `answer` is its producer. A
+    client that hangs up cancels that task, which consumes (and so closes) `events` itself."""
+    sent: asyncio.Queue[bytes | None] = asyncio.Queue()
 
     async def note(event: RunEvent) -> None:
-        progress.put_nowait(progress_comment(event))
+        sent.put_nowait(format_sse_event(comment=progress_comment(event)))
 
-    waiting = asyncio.create_task(wait_for_outcome(events, approval_wait, timeout, note))
+    async def answer() -> None:
+        try:
+            async with contextlib.aclosing(events):
+                outcome = await wait_for_outcome(events, approval_wait, timeout, note)
+            try:
+                done = await _completion(run_id, outcome, caller, service)
+            except APIError as err:
+                error = {"error": {"code": err.code, "message": err.message}}
+                sent.put_nowait(format_sse_event(data_str=json.dumps(error)))
+                return
+            for piece in chunks(done, include_usage):
+                sent.put_nowait(format_sse_event(data_str=json.dumps(piece)))
+            sent.put_nowait(format_sse_event(data_str="[DONE]"))
+        finally:
+            sent.put_nowait(None)
+
+    producer = asyncio.create_task(answer(), name=f"chat-stream-{run_id}")
     try:
-        while not waiting.done() or not progress.empty():
-            getting = asyncio.ensure_future(progress.get())
-            done, _ = await asyncio.wait({getting, waiting}, timeout=KEEPALIVE_SECONDS, return_when="FIRST_COMPLETED")
-            if getting in done:
-                yield format_sse_event(comment=getting.result())
-            else:
-                getting.cancel()
-                if not done:
-                    yield format_sse_event(comment="keep-alive")
-        outcome = waiting.result()
+        while (data := await _next_or_ping(sent)) is not None:
+            yield data
     finally:
-        waiting.cancel()
-        await events.aclose()
+        producer.cancel()
+        with anyio.CancelScope(shield=True):  # else the response's cancelled scope interrupts the wait
+            await asyncio.wait([producer])
+    producer.result()  # an unexpected error of the answer fails the response, as before
+
+
+async def _next_or_ping(sent: asyncio.Queue[bytes | None]) -> bytes | None:
     try:
-        answer = await _completion(run_id, outcome, caller, service)
-    except APIError as err:
-        yield format_sse_event(data_str=json.dumps({"error": {"code": err.code, "message": err.message}}))
-        return
-    for piece in chunks(answer, include_usage):
-        yield format_sse_event(data_str=json.dumps(piece))
-    yield format_sse_event(data_str="[DONE]")
+        async with asyncio.timeout(KEEPALIVE_SECONDS):
+            return await sent.get()
+    except TimeoutError:
+        return KEEPALIVE_COMMENT

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+
 import openai
 import pytest
 
+from api.events import RunEventsHub
+from api.routers import chat as chat_route
 from tests.api.conftest import APIFactory, APIHarness
 from tests.conftest import CallLog, toolbox_stdio
 from tests.scripted_llm import HTTPError, Reply, ScriptedLLM, tool_call
+from tests.waiting import eventually
+from workflows.messages import RunEvent
 
 
 def _servers(call_log: CallLog) -> dict:
@@ -94,6 +100,45 @@ async def test_stream_true_streams_the_answer_as_chunks(
     assert [c.choices[0].finish_reason for c in received if c.choices][-1] == "stop"
     assert received[-1].choices == [] and received[-1].usage.total_tokens == 18
     assert all(c.model_extra["orchestration_id"].startswith("orch-") for c in received)
+
+
+async def test_a_client_leaving_a_chat_stream_closes_it_cleanly(
+    api_stack: APIFactory,
+    llm: ScriptedLLM,
+    call_log: CallLog,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    llm.script("m-chat-leave", Reply(tool_calls=[tool_call("t1", "toolbox__transfer", {"account": "a", "amount": 1})]))
+    monkeypatch.setattr(chat_route, "KEEPALIVE_SECONDS", 0.2)
+    async with api_stack(_servers(call_log)) as api:
+        hub: RunEventsHub = api.app.state.events
+        followed: list[str] = []
+        follow = hub.follow
+
+        def recorded_follow(run_id: str, after: int) -> AsyncGenerator[RunEvent, None]:
+            followed.append(run_id)
+            return follow(run_id, after)
+
+        monkeypatch.setattr(hub, "follow", recorded_follow)
+        body = {
+            "model": "m-chat-leave",
+            "messages": [{"role": "user", "content": "pay"}],
+            "stream": True,
+            "approval_wait_seconds": 600,
+        }
+        lines: list[str] = []
+        async with api.http.stream("POST", "/v1/chat/completions", json=body) as stream:
+            async for line in stream.aiter_lines():
+                lines.append(line)
+                if line == ": ping" and any("tool_pending" in seen for seen in lines):
+                    break  # and hang up while the run waits for approval
+        (run_id,) = followed
+        await eventually(lambda: hub.watchers(run_id) == 0, "the left stream to stop following the run")
+        await api.http.post(f"/v1/orchestrations/{run_id}/cancel")
+    assert ": orchestration event 4: tool_pending transfer" in lines
+    assert "already running" not in caplog.text
+    assert "Traceback" not in caplog.text and "Exception" not in caplog.text
 
 
 async def test_bad_requests_and_a_failed_run_are_errors_the_client_understands(
