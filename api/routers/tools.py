@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1/tools", tags=["tools"])
 async def list_tools(caller: Caller, service: ServiceDep) -> ToolsResponse:
     """Asked of a worker through Temporal (the API holds no MCP connection or secret); cached briefly.
     A key with an MCP scope sees only the servers and tools inside it."""
-    listing = await service.tools()
+    listing = await service.tools.get()
     if caller.mcp_scopes is None:
         return listing
     servers = [

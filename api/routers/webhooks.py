@@ -67,7 +67,7 @@ async def webhook_approval(
         raise APIError(422, "invalid_request", message) from None
     # A signature passes from TOLERANCE_SECONDS before its timestamp to TOLERANCE_SECONDS after it
     # (the standardwebhooks library's 5 minutes), so its webhook-id is remembered for both.
-    if not service.first_sight_of_webhook(webhook_id, TOLERANCE_SECONDS * 2):
+    if not service.seen_webhooks.first_sight(webhook_id, TOLERANCE_SECONDS * 2):
         return await service.status(approval.orchestration_id, WEBHOOK_SENDER)
     # The update id makes a replay that reaches another API replica a no-op too.
     status_now, applied = await service.decide(

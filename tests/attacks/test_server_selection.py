@@ -63,7 +63,7 @@ async def test_concurrent_tool_listings_ask_a_worker_once(api_stack: APIFactory,
     async with api_stack({"toolbox": toolbox_stdio(call_log)}) as api:
         answers = await asyncio.gather(*(api.http.get("/v1/tools") for _ in range(40)))
         assert {answer.status_code for answer in answers} == {200}
-        assert _service(api).tool_listings == 1
+        assert _service(api).tools.asked == 1
         assert len({answer.text for answer in answers}) == 1
 
 
@@ -76,6 +76,6 @@ async def test_without_a_worker_runs_naming_servers_still_start_after_one_listin
         answers = await asyncio.gather(*(http.post("/v1/orchestrations", json=body) for _ in range(3)))
         assert [answer.status_code for answer in answers] == [202] * 3, [a.text for a in answers]
         service: OrchestrationService = app.state.service
-        assert service.tool_listings == 1, "callers behind a listing no worker answered do not wait again"
+        assert service.tools.asked == 1, "callers behind a listing no worker answered do not wait again"
         for answer in answers:
             await temporal_env.client.get_workflow_handle(answer.json()["id"]).terminate("test cleanup")
