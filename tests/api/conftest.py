@@ -13,13 +13,13 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from tests.conftest import Harness, LoopbackOnlyTransport, WorkerFactory
 from tests.scripted_llm import free_port
 from tests.waiting import WAIT_SECONDS, eventually
+from worker.plugin import OrchestrationPlugin
 from worker.settings import Settings
 
 WEBHOOK_SECRET = "whsec_YXBpLXRlc3Qtc2VjcmV0LWtleQ=="
@@ -82,7 +82,7 @@ def api_stack(run_worker: WorkerFactory, temporal_env) -> APIFactory:
         servers: dict[str, Any] | None = None, *, namespace: str = "default", **settings: Any
     ) -> AsyncIterator[APIHarness]:
         target = temporal_env.client.service_client.config.target_host
-        client = await Client.connect(target, namespace=namespace, data_converter=pydantic_data_converter)
+        client = await Client.connect(target, namespace=namespace, plugins=[OrchestrationPlugin()])
         env = WorkflowEnvironment.from_client(client)
         # Runs may name any webhook_url; deliveries never leave this machine.
         async with run_worker(servers, env=env, webhook_transport=LoopbackOnlyTransport()) as worker:

@@ -21,7 +21,7 @@ from tests.conftest import WorkerFactory
 from tests.history_text import payload_texts
 from tests.scripted_llm import HTTPError, ScriptedLLM
 from tests.waiting import eventually
-from worker.codec import data_converter
+from worker.plugin import OrchestrationPlugin
 
 API_KEY = "sk-test-0123456789abcdef-LEAKME"
 
@@ -49,7 +49,7 @@ async def test_with_a_key_failure_messages_are_not_plaintext_in_history(
 ) -> None:
     key = f"k1:{base64.b64encode(os.urandom(32)).decode()}"
     target = temporal_env.client.service_client.config.target_host
-    encrypted = await Client.connect(target, data_converter=data_converter(key))
+    encrypted = await Client.connect(target, plugins=[OrchestrationPlugin(key)])
     llm.script("m-fail-crypt", HTTPError(400, message="provider-said-PLAINTEXT-77"))
     async with run_worker(env=WorkflowEnvironment.from_client(encrypted)) as h:
         handle = await h.start({"input": "hi", "model": "m-fail-crypt"})

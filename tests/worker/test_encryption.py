@@ -17,7 +17,8 @@ from tests.conftest import CallLog, WorkerFactory, toolbox_stdio
 from tests.history_text import payload_texts
 from tests.scripted_llm import Reply, ScriptedLLM, tool_call
 from tests.waiting import result_of
-from worker.codec import EncryptionCodec, EncryptionKeyError, data_converter
+from worker.codec import EncryptionCodec, EncryptionKeyError
+from worker.plugin import OrchestrationPlugin
 from worker.settings import Settings
 
 
@@ -30,7 +31,7 @@ async def test_history_holds_no_plaintext_and_the_run_still_works(
 ) -> None:
     key = _key("k1")
     target = temporal_env.client.service_client.config.target_host
-    encrypted = await Client.connect(target, data_converter=data_converter(key))
+    encrypted = await Client.connect(target, plugins=[OrchestrationPlugin(key)])
     llm.script(
         "m-crypt",
         Reply(tool_calls=[tool_call("e", "toolbox__echo", {"text": "tool-output-PLAINTEXT-42"})]),
