@@ -1,4 +1,4 @@
-"""Settings of the worker and the API, from the environment (DESIGN.md "Configuration")."""
+"""Settings of the worker and the API, from the environment (the README's settings table)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    """One settings class for every process; names are the environment variables of DESIGN.md."""
+    """One settings class for every process; names are the environment variables the README lists."""
 
     model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore", populate_by_name=True)
 

@@ -24,7 +24,7 @@ EXAMPLES = os.environ.get("SCHEMATHESIS_EXAMPLES", "30")
 # Checks left out, each for a reason of the contract, not of convenience:
 # - positive_data_acceptance: some schema-valid requests are rightly refused by rules a
 #   JSON schema cannot state (a run needs `input` or a user message; page tokens are opaque).
-# - ensure_resource_availability: DESIGN.md answers 404 for an unknown tool_call_id on an
+# - ensure_resource_availability: the API answers 404 for an unknown tool_call_id on an
 #   existing run, which this check reads as "the run just created is missing".
 EXCLUDED_CHECKS = "positive_data_acceptance,ensure_resource_availability"
 FUZZ_KEY = "orch_fuzz-admin"
