@@ -21,6 +21,7 @@ from jsonschema import validators
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from workflows.messages import ApprovalRule
+from workflows.validation_errors import first_problem
 
 Transport = Literal["stdio", "streamable_http", "sse"]
 ToolPolicy = Literal["execute", "auto_execute", "denied"]
@@ -169,11 +170,7 @@ def load_mcp_config(path: str | Path | None) -> MCPConfig:
     try:
         return MCPConfig.model_validate(raw)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        message = first["msg"].removeprefix("Value error, ")
-        more = f" (and {err.error_count() - 1} more problem(s))" if err.error_count() > 1 else ""
-        raise MCPConfigError(_one_line(f"MCP config {file}: {where}: {message}{more}")) from None
+        raise MCPConfigError(_one_line(f"MCP config {file}: {first_problem(err)}")) from None
 
 
 def resolve_placeholders(values: Mapping[str, str], environ: Mapping[str, str] | None = None) -> dict[str, str]:

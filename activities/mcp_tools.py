@@ -13,9 +13,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.heartbeat import heartbeating
-from activities.mcp_config import MCPConfigError, scope_allows
+from activities.mcp_config import MCPConfigError, MCPServerConfig, ToolPolicy, scope_allows
 from activities.mcp_pool import MCPServerUnknown, MCPSessionPool, MCPToolTimeout, describe_error
 from workflows.messages import (
+    ApprovalRule,
     CatalogTool,
     ListToolsInput,
     PrepareRunInput,
@@ -73,8 +74,8 @@ class MCPActivities:
                 catalog.unavailable_servers[server] = describe_error(err)
                 continue
             for tool in tools:
-                policy = server_config.policy_for(tool.name)
-                if policy is None or policy == "denied" or not scope_allows(input.tool_scope, server, tool.name):
+                policy, rules = _policy(server_config, tool)
+                if policy == "denied" or not scope_allows(input.tool_scope, server, tool.name):
                     continue
                 catalog.tools.append(
                     CatalogTool(
@@ -85,7 +86,7 @@ class MCPActivities:
                         input_schema=_tool_schema(tool),
                         model_intent=server_config.model_intent,
                         auto_execute=policy == "auto_execute",
-                        auto_approve_rules=server_config.rules_for(tool.name) if policy == "execute" else [],
+                        auto_approve_rules=rules,
                         price_usd=server_config.tool_pricing.get(tool.name, 0.0),
                         definition_hash=_definition_hash(tool),
                     )
@@ -114,14 +115,14 @@ class MCPActivities:
                 entry.error = describe_error(err)
                 continue
             for tool in tools:
-                policy = server_config.policy_for(tool.name) or "denied"
+                policy, rules = _policy(server_config, tool)
                 entry.tools.append(
                     ToolDescription(
                         name=tool.name,
                         description=_tool_description(tool),
-                        input_schema=tool.input_schema or {},
+                        input_schema=_tool_schema(tool),
                         policy=policy,
-                        auto_approve_rules=server_config.rules_for(tool.name) if policy == "execute" else [],
+                        auto_approve_rules=rules,
                     )
                 )
         return listing
@@ -177,6 +178,13 @@ def _definition_hash(tool: mcp_types.Tool) -> str:
 
 def _tool_description(tool: mcp_types.Tool) -> str:
     return tool.description or tool.title or ""
+
+
+def _policy(server: MCPServerConfig, tool: mcp_types.Tool) -> tuple[ToolPolicy, list[ApprovalRule]]:
+    """The tool's policy on `server` (denied when the server does not offer it) and, for a tool
+    that waits for approval, the rules that may approve its calls instead of a person."""
+    policy = server.policy_for(tool.name) or "denied"
+    return policy, server.rules_for(tool.name) if policy == "execute" else []
 
 
 def _tool_schema(tool: mcp_types.Tool) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from api.errors import APIError
+from workflows.validation_errors import first_problem
 
 KEY_PREFIX = "orch_"
 
@@ -171,9 +172,7 @@ def load_api_keys(setting: str | None) -> KeyRing | None:
     except json.JSONDecodeError as err:
         raise APIKeysError(f"{where}: not JSON ({err.msg} at line {err.lineno})") from None
     except ValidationError as err:
-        first = err.errors()[0]
-        location = ".".join(str(part) for part in first["loc"])
-        raise APIKeysError(f"{where}: {location}: {first['msg']}") from None
+        raise APIKeysError(f"{where}: {first_problem(err)}") from None
     return KeyRing(parsed.keys)
 
 

@@ -12,6 +12,7 @@ from temporalio.client import WorkflowExecution, WorkflowExecutionDescription, W
 
 from workflows.contract import ORCHESTRATION_STATUS_ATTRIBUTE
 from workflows.messages import (
+    FINAL_EVENT,
     FINAL_EVENT_TYPES,
     EventsPage,
     OrchestrationRequest,
@@ -73,7 +74,7 @@ def memo_events(description: WorkflowExecutionDescription, memo: Mapping[str, An
         events.append(
             RunEvent(
                 id=(events[-1].id if events else 0) + 1,
-                type=_FINAL_EVENT.get(status, RunEventType.FAILED),
+                type=FINAL_EVENT.get(status, RunEventType.FAILED),
                 at=final.updated_at,
                 data={"status": status.value, "stop_reason": final.stop_reason, "error": final.error},
             )
@@ -84,12 +85,6 @@ def memo_events(description: WorkflowExecutionDescription, memo: Mapping[str, An
         last_id=events[-1].id,
         status=status,
     )
-
-
-_FINAL_EVENT = {
-    RunStatus.COMPLETED: RunEventType.COMPLETED,
-    RunStatus.CANCELLED: RunEventType.CANCELLED,
-}
 
 
 def ui_summary(request: OrchestrationRequest) -> str:

@@ -311,8 +311,15 @@ class RunEventType(StrEnum):
     CANCELLED = "cancelled"
 
 
-FINAL_EVENT_TYPES = frozenset({RunEventType.COMPLETED, RunEventType.FAILED, RunEventType.CANCELLED})
 TERMINAL_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT})
+FINAL_EVENT = {
+    RunStatus.COMPLETED: RunEventType.COMPLETED,
+    RunStatus.FAILED: RunEventType.FAILED,
+    RunStatus.CANCELLED: RunEventType.CANCELLED,
+    RunStatus.TIMED_OUT: RunEventType.FAILED,
+}
+"""The last event of a run that ended with each terminal status."""
+FINAL_EVENT_TYPES = frozenset(FINAL_EVENT.values())
 
 
 class RunEvent(BaseModel):

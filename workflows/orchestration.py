@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         shorten_steps,
     )
     from workflows.messages import (
+        FINAL_EVENT,
         OUTPUT_PREVIEW_CHARS,
         TERMINAL_STATUSES,
         ApprovalDecision,
@@ -76,12 +77,6 @@ UNIQUE_TOOL_CALL_IDS_PATCH = "unique-tool-call-ids"
 
 ARGUMENTS_BOUNDED_PATCH = "arguments-bounded"
 """Runs from before this patch ran tool calls whatever the size of their arguments."""
-
-_FINAL_EVENTS = {
-    RunStatus.COMPLETED: RunEventType.COMPLETED,
-    RunStatus.FAILED: RunEventType.FAILED,
-    RunStatus.CANCELLED: RunEventType.CANCELLED,
-}
 
 
 class _RunFailed(Exception):
@@ -503,7 +498,7 @@ class Orchestration:
                     self._end_step(record, "cancelled")
         self._set_status(status)
         self._emit(
-            _FINAL_EVENTS[status],
+            FINAL_EVENT[status],
             status=status.value,
             stop_reason=reason.value,
             output=preview(self._output, EVENT_OUTPUT_PREVIEW_CHARS) if self._output else self._output,

@@ -8,8 +8,9 @@ from typing import Any
 
 import httpx
 
+from workflows.messages import FINAL_EVENT_TYPES
+
 RECONNECTS = 5
-FINAL_EVENTS = {"completed", "failed", "cancelled"}
 
 
 class CLIError(Exception):
@@ -75,7 +76,7 @@ class OrchestrationsClient:
                         failures = 0
                         last_id = event["id"]
                         yield event
-                        if event["type"] in FINAL_EVENTS:
+                        if event["type"] in FINAL_EVENT_TYPES:  # StrEnum members equal their strings
                             return
                     # Closed by the server before the run ended (ORCH_EVENTS_STREAM_SECONDS): resume.
             except httpx.HTTPError as err:

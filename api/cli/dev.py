@@ -32,6 +32,7 @@ from api.cli.client import CLIError
 from worker.codec import EncryptionKeyError, data_converter
 from worker.settings import Settings
 from workflows.contract import SEARCH_ATTRIBUTES
+from workflows.validation_errors import first_problem
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 
@@ -157,8 +158,7 @@ def check_config() -> None:
     try:
         settings = Settings()
     except ValidationError as err:
-        first = err.errors()[0]
-        raise CLIError(f"setting {first['loc'][0]}: {first['msg']}") from None
+        raise CLIError(f"setting {first_problem(err)}") from None
     try:
         config = load_mcp_config(settings.mcp_config)
         data_converter(settings.encryption_key)

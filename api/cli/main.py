@@ -18,6 +18,7 @@ from typing import Any
 from api.cli.client import CLIError, OrchestrationsClient
 from api.cli.render import event_line, pending_view, status_view, table, waiting_for
 from workflows.messages import RunStatus
+from workflows.validation_errors import first_problem
 
 
 def say(text: str) -> None:
@@ -199,8 +200,7 @@ def _new_key(args: argparse.Namespace) -> int:
     try:
         APIKeyEntry.model_validate(entry)
     except ValidationError as err:
-        first = err.errors()[0]
-        raise CLIError(f"invalid key {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise CLIError(f"invalid key {first_problem(err)}") from None
     if args.json:
         say(json.dumps({"key": key, "entry": entry}))
         return 0

@@ -27,6 +27,7 @@ from api.deps import EventsHubDep, ServiceDep, SettingsDep
 from api.errors import APIError, error_responses
 from api.service import OrchestrationService
 from workflows.messages import TERMINAL_STATUSES, RunEvent, RunStatus
+from workflows.validation_errors import first_problem
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 
@@ -67,7 +68,7 @@ async def chat_completions(
     try:
         run_body = body.to_run(execute)
     except ValidationError as err:
-        raise APIError(422, "invalid_request", str(err.errors()[0]["msg"]).removeprefix("Value error, ")) from None
+        raise APIError(422, "invalid_request", first_problem(err, located=False)) from None
     run_id, _, _ = await service.start(run_body, None, caller)
     approval_wait = (
         settings.chat_approval_wait_seconds if body.approval_wait_seconds is None else body.approval_wait_seconds

@@ -12,6 +12,7 @@ from api.errors import APIError, error_responses
 from api.routers.orchestrations import QUEUED_DECISION
 from api.schemas import WebhookApprovalRequest
 from workflows.messages import ApprovalDecision, OrchestrationStatus
+from workflows.validation_errors import first_problem
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
@@ -56,14 +57,14 @@ async def webhook_approval(
     except ValidationError as err:
         if any(e["type"] == "json_invalid" for e in err.errors()):
             raise APIError(400, "invalid_json", "request body is not valid JSON") from None
-        raise APIError(422, "invalid_request", str(err.errors()[0]["msg"])) from None
+        raise APIError(422, "invalid_request", first_problem(err, located=False)) from None
     approver = WEBHOOK_APPROVER_PREFIX + (approval.approver or "")
     try:
         decision = ApprovalDecision.model_validate(
             approval.model_dump(exclude={"orchestration_id"}) | {"approver": approver}
         )
     except ValidationError as err:
-        message = f"approver, recorded as {WEBHOOK_APPROVER_PREFIX}<approver>: {err.errors()[0]['msg']}"
+        message = f"approver, recorded as {WEBHOOK_APPROVER_PREFIX}<approver>: {first_problem(err, located=False)}"
         raise APIError(422, "invalid_request", message) from None
     # A signature passes from TOLERANCE_SECONDS before its timestamp to TOLERANCE_SECONDS after it
     # (the standardwebhooks library's 5 minutes), so its webhook-id is remembered for both.
