@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
@@ -22,16 +21,11 @@ with workflow.unsafe.imports_passed_through():
     # through because the message models are plain data classes with no side effects.
     from activities.llm import LLMActivities
     from activities.mcp_tools import MCPActivities
-    from activities.webhooks import WebhookActivities
     from workflows import approvals, contract, options
     from workflows.context import fit_to_budget
-    from workflows.details import current_details
-    from workflows.events import EventLog
     from workflows.limits import (
-        EVENT_OUTPUT_PREVIEW_CHARS,
         IGNORED_DECISIONS_KEPT,
         MAX_ERROR_CHARS,
-        MEMO_STATUS_BUDGET_BYTES,
         PAYLOAD_BUDGET_BYTES,
         fitted_status,
         json_bytes,
@@ -39,11 +33,9 @@ with workflow.unsafe.imports_passed_through():
         shorten_steps,
     )
     from workflows.messages import (
-        FINAL_EVENT,
         OUTPUT_PREVIEW_CHARS,
         TERMINAL_STATUSES,
         ApprovalDecision,
-        CatalogTool,
         ChatMessage,
         DecisionBatch,
         EventsPage,
@@ -52,21 +44,19 @@ with workflow.unsafe.imports_passed_through():
         LLMRequest,
         OpenToolCall,
         OrchestrationInput,
-        OrchestrationRequest,
         OrchestrationState,
         OrchestrationStatus,
-        PendingApproval,
         PrepareRunInput,
         RunEventType,
         RunStatus,
         StepRecord,
         StopReason,
         ToolCallInput,
-        Usage,
-        WebhookEvent,
-        WebhookEventType,
     )
-    from workflows.tool_calls import model_arguments_text, open_tool_call, unique_tool_call_ids
+    from workflows.notifications import Notifications
+    from workflows.publishing import Publisher
+    from workflows.run_record import RunRecord
+    from workflows.tool_calls import open_tool_call, unique_tool_call_ids
 
 ARGUMENTS_VALIDATED_PATCH = "arguments-validated-against-input-schema"
 """Runs from before this patch opened tool calls without checking the arguments against the
@@ -94,18 +84,9 @@ class Orchestration:
 
     @workflow.init
     def __init__(self, input: OrchestrationInput) -> None:
-        self._request: OrchestrationRequest = input.run_request
-        self._state: OrchestrationState | None = input.state
-        self._created_at = input.state.created_at if input.state else workflow.now()
-        self._updated_at = workflow.now()
-        self._status = RunStatus.RUNNING
-        self._published_status: RunStatus | None = None
-        self._stop_reason: StopReason | None = None
-        self._output: str | None = None
-        self._error: str | None = None
-        self._notifications: list[asyncio.Task[None]] = []
-        state = input.state
-        self._events = EventLog(state.events, state.next_event_id) if state else EventLog()
+        self._run = RunRecord(workflow.info().workflow_id, input.run_request, input.state, workflow.now)
+        self._publish = Publisher(self._run)
+        self._notifications = Notifications(self._run)
 
     # --- Temporal interface ---------------------------------------------------------
 
@@ -113,19 +94,21 @@ class Orchestration:
     async def run(self, input: OrchestrationInput) -> OrchestrationStatus:
         """Loop until a final answer, `max_steps`, a failure or cancellation."""
         try:
-            if self._state is None:
-                self._state = await self._start_state()
-            self._set_status(RunStatus.RUNNING)
-            return await self._loop(self._state)
+            if self._run.state is None:
+                self._run.state = await self._start_state()
+            self._publish.status(RunStatus.RUNNING)
+            return await self._loop(self._run.state)
         except asyncio.CancelledError:
             self._finish(RunStatus.CANCELLED, StopReason.CANCELLED)
             raise
         except _RunFailed as failure:
-            self._error = str(failure)
+            self._run.error = str(failure)
             self._finish(RunStatus.FAILED, StopReason.ERROR)
-            self._notify("orchestration.failed", {"orchestration": self._dump_status()})
-            await self._drain_notifications()
-            raise ApplicationError(self._error, self.status(), type=contract.RUN_FAILED, non_retryable=True) from None
+            self._notifications.send("orchestration.failed", {"orchestration": self.status().model_dump(mode="json")})
+            await self._notifications.drain()
+            raise ApplicationError(
+                self._run.error, self.status(), type=contract.RUN_FAILED, non_retryable=True
+            ) from None
 
     @workflow.signal(
         name=contract.SUBMIT_APPROVAL_SIGNAL,
@@ -139,10 +122,10 @@ class Orchestration:
         The raw form for the Temporal UI and CLI; the API uses the `decide` update, which
         refuses instead of ignoring.
         """
-        rejection = self._rejection(decision)
+        rejection = self._run.rejection(decision)
         if rejection is not None:
-            if self._state is not None:
-                ignored = self._state.ignored_decisions
+            if self._run.state is not None:
+                ignored = self._run.state.ignored_decisions
                 ignored.append(approvals.ignored(decision, rejection.message, workflow.now()))
                 del ignored[:-IGNORED_DECISIONS_KEPT]
             workflow.logger.info("decision for %s ignored: %s", decision.tool_call_id, rejection.message)
@@ -161,7 +144,7 @@ class Orchestration:
 
     @decide.validator
     def _validate_decision(self, decision: ApprovalDecision) -> None:
-        rejection = self._rejection(decision)
+        rejection = self._run.rejection(decision)
         if rejection is not None:
             raise rejection
 
@@ -177,32 +160,22 @@ class Orchestration:
 
     @decide_many.validator
     def _validate_batch(self, batch: DecisionBatch) -> None:
-        rejection = approvals.batch_rejection(batch.decisions, self._rejection)
+        rejection = approvals.batch_rejection(batch.decisions, self._run.rejection)
         if rejection is not None:
             raise rejection
 
-    def _rejection(self, decision: ApprovalDecision) -> ApplicationError | None:
-        """Why `decision` cannot apply (typed for the API to map to 404/409), or None."""
-        call = self._find_open_call(decision.tool_call_id)
-        return approvals.rejection(
-            decision,
-            call,
-            decided_before=self._was_decided(decision.tool_call_id),
-            input_schema=self._catalog_tool(call).input_schema if call is not None and call.problem is None else None,
-        )
-
     def _apply(self, decision: ApprovalDecision) -> None:
-        call = self._find_open_call(decision.tool_call_id)
+        call = self._run.find_open_call(decision.tool_call_id)
         assert call is not None
         if approvals.decide(call, decision, workflow.now()):
-            self._show_model_edited_arguments(call)
+            self._run.show_model_edited_arguments(call)
         # The step and the status say so at once (the update answers with them); the status is
         # published (search attribute, status event) when the run moves on, as it always was.
-        self._record_decision(call)
-        self._emit_decision(call)
-        if self._status not in TERMINAL_STATUSES:
-            self._status = self._open_status()
-            self._show_details()
+        self._run.record_decision(call)
+        self._run.emit_decision(call)
+        if self._run.status not in TERMINAL_STATUSES:
+            self._run.status = self._run.open_status()
+            self._publish.details()
         workflow.logger.info(
             "tool call %s: %s by %s", call.tool_call_id, decision.decision, decision.approver or "unknown"
         )
@@ -215,29 +188,7 @@ class Orchestration:
     def status(self) -> OrchestrationStatus:
         """The run as GET /v1/orchestrations/{id} shows it; also the run's result and what the
         decision updates answer: shortened, if need be, to fit in one payload."""
-        return fitted_status(self._full_status(), PAYLOAD_BUDGET_BYTES)
-
-    def _full_status(self) -> OrchestrationStatus:
-        state = self._state
-        return OrchestrationStatus(
-            id=workflow.info().workflow_id,
-            status=self._status,
-            stop_reason=self._stop_reason,
-            model=state.model if state else self._request.model,
-            step=state.llm_calls if state else 0,
-            max_steps=self._request.max_steps,
-            pending_approvals=self._pending_approvals(),
-            steps=list(state.steps) if state else [],
-            output=self._output,
-            error=self._error,
-            usage=state.usage if state else Usage(),
-            created_at=self._created_at,
-            updated_at=self._updated_at,
-            metadata=self._request.metadata,
-            ignored_decisions=list(state.ignored_decisions) if state else [],
-            unavailable_servers=dict(state.catalog.unavailable_servers) if state else {},
-            owner=self._request.owner,
-        )
+        return fitted_status(self._run.full_status(), PAYLOAD_BUDGET_BYTES)
 
     @workflow.query(
         name=contract.EVENTS_QUERY,
@@ -245,7 +196,7 @@ class Orchestration:
     )
     def events(self, query: EventsQuery) -> EventsPage:
         """The run's events after `query.after` (what the API streams as Server-Sent Events)."""
-        return self._events.page(query.after, query.limit, self._status)
+        return self._run.events.page(query.after, query.limit, self._run.status)
 
     # --- The loop ---------------------------------------------------------------------
 
@@ -253,27 +204,27 @@ class Orchestration:
         messages = self._initial_messages()
         catalog = await workflow.execute_activity_method(
             MCPActivities.prepare_run,
-            PrepareRunInput(mcp_servers=self._request.mcp_servers, tool_scope=self._request.tool_scope),
+            PrepareRunInput(mcp_servers=self._run.request.mcp_servers, tool_scope=self._run.request.tool_scope),
             summary="list MCP tools and resolve policy",
             **options.prepare_options(),
         )
         for name, problem in catalog.unavailable_servers.items():
             workflow.logger.warning("MCP server %s unavailable for this run: %s", name, problem)
         return OrchestrationState(
-            created_at=self._created_at,
-            model=self._request.model or catalog.default_model,
+            created_at=self._run.created_at,
+            model=self._run.request.model or catalog.default_model,
             catalog=catalog,
             messages=messages,
         )
 
     def _initial_messages(self) -> list[ChatMessage]:
         messages: list[ChatMessage] = []
-        if self._request.instructions:
-            messages.append(ChatMessage(role="system", content=self._request.instructions))
-        if self._request.messages:
-            messages.extend(self._request.messages)
-        if self._request.input:
-            messages.append(ChatMessage(role="user", content=self._request.input))
+        if self._run.request.instructions:
+            messages.append(ChatMessage(role="system", content=self._run.request.instructions))
+        if self._run.request.messages:
+            messages.extend(self._run.request.messages)
+        if self._run.request.input:
+            messages.append(ChatMessage(role="user", content=self._run.request.input))
         if all(m.role in ("system", "developer") for m in messages):
             raise ValueError("a run needs `input` or `messages` with at least one user message")
         return messages
@@ -282,7 +233,7 @@ class Orchestration:
         while True:
             if state.open_calls:
                 await self._settle_open_calls(state)
-            if state.llm_calls >= self._request.max_steps:
+            if state.llm_calls >= self._run.request.max_steps:
                 return await self._complete(StopReason.MAX_STEPS, _last_assistant_text(state.messages))
             if self._continue_as_new_due():
                 await self._continue_as_new(state)
@@ -319,7 +270,7 @@ class Orchestration:
                     )
                 )
                 if opened.rule is not None:
-                    self._approve_by_rule(opened, state.steps[-1])
+                    self._run.approve_by_rule(opened, state.steps[-1])
 
     async def _call_llm(self, state: OrchestrationState) -> LLMReply:
         number = state.llm_calls + 1
@@ -327,22 +278,22 @@ class Orchestration:
             index=len(state.steps), kind="llm", status="running", step=number, started_at=workflow.now()
         )
         state.steps.append(record)
-        fit_to_budget(state.messages, self._request.context_budget_bytes)
+        fit_to_budget(state.messages, self._run.request.context_budget_bytes)
         request = LLMRequest(
             model=state.model, messages=state.messages, tools=[tool.openai_tool() for tool in state.catalog.tools]
         )
         size = json_bytes(request)
         if size > PAYLOAD_BUDGET_BYTES:
-            self._end_step(record, "failed")
+            self._run.end_step(record, "failed")
             raise _RunFailed(
                 f"the conversation and tool definitions are {size} bytes, over the {PAYLOAD_BUDGET_BYTES} one LLM "
                 "call can carry; start a new run, or lower context_budget_bytes"
             )
         summary = f"llm {state.model} step {number}"
-        self._show_details(f"asking the model (step {number})")
-        self._emit(RunEventType.LLM_STARTED, step_index=record.index, model=state.model, step=number)
+        self._publish.details(f"asking the model (step {number})")
+        self._run.emit(RunEventType.LLM_STARTED, step_index=record.index, model=state.model, step=number)
         try:
-            if self._request.llm_call == "local_activity":
+            if self._run.request.llm_call == "local_activity":
                 # The reply is recorded as a marker in the same task completion as the
                 # commands that act on it (the tool calls), so it is still recorded before use.
                 reply = await workflow.execute_local_activity_method(
@@ -354,16 +305,18 @@ class Orchestration:
                 )
         except FailureError as err:  # ActivityError; a local activity's failure may come unwrapped
             _reraise_cancellation(err)
-            self._end_step(record, "failed")
+            self._run.end_step(record, "failed")
             message = _failure_message(err)
-            self._emit(RunEventType.LLM_FINISHED, step_index=record.index, step=number, status="failed", error=message)
+            self._run.emit(
+                RunEventType.LLM_FINISHED, step_index=record.index, step=number, status="failed", error=message
+            )
             raise _RunFailed(f"LLM call failed: {message}") from None
         state.llm_calls = number
         state.usage.prompt_tokens += reply.usage.prompt_tokens
         state.usage.completion_tokens += reply.usage.completion_tokens
         record.usage = reply.usage
-        self._end_step(record, "completed")
-        self._emit(
+        self._run.end_step(record, "completed")
+        self._run.emit(
             RunEventType.LLM_FINISHED,
             step_index=record.index,
             step=number,
@@ -383,23 +336,23 @@ class Orchestration:
         for call in state.open_calls:
             state.messages.append(ChatMessage(role="tool", tool_call_id=call.tool_call_id, content=call.result))
         state.open_calls = []
-        self._refresh_status()
+        self._publish.refresh()
 
     async def _settle(self, call: OpenToolCall) -> None:
-        record = self._tool_step(call)
+        record = self._run.tool_step(call)
         if call.problem is not None:
             call.result = f"error: {call.problem}"
-            self._emit_tool_finished(call, record)
+            self._run.emit_tool_finished(call, record)
             return
         if not call.auto_execute and call.decision is None:
             if not await self._await_decision(call, record):
                 return
         if call.decision is not None:
-            self._record_decision(call)
+            self._run.record_decision(call)
             if call.decision.decision == "deny":
                 call.result = f"denied: {call.decision.reason or 'no reason given'}"
                 record.output_preview = call.result
-                self._end_step(record, "denied")
+                self._run.end_step(record, "denied")
                 return
         await self._execute(call, record)
 
@@ -409,19 +362,19 @@ class Orchestration:
             call.requested_at = workflow.now()
             record.status = "waiting_for_approval"
             record.started_at = call.requested_at
-            pending = self._pending_approval(call)
-            self._emit_for(
+            pending = self._run.pending_approval(call)
+            self._run.emit_for(
                 call,
                 RunEventType.TOOL_PENDING,
                 **pending.model_dump(mode="json", exclude={"tool_call_id"}),
             )
-            self._show_details()
-            self._notify(
+            self._publish.details()
+            self._notifications.send(
                 "orchestration.approval_requested",
                 {"orchestration_id": workflow.info().workflow_id, "tool_call": pending.model_dump(mode="json")},
             )
-        self._refresh_status()
-        remaining = (self._expires_at(call) - workflow.now()).total_seconds()
+        self._publish.refresh()
+        remaining = (self._run.expires_at(call) - workflow.now()).total_seconds()
         try:
             if remaining <= 0:
                 raise TimeoutError
@@ -432,15 +385,15 @@ class Orchestration:
             )
         except TimeoutError:
             approvals.time_out(call, workflow.now())
-            self._emit_decision(call)
-        self._refresh_status()
+            self._run.emit_decision(call)
+        self._publish.refresh()
         return call.decision is not None
 
     async def _execute(self, call: OpenToolCall, record: StepRecord) -> None:
         assert call.server is not None and call.tool is not None
         record.status = "running"
         record.started_at = workflow.now()
-        self._emit_for(
+        self._run.emit_for(
             call,
             RunEventType.TOOL_STARTED,
             server=call.server,
@@ -448,7 +401,7 @@ class Orchestration:
             arguments=call.arguments,
         )
         summary = f"tool {call.server}.{call.tool}" + (f": {call.intent}" if call.intent else "")
-        self._show_details(f"running {call.server}.{call.tool}")
+        self._publish.details(f"running {call.server}.{call.tool}")
         try:
             output = await workflow.execute_activity_method(
                 MCPActivities.call_tool,
@@ -456,13 +409,13 @@ class Orchestration:
                     server=call.server,
                     tool=call.tool,
                     arguments=call.arguments,
-                    timeout_seconds=self._request.tool_timeout_seconds,
-                    output_limit_bytes=self._request.tool_output_limit_bytes,
+                    timeout_seconds=self._run.request.tool_timeout_seconds,
+                    output_limit_bytes=self._run.request.tool_output_limit_bytes,
                     idempotency_key=f"{workflow.info().workflow_id}/{call.tool_call_id}",
                     definition_hash=call.definition_hash or None,
                 ),
                 summary=summary[:200],
-                **options.tool_options(self._request.tool_timeout_seconds),
+                **options.tool_options(self._run.request.tool_timeout_seconds),
             )
         except ActivityError as err:
             _reraise_cancellation(err)
@@ -473,56 +426,41 @@ class Orchestration:
             status = "error" if output.is_error else "completed"
             if call.original_arguments is not None:
                 call.result = f"(Approved with edited arguments: {json.dumps(call.arguments)})\n{call.result}"
-            assert self._state is not None
-            self._state.usage.tool_calls += 1
-            self._state.usage.cost_usd = round(self._state.usage.cost_usd + call.price_usd, 10)
+            assert self._run.state is not None
+            self._run.state.usage.tool_calls += 1
+            self._run.state.usage.cost_usd = round(self._run.state.usage.cost_usd + call.price_usd, 10)
         record.output_preview = call.result[:OUTPUT_PREVIEW_CHARS]
-        self._end_step(record, status)
-        self._emit_tool_finished(call, record)
+        self._run.end_step(record, status)
+        self._run.emit_tool_finished(call, record)
         workflow.logger.info("tool %s.%s %s", call.server, call.tool, status)
 
     # --- Finishing, continue-as-new, notifications ------------------------------------
 
     async def _complete(self, reason: StopReason, output: str | None) -> OrchestrationStatus:
-        self._output = output
+        self._run.output = output
         self._finish(RunStatus.COMPLETED, reason)
-        self._notify("orchestration.completed", {"orchestration": self._dump_status()})
-        await self._drain_notifications()
+        self._notifications.send("orchestration.completed", {"orchestration": self.status().model_dump(mode="json")})
+        await self._notifications.drain()
         return self.status()
 
     def _finish(self, status: RunStatus, reason: StopReason) -> None:
-        self._stop_reason = reason
-        if self._state is not None:
-            for record in self._state.steps:
-                if record.status in ("pending", "running", "waiting_for_approval"):
-                    self._end_step(record, "cancelled")
-        self._set_status(status)
-        self._emit(
-            FINAL_EVENT[status],
-            status=status.value,
-            stop_reason=reason.value,
-            output=preview(self._output, EVENT_OUTPUT_PREVIEW_CHARS) if self._output else self._output,
-            error=self._error,
-            usage=self._state.usage.model_dump() if self._state else None,
-        )
-        # The memo keeps the final status and events readable without a worker (e.g. after cancel).
-        events = [event.model_dump(mode="json") for event in self._events.carried()]
-        final = fitted_status(self._full_status(), MEMO_STATUS_BUDGET_BYTES)
-        workflow.upsert_memo({"orchestration": final.model_dump(mode="json"), "events": events})
+        self._run.finish(status, reason)
+        self._publish.status(status)
+        self._publish.final_memo()
 
     def _continue_as_new_due(self) -> bool:
         info = workflow.info()
         return (
             info.is_continue_as_new_suggested()
-            or info.get_current_history_length() >= self._request.continue_as_new_after_events
+            or info.get_current_history_length() >= self._run.request.continue_as_new_after_events
         )
 
     async def _continue_as_new(self, state: OrchestrationState) -> None:
         await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._drain_notifications()
+        await self._notifications.drain()
         state.continued_runs += 1
-        state.events, state.next_event_id = self._events.carried(), self._events.next_id
-        next_input = OrchestrationInput(run_request=self._request, state=state)
+        state.events, state.next_event_id = self._run.events.carried(), self._run.events.next_id
+        next_input = OrchestrationInput(run_request=self._run.request, state=state)
         if json_bytes(next_input) > PAYLOAD_BUDGET_BYTES:
             shorten_steps(state.steps)
             size = json_bytes(next_input)
@@ -533,178 +471,6 @@ class Orchestration:
                 )
         workflow.logger.info("continuing as new (run %d of this orchestration)", state.continued_runs + 1)
         workflow.continue_as_new(next_input, memo=workflow.memo())
-
-    def _notify(self, event_type: WebhookEventType, data: dict[str, Any]) -> None:
-        """Deliver a webhook in the background; the run does not wait for slow receivers.
-        Skipped when neither the run nor the worker has a webhook URL."""
-        if self._request.webhook_url is None and self._state is not None and not self._state.catalog.default_webhook:
-            return
-        event = WebhookEvent(
-            url=self._request.webhook_url,
-            event_id=f"evt_{workflow.uuid4().hex}",
-            event_type=event_type,
-            timestamp=workflow.now(),
-            data=data,
-        )
-        task = asyncio.ensure_future(
-            workflow.execute_activity_method(
-                WebhookActivities.deliver_webhook,
-                event,
-                summary=f"webhook {event_type}",
-                **options.webhook_options(),
-            )
-        )
-        self._notifications.append(task)
-
-    async def _drain_notifications(self) -> None:
-        """Wait for webhook deliveries; a delivery that gave up is logged, never fails the run."""
-        tasks, self._notifications = self._notifications, []
-        for result in await asyncio.gather(*tasks, return_exceptions=True):
-            if isinstance(result, BaseException):
-                workflow.logger.warning("webhook delivery gave up: %s", result)
-
-    # --- Events ---------------------------------------------------------------------------
-
-    def _emit(
-        self, type: RunEventType, *, step_index: int | None = None, tool_call_id: str | None = None, **data: Any
-    ) -> None:
-        self._events.emit(type, workflow.now(), step_index=step_index, tool_call_id=tool_call_id, **data)
-
-    def _emit_for(self, call: OpenToolCall, type: RunEventType, **data: Any) -> None:
-        """An event about one tool call."""
-        step = self._tool_step(call).step
-        self._emit(type, step_index=call.step_index, tool_call_id=call.tool_call_id, step=step, **data)
-
-    def _emit_decision(self, call: OpenToolCall) -> None:
-        assert call.decision is not None
-        self._emit_for(
-            call,
-            RunEventType.TOOL_APPROVED if call.decision.decision == "approve" else RunEventType.TOOL_DENIED,
-            approver=call.decision.approver,
-            reason=call.decision.reason,
-            edited_arguments=call.arguments if call.original_arguments is not None else None,
-        )
-
-    def _record_decision(self, call: OpenToolCall) -> None:
-        """Write a person's decision (or the timeout's) into the call's step."""
-        assert call.decision is not None
-        record = self._tool_step(call)
-        record.decision, record.approver, record.reason = (
-            call.decision.decision,
-            call.decision.approver,
-            call.decision.reason,
-        )
-        record.decided_at = call.decided_at
-        record.approval_hash = call.approval_hash or None
-        record.arguments, record.original_arguments = call.arguments, call.original_arguments
-        record.status = "running" if call.decision.decision == "approve" else "denied"
-
-    def _approve_by_rule(self, call: OpenToolCall, record: StepRecord) -> None:
-        record.decision, record.approver, record.approved_by_rule = "approve", f"rule:{call.rule}", call.rule
-        record.decided_at = workflow.now()
-        self._emit_for(
-            call,
-            RunEventType.TOOL_APPROVED,
-            approver=record.approver,
-            rule=call.rule,
-        )
-
-    def _emit_tool_finished(self, call: OpenToolCall, record: StepRecord) -> None:
-        self._emit_for(
-            call,
-            RunEventType.TOOL_FINISHED,
-            server=record.server,
-            tool=record.tool,
-            status=record.status,
-            output_preview=record.output_preview,
-        )
-
-    # --- Small helpers --------------------------------------------------------------------
-
-    def _set_status(self, status: RunStatus) -> None:
-        self._updated_at = workflow.now()
-        if status == self._published_status:
-            return
-        self._status = self._published_status = status
-        self._show_details()
-        workflow.upsert_search_attributes([contract.ORCHESTRATION_STATUS_ATTRIBUTE.value_set(status.value)])
-        if status not in TERMINAL_STATUSES:  # a finished run's last event says how it ended
-            self._emit(RunEventType.STATUS, status=status.value)
-        workflow.logger.info("status %s", status.value)
-
-    def _show_details(self, doing: str | None = None) -> None:
-        """Tell the Temporal UI what the run is doing (its Current Details)."""
-        workflow.set_current_details(current_details(self._full_status(), doing))
-
-    def _refresh_status(self) -> None:
-        if self._status in TERMINAL_STATUSES:
-            return
-        self._set_status(self._open_status())
-
-    def _open_status(self) -> RunStatus:
-        """What a run that has not finished is doing: waiting while a call waits, else running."""
-        return RunStatus.WAITING_FOR_APPROVAL if self._pending_approvals() else RunStatus.RUNNING
-
-    def _pending_approvals(self) -> list[PendingApproval]:
-        if self._state is None or self._status in TERMINAL_STATUSES:
-            return []
-        return [self._pending_approval(call) for call in self._state.open_calls if approvals.waits(call)]
-
-    def _pending_approval(self, call: OpenToolCall) -> PendingApproval:
-        assert call.requested_at is not None and call.server is not None and call.tool is not None
-        return PendingApproval(
-            tool_call_id=call.tool_call_id,
-            server=call.server,
-            tool=call.tool,
-            arguments=call.arguments,
-            intent=call.intent,
-            requested_at=call.requested_at,
-            expires_at=self._expires_at(call),
-            approval_hash=call.approval_hash,
-            input_schema=self._catalog_tool(call).input_schema,
-        )
-
-    def _catalog_tool(self, call: OpenToolCall) -> CatalogTool:
-        assert self._state is not None
-        tool = self._state.catalog.by_function_name(call.function_name)
-        assert tool is not None  # a call without a catalog tool has a `problem` and never waits
-        return tool
-
-    def _show_model_edited_arguments(self, call: OpenToolCall) -> None:
-        """The call runs with the approver's arguments: the model sees those, not its own."""
-        assert self._state is not None
-        tool = self._catalog_tool(call)
-        for message in reversed(self._state.messages):
-            for requested in message.tool_calls or []:
-                if requested.id == call.tool_call_id:
-                    requested.function.arguments = model_arguments_text(call.arguments, call.intent, tool.model_intent)
-                    return
-
-    def _expires_at(self, call: OpenToolCall) -> datetime:
-        return approvals.expires_at(call, self._request.approval_timeout_seconds)
-
-    def _find_open_call(self, tool_call_id: str) -> OpenToolCall | None:
-        if self._state is None:
-            return None
-        return next((c for c in self._state.open_calls if c.tool_call_id == tool_call_id), None)
-
-    def _was_decided(self, tool_call_id: str) -> bool:
-        steps = self._state.steps if self._state else []
-        return any(s.tool_call_id == tool_call_id for s in steps)
-
-    def _tool_step(self, call: OpenToolCall) -> StepRecord:
-        assert self._state is not None
-        return self._state.steps[call.step_index]
-
-    def _end_step(self, record: StepRecord, status: str) -> None:
-        record.status = status
-        record.finished_at = workflow.now()
-        if record.started_at is not None:
-            record.duration_ms = int((record.finished_at - record.started_at).total_seconds() * 1000)
-        self._updated_at = record.finished_at
-
-    def _dump_status(self) -> dict[str, Any]:
-        return self.status().model_dump(mode="json")
 
 
 def _last_assistant_text(messages: list[ChatMessage]) -> str | None:

@@ -1,0 +1,51 @@
+"""What the outside sees of a run, published in one place: the `OrchestrationStatus` search
+attribute and the status event when the status changes, the Temporal UI's Current Details,
+and, when the run ends, the memo the API reads once no worker answers for it."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.contract import ORCHESTRATION_STATUS_ATTRIBUTE
+    from workflows.details import current_details
+    from workflows.limits import MEMO_STATUS_BUDGET_BYTES, fitted_status
+    from workflows.messages import TERMINAL_STATUSES, RunEventType, RunStatus
+    from workflows.run_record import RunRecord
+
+
+class Publisher:
+    """Publishes one run's record; called from workflow code only."""
+
+    def __init__(self, record: RunRecord) -> None:
+        self._record = record
+        self._published: RunStatus | None = None
+
+    def status(self, status: RunStatus) -> None:
+        """The run is now `status`: the search attribute, a status event (a finished run's last
+        event says how it ended instead) and the Current Details, when it changed."""
+        record = self._record
+        record.updated_at = workflow.now()
+        if status == self._published:
+            return
+        record.status = self._published = status
+        self.details()
+        workflow.upsert_search_attributes([ORCHESTRATION_STATUS_ATTRIBUTE.value_set(status.value)])
+        if status not in TERMINAL_STATUSES:
+            record.emit(RunEventType.STATUS, status=status.value)
+        workflow.logger.info("status %s", status.value)
+
+    def refresh(self) -> None:
+        """An open run's status follows its calls: waiting while one waits, else running."""
+        if self._record.status not in TERMINAL_STATUSES:
+            self.status(self._record.open_status())
+
+    def details(self, doing: str | None = None) -> None:
+        """Tell the Temporal UI what the run is doing (its Current Details)."""
+        workflow.set_current_details(current_details(self._record.full_status(), doing))
+
+    def final_memo(self) -> None:
+        """The final status and the events, readable without a worker (e.g. after cancel)."""
+        events = [event.model_dump(mode="json") for event in self._record.events.carried()]
+        final = fitted_status(self._record.full_status(), MEMO_STATUS_BUDGET_BYTES)
+        workflow.upsert_memo({"orchestration": final.model_dump(mode="json"), "events": events})
