@@ -7,7 +7,8 @@ import logging
 import sys
 
 from activities.mcp_config import MCPConfigError, load_mcp_config
-from worker.codec import EncryptionKeyError, data_converter
+from worker.codec import EncryptionKeyError
+from worker.converter import data_converter
 from worker.runner import run_worker
 from worker.settings import Settings
 

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import os
 from collections.abc import Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
+from temporalio.converter import PayloadCodec
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
@@ -76,16 +74,3 @@ class EncryptionCodec(PayloadCodec):
             plain = aead.decrypt(payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:], None)
             decoded.append(Payload.FromString(plain))
         return decoded
-
-
-def data_converter(encryption_key: str | None) -> DataConverter:
-    """The pydantic data converter; with a key, every payload is encrypted, and so are
-    failures' messages and stack traces (moved into an encoded payload: history shows
-    "Encoded failure", a client with the key sees the original)."""
-    if not encryption_key:
-        return pydantic_data_converter
-    return dataclasses.replace(
-        pydantic_data_converter,
-        payload_codec=EncryptionCodec.from_setting(encryption_key),
-        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
-    )

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from temporalio.plugin import SimplePlugin
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from worker.codec import data_converter
+from worker.converter import data_converter
 
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
 """The sandbox still refuses non-deterministic calls (clocks, randomness, I/O) in workflow code,

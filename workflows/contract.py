@@ -34,6 +34,11 @@ DECISION_MISMATCH = "ApprovalMismatch"
 DECISION_INVALID = "InvalidDecision"
 RUN_FAILED = "OrchestrationFailed"
 """The error type of a run that failed (its details: the run's status)."""
+INVALID_REQUEST = "InvalidRequest"
+"""The error type of a run whose request cannot run (e.g. no user message)."""
+INVALID_PAYLOAD = "InvalidPayload"
+"""The error type of a payload that does not fit its model: a run's input fails the run, an
+update's argument is rejected."""
 
 ORCHESTRATION_STATUS_ATTRIBUTE = SearchAttributeKey.for_keyword("OrchestrationStatus")
 """Custom search attribute kept equal to the run's status, for listing and filtering."""

@@ -70,16 +70,22 @@ ARGUMENTS_BOUNDED_PATCH = "arguments-bounded"
 
 
 class _RunFailed(Exception):
-    """Internal: the run cannot go on (e.g. the LLM rejected the request)."""
+    """Internal: the run cannot go on (e.g. the LLM rejected the request); `type` is the
+    failure's error type."""
+
+    def __init__(self, message: str, type: str = contract.RUN_FAILED) -> None:
+        super().__init__(message)
+        self.type = type
 
 
-@workflow.defn(name=contract.ORCHESTRATION_WORKFLOW, failure_exception_types=[ValueError])
+@workflow.defn(name=contract.ORCHESTRATION_WORKFLOW)
 class Orchestration:
     """Runs the agent loop for one orchestration; see module docstring.
 
-    `failure_exception_types=[ValueError]`: bad data (a pydantic ValidationError is a
-    ValueError) is deterministic, so it fails the run instead of retrying the workflow task
-    forever.
+    Bad input fails the run where it is found, with a non-retryable error: a request that
+    does not fit its model in the data converter (`InvalidPayload`, worker/converter.py), one
+    that cannot run here (`InvalidRequest`). Any other exception in workflow code is a bug:
+    its workflow task retries until a fixed worker is deployed, and the run goes on.
     """
 
     @workflow.init
@@ -102,13 +108,13 @@ class Orchestration:
             self._finish(RunStatus.CANCELLED, StopReason.CANCELLED)
             raise
         except _RunFailed as failure:
+            # Every way a run fails ends here, in the workflow task that found it (so no open
+            # run's history holds a failure recorded differently): status, memo, webhook.
             self._run.error = str(failure)
             self._finish(RunStatus.FAILED, StopReason.ERROR)
             self._notifications.send("orchestration.failed", {"orchestration": self.status().model_dump(mode="json")})
             await self._notifications.drain()
-            raise ApplicationError(
-                self._run.error, self.status(), type=contract.RUN_FAILED, non_retryable=True
-            ) from None
+            raise ApplicationError(self._run.error, self.status(), type=failure.type, non_retryable=True) from None
 
     @workflow.signal(
         name=contract.SUBMIT_APPROVAL_SIGNAL,
@@ -202,12 +208,16 @@ class Orchestration:
 
     async def _start_state(self) -> OrchestrationState:
         messages = self._initial_messages()
-        catalog = await workflow.execute_activity_method(
-            MCPActivities.prepare_run,
-            PrepareRunInput(mcp_servers=self._run.request.mcp_servers, tool_scope=self._run.request.tool_scope),
-            summary="list MCP tools and resolve policy",
-            **options.prepare_options(),
-        )
+        try:
+            catalog = await workflow.execute_activity_method(
+                MCPActivities.prepare_run,
+                PrepareRunInput(mcp_servers=self._run.request.mcp_servers, tool_scope=self._run.request.tool_scope),
+                summary="list MCP tools and resolve policy",
+                **options.prepare_options(),
+            )
+        except ActivityError as err:
+            _reraise_cancellation(err)
+            raise _RunFailed(f"listing the MCP tools failed: {_failure_message(err)}") from None
         for name, problem in catalog.unavailable_servers.items():
             workflow.logger.warning("MCP server %s unavailable for this run: %s", name, problem)
         return OrchestrationState(
@@ -226,7 +236,9 @@ class Orchestration:
         if self._run.request.input:
             messages.append(ChatMessage(role="user", content=self._run.request.input))
         if all(m.role in ("system", "developer") for m in messages):
-            raise ValueError("a run needs `input` or `messages` with at least one user message")
+            raise _RunFailed(
+                "a run needs `input` or `messages` with at least one user message", contract.INVALID_REQUEST
+            )
         return messages
 
     async def _loop(self, state: OrchestrationState) -> OrchestrationStatus:

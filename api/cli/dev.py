@@ -29,7 +29,8 @@ from pydantic import ValidationError
 from activities.mcp_config import MCPConfigError, load_mcp_config
 from api.auth import APIKeysError, load_api_keys
 from api.cli.client import CLIError
-from worker.codec import EncryptionKeyError, data_converter
+from worker.codec import EncryptionKeyError
+from worker.converter import data_converter
 from worker.settings import Settings
 from workflows.contract import SEARCH_ATTRIBUTES
 from workflows.validation_errors import first_problem

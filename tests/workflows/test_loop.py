@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import uuid
 
 import pytest
 from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
 from tests.conftest import CallLog, WorkerFactory, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, tool_call
 from tests.waiting import WAIT_SECONDS, result_of
+from workflows.contract import INVALID_PAYLOAD, INVALID_REQUEST, ORCHESTRATION_WORKFLOW
 
 
 async def test_answer_without_tools_completes_with_final_answer(run_worker: WorkerFactory, llm: ScriptedLLM) -> None:
@@ -73,6 +76,24 @@ async def test_a_run_without_a_user_message_fails_instead_of_retrying(run_worker
         with pytest.raises(WorkflowFailureError) as failure:
             await asyncio.wait_for(handle.result(), WAIT_SECONDS)
     assert "at least one user message" in str(failure.value.cause)
+    assert failure.value.cause.type == INVALID_REQUEST
+
+
+async def test_a_run_whose_input_does_not_fit_the_model_fails_instead_of_retrying(run_worker: WorkerFactory) -> None:
+    """Started by hand (the Temporal UI or CLI), past the API's checks: the data converter
+    refuses the input and the run fails at once, naming the field."""
+    async with run_worker() as h:
+        handle = await h.client.start_workflow(
+            ORCHESTRATION_WORKFLOW,
+            {"run_request": {"input": "hi", "max_steps": "lots"}},
+            id=f"orch-bad-{uuid.uuid4().hex}",
+            task_queue=h.task_queue,
+        )
+        with pytest.raises(WorkflowFailureError) as failure:
+            await asyncio.wait_for(handle.result(), WAIT_SECONDS)
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == INVALID_PAYLOAD and cause.non_retryable
+    assert "OrchestrationInput" in cause.message and "run_request.max_steps" in cause.message
 
 
 async def test_llm_calls_as_local_activities_record_each_reply_with_the_commands_that_use_it(

@@ -15,7 +15,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from tests.histories.record import HERE, SCENARIOS, recorded_files
-from worker.codec import data_converter
+from worker.converter import data_converter
 from worker.plugin import WORKFLOW_RUNNER, OrchestrationPlugin
 from workflows.list_tools import ListTools
 from workflows.orchestration import Orchestration
