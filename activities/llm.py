@@ -21,7 +21,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
 from activities.redaction import redact
-from workflows.messages import ChatMessage, LLMReply, LLMRequest, TokenUsage
+from workflows.activity_io import LLMReply, LLMRequest
+from workflows.messages import ChatMessage, TokenUsage
 
 RETRYABLE_STATUS = {408, 409, 429}
 DEFAULT_LLM_TIMEOUT = httpx.Timeout(300.0, connect=10.0)

@@ -20,7 +20,7 @@ from jsonschema import exceptions as jsonschema_exceptions
 from jsonschema import validators
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from workflows.messages import ApprovalRule
+from workflows.activity_io import ApprovalRule
 from workflows.validation_errors import first_problem
 
 Transport = Literal["stdio", "streamable_http", "sse"]

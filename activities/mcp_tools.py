@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from activities.heartbeat import heartbeating
 from activities.mcp_config import MCPConfigError, MCPServerConfig, ToolPolicy, scope_allows
 from activities.mcp_pool import MCPServerUnknown, MCPSessionPool, MCPToolTimeout, describe_error
-from workflows.messages import (
+from workflows.activity_io import (
     ApprovalRule,
     CatalogTool,
     ListToolsInput,

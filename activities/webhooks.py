@@ -29,7 +29,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.redaction import keep_url_secrets_out_of_httpx_logs, redacted_url
-from workflows.messages import WebhookEvent
+from workflows.activity_io import WebhookEvent
 
 logger = logging.getLogger(__name__)
 

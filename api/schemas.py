@@ -8,43 +8,25 @@ from typing import Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
-from workflows.limits import Metadata, ModelName, ServerNames
+from workflows.activity_io import ServerTools
+from workflows.limits import ModelName, ServerNames
 from workflows.messages import (
-    DEFAULT_APPROVAL_TIMEOUT_SECONDS,
-    DEFAULT_CONTEXT_BUDGET_BYTES,
-    DEFAULT_MAX_STEPS,
-    DEFAULT_TOOL_TIMEOUT_SECONDS,
     ApprovalDecision,
-    ApprovalTimeoutSeconds,
-    ChatMessage,
-    ContextBudgetBytes,
-    LLMCallMode,
-    MaxSteps,
     OrchestrationRequest,
+    RunOptions,
     RunStatus,
-    ServerTools,
     StopReason,
-    ToolTimeoutSeconds,
 )
 
 
-class CreateOrchestration(BaseModel):
-    """Body of POST /v1/orchestrations. Give `input`, `messages`, or both (input is appended)."""
-
-    model_config = ConfigDict(extra="forbid")
+class CreateOrchestration(RunOptions):
+    """Body of POST /v1/orchestrations. Give `input`, `messages`, or both (input is appended).
+    The options are the run's own (`RunOptions`); the API bounds names and checks the URL."""
 
     input: str | None = Field(default=None, min_length=1, description="The user's prompt.")
-    messages: list[ChatMessage] | None = Field(default=None, description="OpenAI chat messages.")
     model: ModelName = Field(default=None, description="Default: the worker's ORCH_DEFAULT_MODEL.")
-    instructions: str | None = Field(default=None, description="System prompt.")
     mcp_servers: ServerNames = Field(default=None, description="Server names; default: every enabled one.")
-    max_steps: MaxSteps = DEFAULT_MAX_STEPS
-    tool_timeout_seconds: ToolTimeoutSeconds = DEFAULT_TOOL_TIMEOUT_SECONDS
-    approval_timeout_seconds: ApprovalTimeoutSeconds = DEFAULT_APPROVAL_TIMEOUT_SECONDS
-    context_budget_bytes: ContextBudgetBytes = DEFAULT_CONTEXT_BUDGET_BYTES
-    llm_call: LLMCallMode = "activity"
     webhook_url: AnyHttpUrl | None = Field(default=None, description="Where this run's events are POSTed.")
-    metadata: Metadata = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _needs_a_prompt(self) -> CreateOrchestration:

@@ -56,15 +56,8 @@ from workflows.contract import (
     ORCHESTRATION_OWNER_ATTRIBUTE,
     ORCHESTRATION_STATUS_ATTRIBUTE,
 )
-from workflows.messages import (
-    ApprovalDecision,
-    DecisionBatch,
-    EventsPage,
-    EventsQuery,
-    OrchestrationInput,
-    OrchestrationStatus,
-    RunStatus,
-)
+from workflows.messages import ApprovalDecision, DecisionBatch, EventsPage, EventsQuery, OrchestrationStatus, RunStatus
+from workflows.state import OrchestrationInput
 
 
 class OrchestrationService:

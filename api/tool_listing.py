@@ -16,7 +16,7 @@ from api.errors import APIError
 from api.schemas import ToolsResponse
 from api.temporal_calls import WORKER_TIMEOUT_SECONDS, temporal_call
 from workflows import contract
-from workflows.messages import ListToolsInput, ToolListing
+from workflows.activity_io import ListToolsInput, ToolListing
 
 TOOLS_CACHE_SECONDS = 30.0
 FORCED_REFRESH_SECONDS = 5.0

@@ -32,8 +32,9 @@ from worker.plugin import OrchestrationPlugin
 from worker.runner import build_worker, worker_resources
 from worker.settings import Settings
 from workflows.contract import SEARCH_ATTRIBUTES
-from workflows.messages import OrchestrationInput, OrchestrationRequest, OrchestrationStatus
+from workflows.messages import OrchestrationRequest, OrchestrationStatus
 from workflows.orchestration import Orchestration
+from workflows.state import OrchestrationInput
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,8 @@ from typing import Any
 from temporalio.exceptions import ApplicationError
 
 from workflows.contract import DECISION_ALREADY_MADE, DECISION_INVALID, DECISION_MISMATCH, DECISION_UNKNOWN_CALL
-from workflows.messages import ApprovalDecision, IgnoredDecision, OpenToolCall
+from workflows.messages import ApprovalDecision, IgnoredDecision
+from workflows.state import OpenToolCall
 from workflows.tool_calls import schema_problem
 
 TIMED_OUT_APPROVER = "system"

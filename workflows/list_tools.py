@@ -10,7 +10,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.mcp_tools import MCPActivities
     from workflows import contract
-    from workflows.messages import ListToolsInput, ToolListing
+    from workflows.activity_io import ListToolsInput, ToolListing
 
 
 @workflow.defn(name=contract.LIST_TOOLS_WORKFLOW)

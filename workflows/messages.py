@@ -1,8 +1,9 @@
-"""Message types shared by the workflow, the activities and the API.
+"""The run as clients see it: the request, the decisions, the status and its steps, the
+events; shared by the API, the CLI and the workflow. The activities' inputs and outputs are
+in `workflows.activity_io`, the workflow's own state in `workflows.state`.
 
-Every workflow, signal, query and activity takes exactly one of these models, so
-fields can be added later (with defaults) without breaking running histories.
-They travel through Temporal with the SDK's pydantic data converter.
+Every workflow, signal, query and activity takes exactly one model, so fields can be added
+later (with defaults) without breaking running histories.
 """
 
 from __future__ import annotations
@@ -114,24 +115,31 @@ class ChatMessage(BaseModel):
 # --- Run request, state and status ---------------------------------------------------
 
 
-class OrchestrationRequest(BaseModel):
-    """What a client asks for when starting a run (the body of POST /v1/orchestrations)."""
+class RunOptions(BaseModel):
+    """What a client chooses for a run: the fields of POST /v1/orchestrations (whose body,
+    `api.schemas.CreateOrchestration`, adds its own checks) and of the run's request."""
 
     model_config = ConfigDict(extra="forbid")
 
-    input: str | None = None
-    messages: list[ChatMessage] | None = None
-    model: str | None = None
-    instructions: str | None = None
-    mcp_servers: list[str] | None = None
+    input: str | None = Field(default=None, description="The user's prompt.")
+    messages: list[ChatMessage] | None = Field(default=None, description="OpenAI chat messages.")
+    model: str | None = Field(default=None, description="Default: the worker's ORCH_DEFAULT_MODEL.")
+    instructions: str | None = Field(default=None, description="System prompt.")
+    mcp_servers: list[str] | None = Field(default=None, description="Server names; default: every enabled one.")
     max_steps: MaxSteps = DEFAULT_MAX_STEPS
     tool_timeout_seconds: ToolTimeoutSeconds = DEFAULT_TOOL_TIMEOUT_SECONDS
     approval_timeout_seconds: ApprovalTimeoutSeconds = DEFAULT_APPROVAL_TIMEOUT_SECONDS
-    webhook_url: str | None = None
-    metadata: Metadata = Field(default_factory=dict)
-    tool_output_limit_bytes: int = Field(default=DEFAULT_TOOL_OUTPUT_LIMIT_BYTES, ge=256)
     context_budget_bytes: ContextBudgetBytes = DEFAULT_CONTEXT_BUDGET_BYTES
     llm_call: LLMCallMode = "activity"
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class OrchestrationRequest(RunOptions):
+    """A run's request, as the workflow receives it: the client's options, and what the API or
+    the chat route adds (the caller's key and scope, the webhook URL as text)."""
+
+    webhook_url: str | None = None
+    tool_output_limit_bytes: int = Field(default=DEFAULT_TOOL_OUTPUT_LIMIT_BYTES, ge=256)
     continue_as_new_after_events: int = Field(default=DEFAULT_CONTINUE_AS_NEW_AFTER_EVENTS, ge=50)
     owner: str | None = Field(default=None, description="Name of the API key that started the run.")
     tool_scope: list[str] | None = Field(
@@ -347,205 +355,3 @@ class EventsPage(BaseModel):
     first_id: int = Field(description="The oldest event still kept (older ones were dropped at continue-as-new).")
     last_id: int
     status: RunStatus
-
-
-# --- Tool catalog, fixed at run start ------------------------------------------------
-
-
-class ApprovalRule(BaseModel):
-    """An argument-level auto-approval rule of one tool (MCP config `auto_approve_rules`)."""
-
-    name: str
-    arguments: dict[str, Any] = Field(description="A JSON Schema the call's arguments must match.")
-
-
-class CatalogTool(BaseModel):
-    """One tool as offered to the model, with the policy that applies to it."""
-
-    server: str
-    tool: str
-    function_name: str
-    description: str = ""
-    input_schema: dict[str, Any]
-    model_intent: bool = False
-    auto_execute: bool = False
-    auto_approve_rules: list[ApprovalRule] = Field(default_factory=list)
-    price_usd: float = 0.0
-    definition_hash: str = ""
-
-    def openai_tool(self) -> dict[str, Any]:
-        """The tool in OpenAI's `tools` format, wrapped for model intent when enabled."""
-        parameters = self.input_schema
-        if self.model_intent:
-            parameters = {
-                "type": "object",
-                "properties": {
-                    "model_intent": {
-                        "type": "string",
-                        "description": "One sentence: why you are calling this tool and what you expect.",
-                    },
-                    "properties": self.input_schema,
-                },
-                "required": ["model_intent", "properties"],
-            }
-        return {
-            "type": "function",
-            "function": {"name": self.function_name, "description": self.description, "parameters": parameters},
-        }
-
-
-class ToolCatalog(BaseModel):
-    """Result of `prepare_run`: the tools a run may use, resolved once and recorded in history."""
-
-    default_model: str
-    tools: list[CatalogTool] = Field(default_factory=list)
-    unavailable_servers: dict[str, str] = Field(default_factory=dict)
-    default_webhook: bool = Field(
-        default=True, description="The worker has ORCH_WEBHOOK_URL (runs without their own URL notify it)."
-    )
-
-    def by_function_name(self, name: str) -> CatalogTool | None:
-        return next((tool for tool in self.tools if tool.function_name == name), None)
-
-
-# --- Open tool calls of the current step (carried across continue-as-new) ------------
-
-
-class OpenToolCall(BaseModel):
-    """A tool call of the current step, from parsing to its tool message."""
-
-    tool_call_id: str
-    function_name: str
-    step_index: int
-    server: str | None = None
-    tool: str | None = None
-    arguments: dict[str, Any] = Field(default_factory=dict)
-    intent: str | None = None
-    auto_execute: bool = False
-    rule: str | None = None
-    price_usd: float = 0.0
-    problem: str | None = None
-    definition_hash: str = ""
-    approval_hash: str = ""
-    requested_at: datetime | None = None
-    decision: ApprovalDecision | None = None
-    decided_at: datetime | None = None
-    original_arguments: dict[str, Any] | None = None
-    result: str | None = None
-
-
-class OrchestrationState(BaseModel):
-    """Everything a run needs to go on after continue-as-new."""
-
-    created_at: datetime
-    model: str
-    catalog: ToolCatalog
-    messages: list[ChatMessage]
-    llm_calls: int = 0
-    usage: Usage = Field(default_factory=Usage)
-    steps: list[StepRecord] = Field(default_factory=list)
-    open_calls: list[OpenToolCall] = Field(default_factory=list)
-    ignored_decisions: list[IgnoredDecision] = Field(default_factory=list)
-    continued_runs: int = 0
-    events: list[RunEvent] = Field(default_factory=list)
-    next_event_id: int = 1
-
-
-class OrchestrationInput(BaseModel):
-    """The workflow's single argument: the request, plus carried state after continue-as-new."""
-
-    run_request: OrchestrationRequest
-    state: OrchestrationState | None = None
-
-
-# --- Activity inputs and outputs --------------------------------------------------------
-
-
-class PrepareRunInput(BaseModel):
-    """Which configured MCP servers a run asks for (None: every enabled one)."""
-
-    mcp_servers: list[str] | None = None
-    tool_scope: list[str] | None = None
-
-
-class LLMRequest(BaseModel):
-    """One chat-completions call."""
-
-    model: str
-    messages: list[ChatMessage]
-    tools: list[dict[str, Any]] = Field(default_factory=list)
-
-
-class LLMReply(BaseModel):
-    """The assistant message and token usage of one chat-completions call."""
-
-    message: ChatMessage
-    usage: TokenUsage = Field(default_factory=TokenUsage)
-    finish_reason: str | None = None
-
-
-class ToolCallInput(BaseModel):
-    """One MCP `tools/call`, with the per-run limits."""
-
-    server: str
-    tool: str
-    arguments: dict[str, Any]
-    timeout_seconds: float
-    output_limit_bytes: int = DEFAULT_TOOL_OUTPUT_LIMIT_BYTES
-    idempotency_key: str
-    definition_hash: str | None = None
-
-
-class ToolCallOutput(BaseModel):
-    """The text of an MCP tool result; `is_error` when the server flagged it as one."""
-
-    text: str
-    is_error: bool = False
-    truncated: bool = False
-
-
-class ToolDescription(BaseModel):
-    """One tool of a configured server and the policy that applies to it."""
-
-    name: str
-    description: str = ""
-    input_schema: dict[str, Any] = Field(default_factory=dict)
-    policy: Literal["execute", "auto_execute", "denied"]
-    auto_approve_rules: list[ApprovalRule] = Field(
-        default_factory=list, description="Calls of an `execute` tool whose arguments match one run without approval."
-    )
-
-
-class ServerTools(BaseModel):
-    """A configured MCP server as GET /v1/tools shows it (never its command, env or headers)."""
-
-    name: str
-    transport: str
-    enabled: bool
-    tools: list[ToolDescription] = Field(default_factory=list)
-    error: str | None = None
-
-
-class ListToolsInput(BaseModel):
-    """Which servers to describe (None: all configured, enabled or not)."""
-
-    servers: list[str] | None = None
-
-
-class ToolListing(BaseModel):
-    """Result of the `ListTools` workflow."""
-
-    servers: list[ServerTools] = Field(default_factory=list)
-
-
-WebhookEventType = Literal["orchestration.approval_requested", "orchestration.completed", "orchestration.failed"]
-
-
-class WebhookEvent(BaseModel):
-    """An outbound event; `url` None means the worker's `ORCH_WEBHOOK_URL` (or no delivery)."""
-
-    url: str | None = None
-    event_id: str
-    event_type: Literal["orchestration.approval_requested", "orchestration.completed", "orchestration.failed"]
-    timestamp: datetime
-    data: dict[str, Any]

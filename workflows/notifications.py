@@ -12,7 +12,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.webhooks import WebhookActivities
     from workflows import options
-    from workflows.messages import WebhookEvent, WebhookEventType
+    from workflows.activity_io import WebhookEvent, WebhookEventType
     from workflows.run_record import RunRecord
 
 

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.llm import LLMActivities
     from activities.mcp_tools import MCPActivities
     from workflows import approvals, contract, options
+    from workflows.activity_io import LLMReply, LLMRequest, PrepareRunInput, ToolCallInput
     from workflows.context import fit_to_budget
     from workflows.limits import (
         IGNORED_DECISIONS_KEPT,
@@ -40,22 +41,16 @@ with workflow.unsafe.imports_passed_through():
         DecisionBatch,
         EventsPage,
         EventsQuery,
-        LLMReply,
-        LLMRequest,
-        OpenToolCall,
-        OrchestrationInput,
-        OrchestrationState,
         OrchestrationStatus,
-        PrepareRunInput,
         RunEventType,
         RunStatus,
         StepRecord,
         StopReason,
-        ToolCallInput,
     )
     from workflows.notifications import Notifications
     from workflows.publishing import Publisher
     from workflows.run_record import RunRecord
+    from workflows.state import OpenToolCall, OrchestrationInput, OrchestrationState
     from workflows.tool_calls import open_tool_call, unique_tool_call_ids
 
 ARGUMENTS_VALIDATED_PATCH = "arguments-validated-against-input-schema"

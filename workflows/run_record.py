@@ -13,16 +13,14 @@ from typing import Any
 from temporalio.exceptions import ApplicationError
 
 from workflows import approvals
+from workflows.activity_io import CatalogTool
 from workflows.events import EventLog
 from workflows.limits import EVENT_OUTPUT_PREVIEW_CHARS, preview
 from workflows.messages import (
     FINAL_EVENT,
     TERMINAL_STATUSES,
     ApprovalDecision,
-    CatalogTool,
-    OpenToolCall,
     OrchestrationRequest,
-    OrchestrationState,
     OrchestrationStatus,
     PendingApproval,
     RunEventType,
@@ -31,6 +29,7 @@ from workflows.messages import (
     StopReason,
     Usage,
 )
+from workflows.state import OpenToolCall, OrchestrationState
 from workflows.tool_calls import model_arguments_text
 
 OPEN_STEP_STATUSES = ("pending", "running", "waiting_for_approval")

@@ -11,8 +11,10 @@ from jsonschema import exceptions as jsonschema_exceptions
 from jsonschema import validators
 from referencing import exceptions as referencing_exceptions
 
+from workflows.activity_io import ToolCatalog
 from workflows.limits import arguments_problem
-from workflows.messages import LLMToolCall, OpenToolCall, ToolCatalog
+from workflows.messages import LLMToolCall
+from workflows.state import OpenToolCall
 
 TOOL_CALL_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 """The ids a run keeps as the model sent them; others are replaced (they are pasted into commands)."""

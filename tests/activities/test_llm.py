@@ -12,7 +12,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.llm import LLMActivities
 from tests.scripted_llm import Drop, HTTPError, RawBody, ScriptedLLM
-from workflows.messages import ChatMessage, LLMRequest
+from workflows.activity_io import LLMRequest
+from workflows.messages import ChatMessage
 
 
 @pytest.fixture

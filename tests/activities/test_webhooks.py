@@ -108,7 +108,7 @@ async def test_what_the_activity_sends_is_verified_by_the_standardwebhooks_libra
     from temporalio.testing import ActivityEnvironment
 
     from activities.webhooks import WebhookActivities
-    from workflows.messages import WebhookEvent
+    from workflows.activity_io import WebhookEvent
 
     sent: list[httpx.Request] = []
 
@@ -158,7 +158,7 @@ async def test_delivery_to_a_name_resolving_inside_the_network_is_refused_unless
 
     from activities.webhooks import PublicAddressTransport, WebhookActivities
     from tests.scripted_llm import free_port
-    from workflows.messages import WebhookEvent
+    from workflows.activity_io import WebhookEvent
 
     received: list[bytes] = []
 

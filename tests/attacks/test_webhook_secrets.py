@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.webhooks import WebhookActivities
-from workflows.messages import WebhookEvent
+from workflows.activity_io import WebhookEvent
 
 SECRET = "capability-token-8f3a"
 URLS = [

@@ -13,7 +13,8 @@ from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tests.scripted_llm import Reply, ScriptedLLM, Turn, tool_call
-from workflows.messages import ApprovalDecision, OrchestrationStatus, StepRecord, ToolCallInput
+from workflows.activity_io import ToolCallInput
+from workflows.messages import ApprovalDecision, OrchestrationStatus, StepRecord
 from workflows.orchestration import Orchestration
 
 IDEMPOTENCY_KEY = "io.github.durable-orchestrations/idempotency-key"

@@ -48,7 +48,8 @@ from worker.runner import build_worker, worker_resources
 from worker.settings import Settings
 from workflows.contract import SEARCH_ATTRIBUTES
 from workflows.list_tools import ListTools
-from workflows.messages import ApprovalDecision, DecisionBatch, ListToolsInput
+from workflows.activity_io import ListToolsInput
+from workflows.messages import ApprovalDecision, DecisionBatch
 from workflows.orchestration import Orchestration
 
 HERE = Path(__file__).parent

@@ -23,18 +23,14 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from workflows.messages import (
+from workflows.activity_io import (
     ApprovalRule,
     CatalogTool,
-    ChatMessage,
-    FunctionCall,
     ListToolsInput,
     LLMReply,
     LLMRequest,
-    LLMToolCall,
     PrepareRunInput,
     ServerTools,
-    TokenUsage,
     ToolCallInput,
     ToolCallOutput,
     ToolCatalog,
@@ -42,6 +38,7 @@ from workflows.messages import (
     ToolListing,
     WebhookEvent,
 )
+from workflows.messages import ChatMessage, FunctionCall, LLMToolCall, TokenUsage
 
 DEFAULT_MODEL = "fake-model"
 

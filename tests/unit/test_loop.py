@@ -10,18 +10,10 @@ from temporalio.exceptions import ApplicationError
 from tests.unit.conftest import Harness
 from tests.unit.fakes import DEFAULT_MODEL, answer, asks, call
 from tests.waiting import eventually
+from workflows.activity_io import ListToolsInput, PrepareRunInput, ToolCallInput, ToolCallOutput
 from workflows.contract import ORCHESTRATION_STATUS_ATTRIBUTE, RUN_FAILED
 from workflows.list_tools import ListTools
-from workflows.messages import (
-    ApprovalDecision,
-    EventsQuery,
-    ListToolsInput,
-    OrchestrationStatus,
-    PrepareRunInput,
-    ToolCallInput,
-    ToolCallOutput,
-    Usage,
-)
+from workflows.messages import ApprovalDecision, EventsQuery, OrchestrationStatus, Usage
 from workflows.orchestration import Orchestration
 
 

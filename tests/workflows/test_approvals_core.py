@@ -8,7 +8,8 @@ import pytest
 
 from workflows import approvals
 from workflows.contract import DECISION_ALREADY_MADE, DECISION_INVALID, DECISION_MISMATCH, DECISION_UNKNOWN_CALL
-from workflows.messages import ApprovalDecision, OpenToolCall
+from workflows.messages import ApprovalDecision
+from workflows.state import OpenToolCall
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 SCHEMA = {"type": "object", "properties": {"amount": {"type": "integer"}}, "required": ["amount"]}

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from activities.mcp_config import MCPConfigError, load_mcp_config, scope_allows
 from api.auth import APIKeysError, load_api_keys
-from workflows.messages import CatalogTool, FunctionCall, LLMToolCall, ToolCatalog
+from workflows.activity_io import CatalogTool, ToolCatalog
+from workflows.messages import FunctionCall, LLMToolCall
 from workflows.tool_calls import open_tool_call, unwrap_model_intent
 
 JSON = st.recursive(

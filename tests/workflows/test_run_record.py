@@ -5,21 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from workflows import approvals
+from workflows.activity_io import CatalogTool, ToolCatalog
 from workflows.contract import DECISION_ALREADY_MADE, DECISION_UNKNOWN_CALL
 from workflows.messages import (
     ApprovalDecision,
-    CatalogTool,
     ChatMessage,
-    OpenToolCall,
     OrchestrationRequest,
-    OrchestrationState,
     RunEventType,
     RunStatus,
     StepRecord,
     StopReason,
-    ToolCatalog,
 )
 from workflows.run_record import RunRecord
+from workflows.state import OpenToolCall, OrchestrationState
 
 START = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from workflows.messages import ApprovalRule, CatalogTool, FunctionCall, LLMToolCall, ToolCatalog
+from workflows.activity_io import ApprovalRule, CatalogTool, ToolCatalog
+from workflows.messages import FunctionCall, LLMToolCall
 from workflows.tool_calls import open_tool_call, unique_tool_call_ids, unwrap_model_intent
 
 

@@ -1,0 +1,163 @@
+"""What the workflow and its activities pass each other: the run's tool catalog (what
+`prepare_run` lists and the run pins at its start), and each activity's input and output.
+The API reads `ToolListing` too (`GET /v1/tools`, through the `ListTools` workflow)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from workflows.messages import DEFAULT_TOOL_OUTPUT_LIMIT_BYTES, ChatMessage, TokenUsage
+
+# --- Tool catalog, fixed at run start ------------------------------------------------
+
+
+class ApprovalRule(BaseModel):
+    """An argument-level auto-approval rule of one tool (MCP config `auto_approve_rules`)."""
+
+    name: str
+    arguments: dict[str, Any] = Field(description="A JSON Schema the call's arguments must match.")
+
+
+class CatalogTool(BaseModel):
+    """One tool as offered to the model, with the policy that applies to it."""
+
+    server: str
+    tool: str
+    function_name: str
+    description: str = ""
+    input_schema: dict[str, Any]
+    model_intent: bool = False
+    auto_execute: bool = False
+    auto_approve_rules: list[ApprovalRule] = Field(default_factory=list)
+    price_usd: float = 0.0
+    definition_hash: str = ""
+
+    def openai_tool(self) -> dict[str, Any]:
+        """The tool in OpenAI's `tools` format, wrapped for model intent when enabled."""
+        parameters = self.input_schema
+        if self.model_intent:
+            parameters = {
+                "type": "object",
+                "properties": {
+                    "model_intent": {
+                        "type": "string",
+                        "description": "One sentence: why you are calling this tool and what you expect.",
+                    },
+                    "properties": self.input_schema,
+                },
+                "required": ["model_intent", "properties"],
+            }
+        return {
+            "type": "function",
+            "function": {"name": self.function_name, "description": self.description, "parameters": parameters},
+        }
+
+
+class ToolCatalog(BaseModel):
+    """Result of `prepare_run`: the tools a run may use, resolved once and recorded in history."""
+
+    default_model: str
+    tools: list[CatalogTool] = Field(default_factory=list)
+    unavailable_servers: dict[str, str] = Field(default_factory=dict)
+    default_webhook: bool = Field(
+        default=True, description="The worker has ORCH_WEBHOOK_URL (runs without their own URL notify it)."
+    )
+
+    def by_function_name(self, name: str) -> CatalogTool | None:
+        return next((tool for tool in self.tools if tool.function_name == name), None)
+
+
+# --- Activity inputs and outputs --------------------------------------------------------
+
+
+class PrepareRunInput(BaseModel):
+    """Which configured MCP servers a run asks for (None: every enabled one)."""
+
+    mcp_servers: list[str] | None = None
+    tool_scope: list[str] | None = None
+
+
+class LLMRequest(BaseModel):
+    """One chat-completions call."""
+
+    model: str
+    messages: list[ChatMessage]
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class LLMReply(BaseModel):
+    """The assistant message and token usage of one chat-completions call."""
+
+    message: ChatMessage
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    finish_reason: str | None = None
+
+
+class ToolCallInput(BaseModel):
+    """One MCP `tools/call`, with the per-run limits."""
+
+    server: str
+    tool: str
+    arguments: dict[str, Any]
+    timeout_seconds: float
+    output_limit_bytes: int = DEFAULT_TOOL_OUTPUT_LIMIT_BYTES
+    idempotency_key: str
+    definition_hash: str | None = None
+
+
+class ToolCallOutput(BaseModel):
+    """The text of an MCP tool result; `is_error` when the server flagged it as one."""
+
+    text: str
+    is_error: bool = False
+    truncated: bool = False
+
+
+class ToolDescription(BaseModel):
+    """One tool of a configured server and the policy that applies to it."""
+
+    name: str
+    description: str = ""
+    input_schema: dict[str, Any] = Field(default_factory=dict)
+    policy: Literal["execute", "auto_execute", "denied"]
+    auto_approve_rules: list[ApprovalRule] = Field(
+        default_factory=list, description="Calls of an `execute` tool whose arguments match one run without approval."
+    )
+
+
+class ServerTools(BaseModel):
+    """A configured MCP server as GET /v1/tools shows it (never its command, env or headers)."""
+
+    name: str
+    transport: str
+    enabled: bool
+    tools: list[ToolDescription] = Field(default_factory=list)
+    error: str | None = None
+
+
+class ListToolsInput(BaseModel):
+    """Which servers to describe (None: all configured, enabled or not)."""
+
+    servers: list[str] | None = None
+
+
+class ToolListing(BaseModel):
+    """Result of the `ListTools` workflow."""
+
+    servers: list[ServerTools] = Field(default_factory=list)
+
+
+WebhookEventType = Literal["orchestration.approval_requested", "orchestration.completed", "orchestration.failed"]
+
+
+class WebhookEvent(BaseModel):
+    """An outbound event; `url` None means the worker's `ORCH_WEBHOOK_URL` (or no delivery)."""
+
+    url: str | None = None
+    event_id: str
+    event_type: Literal["orchestration.approval_requested", "orchestration.completed", "orchestration.failed"]
+    timestamp: datetime
+    data: dict[str, Any]
