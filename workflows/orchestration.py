@@ -51,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.publishing import Publisher
     from workflows.run_record import RunRecord
     from workflows.state import OpenToolCall, OrchestrationInput, OrchestrationState
-    from workflows.tool_calls import open_tool_call, unique_tool_call_ids
+    from workflows.tool_calls import unique_tool_call_ids
 
 ARGUMENTS_VALIDATED_PATCH = "arguments-validated-against-input-schema"
 """Runs from before this patch opened tool calls without checking the arguments against the
@@ -251,33 +251,11 @@ class Orchestration:
             state.messages.append(reply.message)
             if not reply.message.tool_calls:
                 return await self._complete(StopReason.FINAL_ANSWER, reply.message.text())
-            validate_arguments = workflow.patched(ARGUMENTS_VALIDATED_PATCH)
-            bound_arguments = workflow.patched(ARGUMENTS_BOUNDED_PATCH)
-            for call in reply.message.tool_calls:
-                opened = open_tool_call(
-                    call,
-                    state.catalog,
-                    step_index=len(state.steps),
-                    validate_arguments=validate_arguments,
-                    bound_arguments=bound_arguments,
-                )
-                state.open_calls.append(opened)
-                state.steps.append(
-                    StepRecord(
-                        index=opened.step_index,
-                        kind="tool",
-                        status="error" if opened.problem else "pending",
-                        step=state.llm_calls,
-                        tool_call_id=opened.tool_call_id,
-                        server=opened.server,
-                        tool=opened.tool or opened.function_name,
-                        arguments=opened.arguments,
-                        intent=opened.intent,
-                        output_preview=f"error: {opened.problem}" if opened.problem else None,
-                    )
-                )
-                if opened.rule is not None:
-                    self._run.approve_by_rule(opened, state.steps[-1])
+            self._run.open_tool_calls(
+                reply.message.tool_calls,
+                validate_arguments=workflow.patched(ARGUMENTS_VALIDATED_PATCH),
+                bound_arguments=workflow.patched(ARGUMENTS_BOUNDED_PATCH),
+            )
 
     async def _call_llm(self, state: OrchestrationState) -> LLMReply:
         number = state.llm_calls + 1

@@ -6,7 +6,7 @@ bookkeeping is tested without a server; the workflow module decides and does the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from workflows.messages import (
     FINAL_EVENT,
     TERMINAL_STATUSES,
     ApprovalDecision,
+    LLMToolCall,
     OrchestrationRequest,
     OrchestrationStatus,
     PendingApproval,
@@ -30,7 +31,7 @@ from workflows.messages import (
     Usage,
 )
 from workflows.state import OpenToolCall, OrchestrationState
-from workflows.tool_calls import model_arguments_text
+from workflows.tool_calls import model_arguments_text, open_tool_call
 
 OPEN_STEP_STATUSES = ("pending", "running", "waiting_for_approval")
 
@@ -122,6 +123,36 @@ class RunRecord:
             decided_before=any(step.tool_call_id == decision.tool_call_id for step in steps),
             input_schema=self.catalog_tool(call).input_schema if call is not None and call.problem is None else None,
         )
+
+    def open_tool_calls(self, calls: Sequence[LLMToolCall], *, validate_arguments: bool, bound_arguments: bool) -> None:
+        """The model's tool calls become open calls, each with its audit step; a call an
+        approval rule admits is approved (and announced) at once."""
+        assert self.state is not None
+        state = self.state
+        for call in calls:
+            opened = open_tool_call(
+                call,
+                state.catalog,
+                step_index=len(state.steps),
+                validate_arguments=validate_arguments,
+                bound_arguments=bound_arguments,
+            )
+            state.open_calls.append(opened)
+            step = StepRecord(
+                index=opened.step_index,
+                kind="tool",
+                status="error" if opened.problem else "pending",
+                step=state.llm_calls,
+                tool_call_id=opened.tool_call_id,
+                server=opened.server,
+                tool=opened.tool or opened.function_name,
+                arguments=opened.arguments,
+                intent=opened.intent,
+                output_preview=f"error: {opened.problem}" if opened.problem else None,
+            )
+            state.steps.append(step)
+            if opened.rule is not None:
+                self.approve_by_rule(opened, step)
 
     def catalog_tool(self, call: OpenToolCall) -> CatalogTool:
         assert self.state is not None
