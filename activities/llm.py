@@ -22,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 from activities.heartbeat import heartbeating
 from activities.redaction import redact
 from workflows.activity_io import LLMReply, LLMRequest
+from workflows.contract import CHAT_COMPLETION_ACTIVITY
 from workflows.messages import ChatMessage, TokenUsage
 
 RETRYABLE_STATUS = {408, 409, 429}
@@ -37,7 +38,7 @@ class LLMActivities:
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._api_key = api_key
 
-    @activity.defn(name="chat_completion")
+    @activity.defn(name=CHAT_COMPLETION_ACTIVITY)
     async def chat_completion(self, request: LLMRequest) -> LLMReply:
         """Ask the model for its next message."""
         body: dict[str, Any] = {

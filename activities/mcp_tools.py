@@ -27,6 +27,7 @@ from workflows.activity_io import (
     ToolDescription,
     ToolListing,
 )
+from workflows.contract import CALL_TOOL_ACTIVITY, DESCRIBE_TOOLS_ACTIVITY, PREPARE_RUN_ACTIVITY
 from workflows.tool_calls import definition_hash
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class MCPActivities:
         self._default_model = default_model
         self._default_webhook = default_webhook
 
-    @activity.defn(name="prepare_run")
+    @activity.defn(name=PREPARE_RUN_ACTIVITY)
     async def prepare_run(self, input: PrepareRunInput) -> ToolCatalog:
         """List the tools of the run's servers and apply each server's policy, once per run.
 
@@ -93,7 +94,7 @@ class MCPActivities:
                 )
         return catalog
 
-    @activity.defn(name="describe_tools")
+    @activity.defn(name=DESCRIBE_TOOLS_ACTIVITY)
     async def describe_tools(self, input: ListToolsInput) -> ToolListing:
         """Every configured server's tools with their policy, for GET /v1/tools."""
         config = self._pool.config
@@ -127,7 +128,7 @@ class MCPActivities:
                 )
         return listing
 
-    @activity.defn(name="call_tool")
+    @activity.defn(name=CALL_TOOL_ACTIVITY)
     async def call_tool(self, input: ToolCallInput) -> ToolCallOutput:
         """Run one tool call. An MCP error result is data for the model; transport failures raise."""
         # The idempotency key lets a server recognise a retried delivery of the same call.

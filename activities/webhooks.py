@@ -30,6 +30,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.redaction import keep_url_secrets_out_of_httpx_logs, redacted_url
 from workflows.activity_io import WebhookEvent
+from workflows.contract import DELIVER_WEBHOOK_ACTIVITY
 
 logger = logging.getLogger(__name__)
 
@@ -233,7 +234,7 @@ class WebhookActivities:
         # The worker logs at INFO, where httpx would write each delivery's full URL.
         keep_url_secrets_out_of_httpx_logs()
 
-    @activity.defn(name="deliver_webhook")
+    @activity.defn(name=DELIVER_WEBHOOK_ACTIVITY)
     async def deliver_webhook(self, event: WebhookEvent) -> None:
         """POST one event; any non-2xx answer or network error is retried by Temporal."""
         url = event.url or self._default_url

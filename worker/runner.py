@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import httpx
+from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -22,6 +24,14 @@ from activities.mcp_tools import MCPActivities
 from activities.webhooks import PublicAddressTransport, WebhookActivities
 from worker.plugin import OrchestrationPlugin
 from worker.settings import Settings
+from workflows.contract import (
+    ACTIVITY_PREFIX,
+    CALL_TOOL_ACTIVITY,
+    CHAT_COMPLETION_ACTIVITY,
+    DELIVER_WEBHOOK_ACTIVITY,
+    DESCRIBE_TOOLS_ACTIVITY,
+    PREPARE_RUN_ACTIVITY,
+)
 
 logger = logging.getLogger("worker")
 
@@ -67,19 +77,31 @@ async def worker_resources(
         llm = LLMActivities(llm_http, settings.openai_base_url, settings.openai_api_key)
         mcp = MCPActivities(pool, settings.default_model, default_webhook=bool(settings.webhook_url))
         webhooks = WebhookActivities(webhook_http, settings.webhook_url, settings.webhook_secret)
+        activities: dict[str, Callable[[Any], Awaitable[Any]]] = {
+            CHAT_COMPLETION_ACTIVITY: llm.chat_completion,
+            PREPARE_RUN_ACTIVITY: mcp.prepare_run,
+            CALL_TOOL_ACTIVITY: mcp.call_tool,
+            DESCRIBE_TOOLS_ACTIVITY: mcp.describe_tools,
+            DELIVER_WEBHOOK_ACTIVITY: webhooks.deliver_webhook,
+        }
+        bare = [_under_bare_name(name, method) for name, method in activities.items()]
         try:
-            yield WorkerResources(
-                activities=[
-                    llm.chat_completion,
-                    mcp.prepare_run,
-                    mcp.call_tool,
-                    mcp.describe_tools,
-                    webhooks.deliver_webhook,
-                ],
-                pool=pool,
-            )
+            yield WorkerResources(activities=[*activities.values(), *bare], pool=pool)
         finally:
             await pool.aclose()
+
+
+def _under_bare_name(name: str, method: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], Awaitable[Any]]:
+    """`method` (the activity named `name`) registered again under the name it had before
+    names were prefixed (`orch.call_tool` -> `call_tool`): runs from before then, and their
+    tasks already queued, still schedule it by that name."""
+
+    # The same signature and type hints (so the same payload types), not its activity definition.
+    @functools.wraps(method, updated=())
+    async def bare(input: Any) -> Any:
+        return await method(input)
+
+    return activity.defn(name=name.removeprefix(ACTIVITY_PREFIX))(bare)
 
 
 def build_worker(

@@ -16,6 +16,28 @@ LIST_TOOLS_WORKFLOW = "ListTools"
 """The configured MCP tools and their policy, listed on a worker; input `ListToolsInput`,
 result `ToolListing`."""
 
+ACTIVITY_PREFIX = "orch."
+"""Every activity's name starts with it, so it cannot clash with another service's on a shared
+task queue. Runs from before the prefix scheduled the bare names: workers register both, and
+such runs replay with the bare ones (`workflows.options.activity_name`)."""
+PREPARE_RUN_ACTIVITY = "orch.prepare_run"
+"""`PrepareRunInput` -> `ToolCatalog`: list the run's MCP tools and resolve their policy."""
+CHAT_COMPLETION_ACTIVITY = "orch.chat_completion"
+"""`LLMRequest` -> `LLMReply`: one OpenAI-compatible chat completion."""
+CALL_TOOL_ACTIVITY = "orch.call_tool"
+"""`ToolCallInput` -> `ToolCallOutput`: one MCP tool call."""
+DESCRIBE_TOOLS_ACTIVITY = "orch.describe_tools"
+"""`ListToolsInput` -> `ToolListing`: every configured server's tools, for `GET /v1/tools`."""
+DELIVER_WEBHOOK_ACTIVITY = "orch.deliver_webhook"
+"""`WebhookEvent` -> None: one signed webhook delivery."""
+ACTIVITIES = (
+    PREPARE_RUN_ACTIVITY,
+    CHAT_COMPLETION_ACTIVITY,
+    CALL_TOOL_ACTIVITY,
+    DESCRIBE_TOOLS_ACTIVITY,
+    DELIVER_WEBHOOK_ACTIVITY,
+)
+
 SUBMIT_APPROVAL_SIGNAL = "submit_approval"
 """`ApprovalDecision`; a decision that does not apply is ignored and recorded."""
 DECIDE_UPDATE = "decide"

@@ -8,8 +8,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.mcp_tools import MCPActivities
-    from workflows import contract
+    from workflows import contract, options
     from workflows.activity_io import ListToolsInput, ToolListing
 
 
@@ -19,9 +18,10 @@ class ListTools:
 
     @workflow.run
     async def run(self, input: ListToolsInput) -> ToolListing:
-        return await workflow.execute_activity_method(
-            MCPActivities.describe_tools,
+        return await workflow.execute_activity(
+            options.activity_name(contract.DESCRIBE_TOOLS_ACTIVITY),
             input,
+            result_type=ToolListing,
             start_to_close_timeout=timedelta(minutes=2),
             summary="describe configured MCP tools",
         )

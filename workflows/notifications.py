@@ -10,9 +10,9 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.webhooks import WebhookActivities
     from workflows import options
     from workflows.activity_io import WebhookEvent, WebhookEventType
+    from workflows.contract import DELIVER_WEBHOOK_ACTIVITY
     from workflows.run_record import RunRecord
 
 
@@ -36,8 +36,11 @@ class Notifications:
             timestamp=workflow.now(),
             data=data,
         )
-        delivery = workflow.execute_activity_method(
-            WebhookActivities.deliver_webhook, event, summary=f"webhook {event_type}", **options.webhook_options()
+        delivery = workflow.execute_activity(
+            options.activity_name(DELIVER_WEBHOOK_ACTIVITY),
+            event,
+            summary=f"webhook {event_type}",
+            **options.webhook_options(),
         )
         self._pending.append(asyncio.ensure_future(delivery))
 

@@ -10,8 +10,21 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.workflow import ActivityCancellationType
+
+from workflows.contract import ACTIVITY_PREFIX
+
+PREFIXED_ACTIVITY_NAMES_PATCH = "prefixed-activity-names"
+"""Runs from before this patch scheduled their activities by their bare names."""
+
+
+def activity_name(name: str) -> str:
+    """The name to schedule an activity by (a name of `workflows.contract`): a run from before
+    activity names were prefixed replays with the bare name it scheduled then."""
+    return name if workflow.patched(PREFIXED_ACTIVITY_NAMES_PATCH) else name.removeprefix(ACTIVITY_PREFIX)
+
 
 # Failure types the activities raise as non-retryable ApplicationErrors; listed here too so
 # a policy change in an activity cannot make them retry by accident.

@@ -16,13 +16,10 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    # The activity modules are imported only to reference their methods; their I/O
-    # libraries (httpx, mcp) are never called from workflow code. pydantic is passed
-    # through because the message models are plain data classes with no side effects.
-    from activities.llm import LLMActivities
-    from activities.mcp_tools import MCPActivities
+    # The message models are plain pydantic data classes with no side effects; activities
+    # are scheduled by the names in workflows.contract (no activity module is imported).
     from workflows import approvals, contract, options
-    from workflows.activity_io import LLMReply, LLMRequest, PrepareRunInput, ToolCallInput
+    from workflows.activity_io import LLMReply, LLMRequest, PrepareRunInput, ToolCallInput, ToolCallOutput, ToolCatalog
     from workflows.context import fit_to_budget
     from workflows.limits import (
         IGNORED_DECISIONS_KEPT,
@@ -204,9 +201,10 @@ class Orchestration:
     async def _start_state(self) -> OrchestrationState:
         messages = self._initial_messages()
         try:
-            catalog = await workflow.execute_activity_method(
-                MCPActivities.prepare_run,
+            catalog = await workflow.execute_activity(
+                options.activity_name(contract.PREPARE_RUN_ACTIVITY),
                 PrepareRunInput(mcp_servers=self._run.request.mcp_servers, tool_scope=self._run.request.tool_scope),
+                result_type=ToolCatalog,
                 summary="list MCP tools and resolve policy",
                 **options.prepare_options(),
             )
@@ -281,12 +279,20 @@ class Orchestration:
             if self._run.request.llm_call == "local_activity":
                 # The reply is recorded as a marker in the same task completion as the
                 # commands that act on it (the tool calls), so it is still recorded before use.
-                reply = await workflow.execute_local_activity_method(
-                    LLMActivities.chat_completion, request, summary=summary, **options.llm_local_options()
+                reply = await workflow.execute_local_activity(
+                    options.activity_name(contract.CHAT_COMPLETION_ACTIVITY),
+                    request,
+                    result_type=LLMReply,
+                    summary=summary,
+                    **options.llm_local_options(),
                 )
             else:
-                reply = await workflow.execute_activity_method(
-                    LLMActivities.chat_completion, request, summary=summary, **options.llm_options()
+                reply = await workflow.execute_activity(
+                    options.activity_name(contract.CHAT_COMPLETION_ACTIVITY),
+                    request,
+                    result_type=LLMReply,
+                    summary=summary,
+                    **options.llm_options(),
                 )
         except FailureError as err:  # ActivityError; a local activity's failure may come unwrapped
             _reraise_cancellation(err)
@@ -388,8 +394,8 @@ class Orchestration:
         summary = f"tool {call.server}.{call.tool}" + (f": {call.intent}" if call.intent else "")
         self._publish.details(f"running {call.server}.{call.tool}")
         try:
-            output = await workflow.execute_activity_method(
-                MCPActivities.call_tool,
+            output = await workflow.execute_activity(
+                options.activity_name(contract.CALL_TOOL_ACTIVITY),
                 ToolCallInput(
                     server=call.server,
                     tool=call.tool,
@@ -399,6 +405,7 @@ class Orchestration:
                     idempotency_key=f"{workflow.info().workflow_id}/{call.tool_call_id}",
                     definition_hash=call.definition_hash or None,
                 ),
+                result_type=ToolCallOutput,
                 summary=summary[:200],
                 **options.tool_options(self._run.request.tool_timeout_seconds),
             )

@@ -72,7 +72,7 @@ async def step_gaps(handle: WorkflowHandle[Any, Any]) -> list[float]:
         event.event_time.ToDatetime()
         for event in history.events
         if event.HasField("activity_task_scheduled_event_attributes")
-        and event.activity_task_scheduled_event_attributes.activity_type.name == "call_tool"
+        and event.activity_task_scheduled_event_attributes.activity_type.name == "orch.call_tool"
     ]
     return [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
 

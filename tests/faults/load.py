@@ -161,7 +161,7 @@ async def tool_activities(handle: WorkflowHandle[Any, Any]) -> dict[str, ToolAct
     for event in history.events:
         if event.HasField("activity_task_scheduled_event_attributes"):
             scheduled = event.activity_task_scheduled_event_attributes
-            if scheduled.activity_type.name != "call_tool":
+            if scheduled.activity_type.name != "orch.call_tool":
                 continue
             payload = scheduled.input.payloads[0]
             key = pydantic_data_converter.payload_converter.from_payload(payload, ToolCallInput).idempotency_key

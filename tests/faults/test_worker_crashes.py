@@ -98,7 +98,8 @@ async def test_worker_killed_while_listing_tools_hands_the_run_over_within_the_h
     async def prepare_run_started() -> bool:
         pending = (await handle.describe()).raw_description.pending_activities
         return any(
-            a.activity_type.name == "prepare_run" and a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+            a.activity_type.name == "orch.prepare_run"
+            and a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
             for a in pending
         )
 
@@ -114,7 +115,7 @@ async def test_worker_killed_while_listing_tools_hands_the_run_over_within_the_h
     # 2-minute start-to-close timeout ran out.
     history = await handle.fetch_history()
     scheduled = next(e for e in history.events if e.HasField("activity_task_scheduled_event_attributes"))
-    assert scheduled.activity_task_scheduled_event_attributes.activity_type.name == "prepare_run"
+    assert scheduled.activity_task_scheduled_event_attributes.activity_type.name == "orch.prepare_run"
     started = next(
         e.activity_task_started_event_attributes
         for e in history.events

@@ -237,7 +237,7 @@ async def local_activity_llm(s: Session) -> Histories:
     check(
         not any(
             e.HasField("activity_task_scheduled_event_attributes")
-            and e.activity_task_scheduled_event_attributes.activity_type.name == "chat_completion"
+            and e.activity_task_scheduled_event_attributes.activity_type.name.endswith("chat_completion")
             for e in history.events
         ),
         "no LLM call ran as a normal activity",

@@ -38,6 +38,13 @@ from workflows.activity_io import (
     ToolListing,
     WebhookEvent,
 )
+from workflows.contract import (
+    CALL_TOOL_ACTIVITY,
+    CHAT_COMPLETION_ACTIVITY,
+    DELIVER_WEBHOOK_ACTIVITY,
+    DESCRIBE_TOOLS_ACTIVITY,
+    PREPARE_RUN_ACTIVITY,
+)
 from workflows.messages import ChatMessage, FunctionCall, LLMToolCall, TokenUsage
 
 DEFAULT_MODEL = "fake-model"
@@ -172,14 +179,14 @@ class FakeActivities:
     def activities(self) -> list[Callable[..., Any]]:
         return [self.prepare_run, self.chat_completion, self.call_tool, self.describe_tools, self.deliver_webhook]
 
-    @activity.defn(name="prepare_run")
+    @activity.defn(name=PREPARE_RUN_ACTIVITY)
     async def prepare_run(self, input: PrepareRunInput) -> ToolCatalog:
         self.prepare_inputs.append(input)
         if isinstance(self.tool_catalog, BaseException):
             raise self.tool_catalog
         return self.tool_catalog
 
-    @activity.defn(name="chat_completion")
+    @activity.defn(name=CHAT_COMPLETION_ACTIVITY)
     async def chat_completion(self, request: LLMRequest) -> LLMReply:
         self.llm_requests.append(request)
         if not self.llm_turns:
@@ -191,7 +198,7 @@ class FakeActivities:
             raise turn
         return turn
 
-    @activity.defn(name="call_tool")
+    @activity.defn(name=CALL_TOOL_ACTIVITY)
     async def call_tool(self, input: ToolCallInput) -> ToolCallOutput:
         self.tool_calls.append(input)
         result = self.tool_results.get(input.tool)
@@ -203,12 +210,12 @@ class FakeActivities:
             raise result
         return result
 
-    @activity.defn(name="describe_tools")
+    @activity.defn(name=DESCRIBE_TOOLS_ACTIVITY)
     async def describe_tools(self, input: ListToolsInput) -> ToolListing:
         self.describe_inputs.append(input)
         return self.listing
 
-    @activity.defn(name="deliver_webhook")
+    @activity.defn(name=DELIVER_WEBHOOK_ACTIVITY)
     async def deliver_webhook(self, event: WebhookEvent) -> None:
         self.webhooks.append(event)
 

@@ -113,7 +113,7 @@ async def test_llm_calls_as_local_activities_record_each_reply_with_the_commands
     events = (await handle.fetch_history()).events
     scheduled = [e for e in events if e.HasField("activity_task_scheduled_event_attributes")]
     names = [e.activity_task_scheduled_event_attributes.activity_type.name for e in scheduled]
-    assert names == ["prepare_run", "call_tool"], "no chat_completion activity"
+    assert names == ["orch.prepare_run", "orch.call_tool"], "no chat_completion activity"
     markers = [
         e.marker_recorded_event_attributes
         for e in events
