@@ -191,12 +191,7 @@ class FakeActivities:
         self.llm_requests.append(request)
         if not self.llm_turns:
             raise ApplicationError("the fake LLM's script ran out", type="ScriptExhausted", non_retryable=True)
-        turn = self.llm_turns.pop(0)
-        if callable(turn) and not isinstance(turn, BaseException):
-            turn = turn(request)
-        if isinstance(turn, BaseException):
-            raise turn
-        return turn
+        return _played(self.llm_turns.pop(0), request)
 
     @activity.defn(name=CALL_TOOL_ACTIVITY)
     async def call_tool(self, input: ToolCallInput) -> ToolCallOutput:
@@ -204,11 +199,7 @@ class FakeActivities:
         result = self.tool_results.get(input.tool)
         if result is None:  # as the real activity does for a server the worker lacks
             raise ApplicationError(f"no fake for {input.tool}", type="MCPServerNotConfigured", non_retryable=True)
-        if callable(result) and not isinstance(result, BaseException):
-            result = result(input)
-        if isinstance(result, BaseException):
-            raise result
-        return result
+        return _played(result, input)
 
     @activity.defn(name=DESCRIBE_TOOLS_ACTIVITY)
     async def describe_tools(self, input: ListToolsInput) -> ToolListing:
@@ -227,3 +218,12 @@ class FakeActivities:
 
     def webhook_types(self) -> list[str]:
         return [event.event_type for event in self.webhooks]
+
+
+def _played(scripted: Any, argument: Any) -> Any:
+    """A scripted answer: the value itself, an exception raised, or a function of the input."""
+    if callable(scripted) and not isinstance(scripted, BaseException):
+        scripted = scripted(argument)
+    if isinstance(scripted, BaseException):
+        raise scripted
+    return scripted
