@@ -1,0 +1,200 @@
+"""The loop's two kinds of step, each with its audit record and events: an LLM call, and the
+life of one tool call (decided at once, by a rule, by a person or by the timeout; run when
+approved; one tool message either way). Workflow code: the activities are scheduled here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, FailureError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import approvals, contract, options
+    from workflows.activity_io import LLMReply, LLMRequest, ToolCallInput, ToolCallOutput
+    from workflows.context import fit_to_budget
+    from workflows.failures import RunFailed, failure_message, reraise_cancellation
+    from workflows.limits import PAYLOAD_BUDGET_BYTES, json_bytes
+    from workflows.messages import OUTPUT_PREVIEW_CHARS, RunEventType, StepRecord
+    from workflows.notifications import Notifications
+    from workflows.publishing import Publisher
+    from workflows.run_record import RunRecord
+    from workflows.state import OpenToolCall, OrchestrationState
+
+
+class Steps:
+    """Runs the steps of one run, recording each in its `RunRecord`."""
+
+    def __init__(
+        self,
+        run: RunRecord,
+        publish: Publisher,
+        notifications: Notifications,
+        continue_as_new_due: Callable[[], bool],
+    ) -> None:
+        self._run = run
+        self._publish = publish
+        self._notifications = notifications
+        self._continue_as_new_due = continue_as_new_due
+
+    async def call_llm(self, state: OrchestrationState) -> LLMReply:
+        number = state.llm_calls + 1
+        record = StepRecord(
+            index=len(state.steps), kind="llm", status="running", step=number, started_at=workflow.now()
+        )
+        state.steps.append(record)
+        fit_to_budget(state.messages, self._run.request.context_budget_bytes)
+        request = LLMRequest(
+            model=state.model, messages=state.messages, tools=[tool.openai_tool() for tool in state.catalog.tools]
+        )
+        size = json_bytes(request)
+        if size > PAYLOAD_BUDGET_BYTES:
+            self._run.end_step(record, "failed")
+            raise RunFailed(
+                f"the conversation and tool definitions are {size} bytes, over the {PAYLOAD_BUDGET_BYTES} one LLM "
+                "call can carry; start a new run, or lower context_budget_bytes"
+            )
+        summary = f"llm {state.model} step {number}"
+        self._publish.details(f"asking the model (step {number})")
+        self._run.emit(RunEventType.LLM_STARTED, step_index=record.index, model=state.model, step=number)
+        try:
+            if self._run.request.llm_call == "local_activity":
+                # The reply is recorded as a marker in the same task completion as the
+                # commands that act on it (the tool calls), so it is still recorded before use.
+                reply = await workflow.execute_local_activity(
+                    options.activity_name(contract.CHAT_COMPLETION_ACTIVITY),
+                    request,
+                    result_type=LLMReply,
+                    summary=summary,
+                    **options.llm_local_options(),
+                )
+            else:
+                reply = await workflow.execute_activity(
+                    options.activity_name(contract.CHAT_COMPLETION_ACTIVITY),
+                    request,
+                    result_type=LLMReply,
+                    summary=summary,
+                    **options.llm_options(),
+                )
+        except FailureError as err:  # ActivityError; a local activity's failure may come unwrapped
+            reraise_cancellation(err)
+            self._run.end_step(record, "failed")
+            message = failure_message(err)
+            self._run.emit(
+                RunEventType.LLM_FINISHED, step_index=record.index, step=number, status="failed", error=message
+            )
+            raise RunFailed(f"LLM call failed: {message}") from None
+        state.llm_calls = number
+        state.usage.prompt_tokens += reply.usage.prompt_tokens
+        state.usage.completion_tokens += reply.usage.completion_tokens
+        record.usage = reply.usage
+        self._run.end_step(record, "completed")
+        self._run.emit(
+            RunEventType.LLM_FINISHED,
+            step_index=record.index,
+            step=number,
+            status="completed",
+            usage=reply.usage.model_dump(),
+            tool_calls=len(reply.message.tool_calls or []),
+        )
+        workflow.logger.info("llm step %d: %d tool call(s)", number, len(reply.message.tool_calls or []))
+        return reply
+
+    async def settle(self, call: OpenToolCall) -> None:
+        record = self._run.tool_step(call)
+        if call.problem is not None:
+            call.result = f"error: {call.problem}"
+            self._run.emit_tool_finished(call, record)
+            return
+        if not call.auto_execute and call.decision is None:
+            if not await self._await_decision(call, record):
+                return
+        if call.decision is not None:
+            self._run.record_decision(call)
+            if call.decision.decision == "deny":
+                call.result = f"denied: {call.decision.reason or 'no reason given'}"
+                record.output_preview = call.result
+                self._run.end_step(record, "denied")
+                return
+        await self._execute(call, record)
+
+    async def _await_decision(self, call: OpenToolCall, record: StepRecord) -> bool:
+        """Wait for a decision on `call`; False when the wait stopped for continue-as-new."""
+        if call.requested_at is None:
+            call.requested_at = workflow.now()
+            record.status = "waiting_for_approval"
+            record.started_at = call.requested_at
+            pending = self._run.pending_approval(call)
+            self._run.emit_for(
+                call,
+                RunEventType.TOOL_PENDING,
+                **pending.model_dump(mode="json", exclude={"tool_call_id"}),
+            )
+            self._publish.details()
+            self._notifications.send(
+                "orchestration.approval_requested",
+                {"orchestration_id": workflow.info().workflow_id, "tool_call": pending.model_dump(mode="json")},
+            )
+        self._publish.refresh()
+        remaining = (self._run.expires_at(call) - workflow.now()).total_seconds()
+        try:
+            if remaining <= 0:
+                raise TimeoutError
+            await workflow.wait_condition(
+                lambda: call.decision is not None or self._continue_as_new_due(),
+                timeout=timedelta(seconds=remaining),
+                timeout_summary=f"approval of {call.server}.{call.tool} ({call.tool_call_id}) times out",
+            )
+        except TimeoutError:
+            approvals.time_out(call, workflow.now())
+            self._run.emit_decision(call)
+        self._publish.refresh()
+        return call.decision is not None
+
+    async def _execute(self, call: OpenToolCall, record: StepRecord) -> None:
+        assert call.server is not None and call.tool is not None
+        record.status = "running"
+        record.started_at = workflow.now()
+        self._run.emit_for(
+            call,
+            RunEventType.TOOL_STARTED,
+            server=call.server,
+            tool=call.tool,
+            arguments=call.arguments,
+        )
+        summary = f"tool {call.server}.{call.tool}" + (f": {call.intent}" if call.intent else "")
+        self._publish.details(f"running {call.server}.{call.tool}")
+        try:
+            output = await workflow.execute_activity(
+                options.activity_name(contract.CALL_TOOL_ACTIVITY),
+                ToolCallInput(
+                    server=call.server,
+                    tool=call.tool,
+                    arguments=call.arguments,
+                    timeout_seconds=self._run.request.tool_timeout_seconds,
+                    output_limit_bytes=self._run.request.tool_output_limit_bytes,
+                    idempotency_key=f"{workflow.info().workflow_id}/{call.tool_call_id}",
+                    definition_hash=call.definition_hash or None,
+                ),
+                result_type=ToolCallOutput,
+                summary=summary[:200],
+                **options.tool_options(self._run.request.tool_timeout_seconds),
+            )
+        except ActivityError as err:
+            reraise_cancellation(err)
+            call.result = f"error: {failure_message(err)}"
+            status = "error"
+        else:
+            call.result = f"error: {output.text}" if output.is_error else output.text
+            status = "error" if output.is_error else "completed"
+            if call.original_arguments is not None:
+                call.result = f"(Approved with edited arguments: {json.dumps(call.arguments)})\n{call.result}"
+            assert self._run.state is not None
+            self._run.state.usage.tool_calls += 1
+            self._run.state.usage.cost_usd = round(self._run.state.usage.cost_usd + call.price_usd, 10)
+        record.output_preview = call.result[:OUTPUT_PREVIEW_CHARS]
+        self._run.end_step(record, status)
+        self._run.emit_tool_finished(call, record)
+        workflow.logger.info("tool %s.%s %s", call.server, call.tool, status)
