@@ -4,9 +4,6 @@ the one line the Temporal UI shows as a run's Summary."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as RawStatus
 from temporalio.client import WorkflowExecution, WorkflowExecutionDescription, WorkflowExecutionStatus
 
@@ -19,6 +16,7 @@ from workflows.messages import (
     OrchestrationStatus,
     RunEvent,
     RunEventType,
+    RunMemo,
     RunStatus,
     StopReason,
 )
@@ -37,18 +35,17 @@ CLOSED_STOP_REASON = {
 }
 
 
-def status_of(execution: WorkflowExecution, memo: Mapping[str, Any]) -> RunStatus:
+def status_of(execution: WorkflowExecution, memo: RunMemo) -> RunStatus:
     """The run's status: final memo, else the search attribute, else Temporal's own status."""
-    final = memo.get("orchestration")
-    if isinstance(final, dict) and final.get("status"):
-        return RunStatus(final["status"])
+    if memo.orchestration is not None:
+        return memo.orchestration.status
     if execution.status is not None and execution.status in _CLOSED_STATUS:
         return _CLOSED_STATUS[execution.status]
     value = execution.typed_search_attributes.get(ORCHESTRATION_STATUS_ATTRIBUTE)
     return RunStatus(value) if value is not None and value in RunStatus._value2member_map_ else RunStatus.RUNNING
 
 
-def minimal_status(description: WorkflowExecutionDescription, memo: Mapping[str, Any]) -> OrchestrationStatus:
+def minimal_status(description: WorkflowExecutionDescription, memo: RunMemo) -> OrchestrationStatus:
     """What the server alone knows of a run (no worker answered, or it was terminated)."""
     status = status_of(description, memo)
     raw = description.raw_description.workflow_execution_info
@@ -64,10 +61,10 @@ def minimal_status(description: WorkflowExecutionDescription, memo: Mapping[str,
     )
 
 
-def memo_events(description: WorkflowExecutionDescription, memo: Mapping[str, Any], after: int) -> EventsPage:
+def memo_events(description: WorkflowExecutionDescription, memo: RunMemo, after: int) -> EventsPage:
     """A finished run's events from its memo; a run that ended without writing them
     (terminated, timed out, failed at its start) gets a final event made up here."""
-    events = [RunEvent.model_validate(event) for event in memo.get("events") or []]
+    events = list(memo.events)
     status = status_of(description, memo)
     if not any(event.type in FINAL_EVENT_TYPES for event in events):
         final = minimal_status(description, memo)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -56,7 +56,15 @@ from workflows.contract import (
     ORCHESTRATION_OWNER_ATTRIBUTE,
     ORCHESTRATION_STATUS_ATTRIBUTE,
 )
-from workflows.messages import ApprovalDecision, DecisionBatch, EventsPage, EventsQuery, OrchestrationStatus, RunStatus
+from workflows.messages import (
+    ApprovalDecision,
+    DecisionBatch,
+    EventsPage,
+    EventsQuery,
+    OrchestrationStatus,
+    RunMemo,
+    RunStatus,
+)
 from workflows.state import OrchestrationInput
 
 
@@ -117,7 +125,9 @@ class OrchestrationService:
                     task_queue=self._settings.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                    memo={"request_hash": request_hash, "start_nonce": nonce, "owner": caller.name},
+                    memo=RunMemo(request_hash=request_hash, start_nonce=nonce, owner=caller.name).written(
+                        "request_hash", "start_nonce", "owner"
+                    ),
                     search_attributes=TypedSearchAttributes(attributes),
                     static_summary=ui_summary(request),
                 )
@@ -127,10 +137,10 @@ class OrchestrationService:
             return workflow_id, RunStatus.RUNNING, True
         async with temporal_call("read orchestration"):
             description = await handle.describe()
-            memo = await description.memo()
-        if memo.get("start_nonce") == nonce:
+            memo = await _memo(description)
+        if memo.start_nonce == nonce:
             return workflow_id, RunStatus.RUNNING, True
-        if memo.get("request_hash") != request_hash:
+        if memo.request_hash != request_hash:
             raise APIError(
                 422, "idempotency_key_reused", "this Idempotency-Key was already used with a different request body"
             )
@@ -138,9 +148,7 @@ class OrchestrationService:
 
     # --- Read ---------------------------------------------------------------------------
 
-    async def describe(
-        self, orchestration_id: str, caller: Principal
-    ) -> tuple[WorkflowExecutionDescription, Mapping[str, Any]]:
+    async def describe(self, orchestration_id: str, caller: Principal) -> tuple[WorkflowExecutionDescription, RunMemo]:
         """The run's description and memo; 404 when it does not exist or `caller` may not read it."""
         handle = self._client.get_workflow_handle(orchestration_id)
         try:
@@ -153,8 +161,8 @@ class OrchestrationService:
         if description.workflow_type != "Orchestration":
             raise not_found(orchestration_id)
         async with temporal_call("read orchestration"):
-            memo = await description.memo()
-        if not caller.may_read(memo.get("owner")):
+            memo = await _memo(description)
+        if not caller.may_read(memo.owner):
             # Another key's run: as unknown as a run that does not exist.
             raise not_found(orchestration_id)
         return description, memo
@@ -168,9 +176,8 @@ class OrchestrationService:
                 raise not_found(orchestration_id)
             return live
         description, memo = await self.describe(orchestration_id, caller)
-        final = memo.get("orchestration")
-        if isinstance(final, dict):
-            recorded = OrchestrationStatus.model_validate(final)
+        recorded = memo.orchestration
+        if recorded is not None:
             if recorded.shortened and description.status == WorkflowExecutionStatus.COMPLETED:
                 return await self._result(description) or recorded
             return recorded
@@ -221,7 +228,7 @@ class OrchestrationService:
             raise APIError(503, "no_worker", f"no worker answered for {orchestration_id}") from None
         async with temporal_call("read orchestration"):
             description = await handle.describe()
-            memo = await description.memo()
+            memo = await _memo(description)
         if description.status == WorkflowExecutionStatus.RUNNING:
             raise APIError(503, "no_worker", f"no worker answered for {orchestration_id}")
         return memo_events(description, memo, after)
@@ -244,13 +251,12 @@ class OrchestrationService:
         return summaries, self._page_tokens.encode(next_token) if next_token else None
 
     async def _summary(self, execution: WorkflowExecution) -> OrchestrationSummary:
-        memo = await execution.memo()
-        final = memo.get("orchestration") if isinstance(memo.get("orchestration"), dict) else None
+        memo = await _memo(execution)
         status = status_of(execution, memo)
         return OrchestrationSummary(
             id=execution.id,
             status=status,
-            stop_reason=final.get("stop_reason") if final else CLOSED_STOP_REASON.get(status),
+            stop_reason=memo.orchestration.stop_reason if memo.orchestration else CLOSED_STOP_REASON.get(status),
             created_at=execution.start_time,
             closed_at=execution.close_time,
             links=self.links(execution.id),
@@ -292,7 +298,7 @@ class OrchestrationService:
             async with temporal_call("signal decision"):
                 for decision in decisions:
                     await handle.signal(contract.SUBMIT_APPROVAL_SIGNAL, decision)
-            return minimal_status(description, {}), False
+            return minimal_status(description, RunMemo()), False
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type in DECISION_ERRORS:
@@ -314,16 +320,21 @@ class OrchestrationService:
 
     async def cancel(self, orchestration_id: str, caller: Principal) -> RunStatus:
         description, memo = await self.describe(orchestration_id, caller)
-        if not caller.may_cancel(memo.get("owner")):
+        if not caller.may_cancel(memo.owner):
             raise APIError(403, "forbidden", f"only the key that started {orchestration_id} or an admin may cancel it")
         if description.status != WorkflowExecutionStatus.RUNNING:
             return status_of(description, memo)
         async with temporal_call("cancel orchestration"):
             await self._client.get_workflow_handle(orchestration_id).cancel()
-        return status_of(description, {})
+        return status_of(description, RunMemo())
 
     # --- Readiness ----------------------------------------------------------------------
 
     async def ready(self) -> None:
         async with temporal_call("readiness check", 3.0):
             await self._client.workflow_service.get_system_info(GetSystemInfoRequest(), timeout=timedelta(seconds=3))
+
+
+async def _memo(execution: WorkflowExecution) -> RunMemo:
+    """The run's memo, typed (a field it lacks is None)."""
+    return RunMemo.model_validate(await execution.memo())

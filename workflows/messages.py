@@ -355,3 +355,21 @@ class EventsPage(BaseModel):
     first_id: int = Field(description="The oldest event still kept (older ones were dropped at continue-as-new).")
     last_id: int
     status: RunStatus
+
+
+class RunMemo(BaseModel):
+    """A run's memo, which Temporal keeps with the run: the API writes who started it and the
+    idempotency fields at start, the run writes its final status and events at its end, and
+    the API reads them when no worker answers (finished, terminated, no worker)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    request_hash: str | None = None
+    start_nonce: str | None = None
+    owner: str | None = None
+    orchestration: OrchestrationStatus | None = Field(default=None, description="The final status, shortened to fit.")
+    events: list[RunEvent] = Field(default_factory=list)
+
+    def written(self, *fields: str) -> dict[str, Any]:
+        """`fields` as a memo upsert (JSON values)."""
+        return self.model_dump(mode="json", include=set(fields))

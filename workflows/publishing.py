@@ -10,7 +10,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import ORCHESTRATION_STATUS_ATTRIBUTE
     from workflows.details import current_details
     from workflows.limits import MEMO_STATUS_BUDGET_BYTES, fitted_status
-    from workflows.messages import TERMINAL_STATUSES, RunEventType, RunStatus
+    from workflows.messages import TERMINAL_STATUSES, RunEventType, RunMemo, RunStatus
     from workflows.run_record import RunRecord
 
 
@@ -46,6 +46,6 @@ class Publisher:
 
     def final_memo(self) -> None:
         """The final status and the events, readable without a worker (e.g. after cancel)."""
-        events = [event.model_dump(mode="json") for event in self._record.events.carried()]
         final = fitted_status(self._record.full_status(), MEMO_STATUS_BUDGET_BYTES)
-        workflow.upsert_memo({"orchestration": final.model_dump(mode="json"), "events": events})
+        memo = RunMemo(orchestration=final, events=self._record.events.carried())
+        workflow.upsert_memo(memo.written("orchestration", "events"))
