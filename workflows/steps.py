@@ -103,6 +103,9 @@ class Steps:
         return reply
 
     async def settle(self, call: OpenToolCall) -> None:
+        """Give `call` its result: an error for a call that cannot run, a denial, or the tool's
+        output once approved (at once, by a rule, by a person); unset when the wait for a
+        decision stopped for continue-as-new (the call goes along, still waiting)."""
         record = self._run.tool_step(call)
         if call.problem is not None:
             call.result = f"error: {call.problem}"
