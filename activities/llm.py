@@ -22,8 +22,9 @@ from temporalio.exceptions import ApplicationError
 from activities.heartbeat import heartbeating
 from activities.redaction import redact
 from workflows.activity_io import LLMReply, LLMRequest
+from workflows.chat_messages import ChatMessage
 from workflows.contract import CHAT_COMPLETION_ACTIVITY
-from workflows.messages import ChatMessage, TokenUsage
+from workflows.messages import TokenUsage
 
 RETRYABLE_STATUS = {408, 409, 429}
 DEFAULT_LLM_TIMEOUT = httpx.Timeout(300.0, connect=10.0)

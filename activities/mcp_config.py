@@ -12,7 +12,7 @@ import fnmatch
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -189,22 +189,6 @@ def resolve_placeholders(values: Mapping[str, str], environ: Mapping[str, str] |
 def _one_line(text: str) -> str:
     """Control characters (e.g. a newline in a server name) shown escaped, so the error stays one line."""
     return re.sub(r"[\x00-\x1f\x7f]", lambda match: repr(match.group())[1:-1], text)
-
-
-def scope_allows(scope: Sequence[str] | None, server: str, tool: str | None = None) -> bool:
-    """Whether an API key's MCP scope admits `server` (any of its tools when `tool` is None)
-    or `server`'s `tool`. Entries are `server` (all its tools) or `server.tool`, with globs;
-    None means no restriction."""
-    if scope is None:
-        return True
-    for entry in scope:
-        if fnmatch.fnmatchcase(server, entry):
-            return True
-        # Server and tool names may hold dots themselves: try every split.
-        for at in (index for index, char in enumerate(entry) if char == "."):
-            if fnmatch.fnmatchcase(server, entry[:at]) and (tool is None or fnmatch.fnmatchcase(tool, entry[at + 1 :])):
-                return True
-    return False
 
 
 def _matches(tool: str, patterns: list[str]) -> bool:

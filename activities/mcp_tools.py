@@ -13,7 +13,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.heartbeat import heartbeating
-from activities.mcp_config import MCPConfigError, MCPServerConfig, ToolPolicy, scope_allows
+from activities.mcp_config import MCPConfigError, MCPServerConfig, ToolPolicy
 from activities.mcp_pool import MCPServerUnknown, MCPSessionPool, MCPToolTimeout, describe_error
 from workflows.activity_io import (
     ApprovalRule,
@@ -28,6 +28,7 @@ from workflows.activity_io import (
     ToolListing,
 )
 from workflows.contract import CALL_TOOL_ACTIVITY, DESCRIBE_TOOLS_ACTIVITY, PREPARE_RUN_ACTIVITY
+from workflows.scopes import scope_allows
 from workflows.tool_calls import definition_hash
 
 logger = logging.getLogger(__name__)

@@ -16,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.events import next_event
 from api.schemas import CreateOrchestration, Links
+from workflows.chat_messages import ChatMessage
 from workflows.limits import Metadata, ModelName, ServerNames
 from workflows.messages import (
     FINAL_EVENT_TYPES,
-    ChatMessage,
     MaxSteps,
     OrchestrationStatus,
     PendingApproval,

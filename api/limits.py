@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from activities.mcp_config import scope_allows
 from activities.webhooks import literal_target_problem
 from api.auth import Principal
 from api.errors import APIError
 from api.schemas import CreateOrchestration
 from worker.settings import Settings
+from workflows.scopes import scope_allows
 
 
 def check_run_request(body: CreateOrchestration, settings: Settings) -> None:

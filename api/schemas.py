@@ -10,13 +10,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
 from workflows.activity_io import ServerTools
 from workflows.limits import ModelName, ServerNames
-from workflows.messages import (
-    ApprovalDecision,
-    OrchestrationRequest,
-    RunOptions,
-    RunStatus,
-    StopReason,
-)
+from workflows.messages import ApprovalDecision, OrchestrationRequest, RunOptions, RunStatus, StopReason
 
 
 class CreateOrchestration(RunOptions):

@@ -9,7 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from workflows.messages import DEFAULT_TOOL_OUTPUT_LIMIT_BYTES, ChatMessage, TokenUsage
+from workflows.chat_messages import ChatMessage
+from workflows.messages import DEFAULT_TOOL_OUTPUT_LIMIT_BYTES, TokenUsage
 
 # --- Tool catalog, fixed at run start ------------------------------------------------
 

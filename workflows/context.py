@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from workflows.messages import ChatMessage
+from workflows.chat_messages import ChatMessage
 
 ELIDED_PREFIX = "[elided to fit the context budget: "
 PREVIEW_CHARS = 200

@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     # are scheduled by the names in workflows.contract (no activity module is imported).
     from workflows import approvals, contract, options
     from workflows.activity_io import PrepareRunInput, ToolCatalog
+    from workflows.chat_messages import ChatMessage
     from workflows.failures import RunFailed, failure_message, reraise_cancellation
     from workflows.limits import (
         IGNORED_DECISIONS_KEPT,
@@ -29,7 +30,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.messages import (
         TERMINAL_STATUSES,
         ApprovalDecision,
-        ChatMessage,
         DecisionBatch,
         EventsPage,
         EventsQuery,

@@ -14,13 +14,13 @@ from temporalio.exceptions import ApplicationError
 
 from workflows import approvals
 from workflows.activity_io import CatalogTool
+from workflows.chat_messages import LLMToolCall
 from workflows.events import EventLog
 from workflows.limits import EVENT_OUTPUT_PREVIEW_CHARS, preview
 from workflows.messages import (
     FINAL_EVENT,
     TERMINAL_STATUSES,
     ApprovalDecision,
-    LLMToolCall,
     OrchestrationRequest,
     OrchestrationStatus,
     PendingApproval,

@@ -10,15 +10,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from workflows.activity_io import ToolCatalog
-from workflows.messages import (
-    ApprovalDecision,
-    ChatMessage,
-    IgnoredDecision,
-    OrchestrationRequest,
-    RunEvent,
-    StepRecord,
-    Usage,
-)
+from workflows.chat_messages import ChatMessage
+from workflows.messages import ApprovalDecision, IgnoredDecision, OrchestrationRequest, RunEvent, StepRecord, Usage
 
 # --- Open tool calls of the current step (carried across continue-as-new) ------------
 

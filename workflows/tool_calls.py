@@ -12,8 +12,8 @@ from jsonschema import validators
 from referencing import exceptions as referencing_exceptions
 
 from workflows.activity_io import ToolCatalog
+from workflows.chat_messages import LLMToolCall
 from workflows.limits import arguments_problem
-from workflows.messages import LLMToolCall
 from workflows.state import OpenToolCall
 
 TOOL_CALL_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from activities.mcp_config import scope_allows
 from api.auth import Caller
 from api.deps import ServiceDep
 from api.errors import error_responses
 from api.schemas import ToolsResponse
+from workflows.scopes import scope_allows
 
 router = APIRouter(prefix="/v1/tools", tags=["tools"])
 

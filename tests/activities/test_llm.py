@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 from activities.llm import LLMActivities
 from tests.scripted_llm import Drop, HTTPError, RawBody, ScriptedLLM
 from workflows.activity_io import LLMRequest
-from workflows.messages import ChatMessage
+from workflows.chat_messages import ChatMessage
 
 
 @pytest.fixture

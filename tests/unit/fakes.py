@@ -38,6 +38,7 @@ from workflows.activity_io import (
     ToolListing,
     WebhookEvent,
 )
+from workflows.chat_messages import ChatMessage, FunctionCall, LLMToolCall
 from workflows.contract import (
     CALL_TOOL_ACTIVITY,
     CHAT_COMPLETION_ACTIVITY,
@@ -45,7 +46,7 @@ from workflows.contract import (
     DESCRIBE_TOOLS_ACTIVITY,
     PREPARE_RUN_ACTIVITY,
 )
-from workflows.messages import ChatMessage, FunctionCall, LLMToolCall, TokenUsage
+from workflows.messages import TokenUsage
 
 DEFAULT_MODEL = "fake-model"
 

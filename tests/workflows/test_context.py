@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from workflows.chat_messages import ChatMessage
 from workflows.context import ELIDED_PREFIX, conversation_bytes, fit_to_budget
-from workflows.messages import ChatMessage
 
 
 def _conversation(outputs: int, size: int) -> list[ChatMessage]:

@@ -10,10 +10,11 @@ from tempfile import TemporaryDirectory
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from activities.mcp_config import MCPConfigError, load_mcp_config, scope_allows
+from activities.mcp_config import MCPConfigError, load_mcp_config
 from api.auth import APIKeysError, load_api_keys
 from workflows.activity_io import CatalogTool, ToolCatalog
-from workflows.messages import FunctionCall, LLMToolCall
+from workflows.chat_messages import FunctionCall, LLMToolCall
+from workflows.scopes import scope_allows
 from workflows.tool_calls import open_tool_call, unwrap_model_intent
 
 JSON = st.recursive(

@@ -6,16 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from workflows import approvals
 from workflows.activity_io import CatalogTool, ToolCatalog
+from workflows.chat_messages import ChatMessage
 from workflows.contract import DECISION_ALREADY_MADE, DECISION_UNKNOWN_CALL
-from workflows.messages import (
-    ApprovalDecision,
-    ChatMessage,
-    OrchestrationRequest,
-    RunEventType,
-    RunStatus,
-    StepRecord,
-    StopReason,
-)
+from workflows.messages import ApprovalDecision, OrchestrationRequest, RunEventType, RunStatus, StepRecord, StopReason
 from workflows.run_record import RunRecord
 from workflows.state import OpenToolCall, OrchestrationState
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from workflows.activity_io import ApprovalRule, CatalogTool, ToolCatalog
-from workflows.messages import FunctionCall, LLMToolCall
+from workflows.chat_messages import FunctionCall, LLMToolCall
 from workflows.tool_calls import open_tool_call, unique_tool_call_ids, unwrap_model_intent
 
 
