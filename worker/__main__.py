@@ -6,10 +6,9 @@ import asyncio
 import logging
 import sys
 
-from activities.mcp_config import MCPConfigError, load_mcp_config
+from activities.mcp_config import MCPConfigError
 from worker.codec import EncryptionKeyError
-from worker.converter import data_converter
-from worker.runner import run_worker
+from worker.runner import checked_config, run_worker
 from worker.settings import Settings
 
 
@@ -17,8 +16,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
     try:
-        mcp_config = load_mcp_config(settings.mcp_config)
-        data_converter(settings.encryption_key)
+        mcp_config = checked_config(settings)
     except (MCPConfigError, EncryptionKeyError) as err:
         sys.stderr.write(f"worker: {err}\n")
         return 2

@@ -18,10 +18,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.llm import DEFAULT_LLM_TIMEOUT, LLMActivities
-from activities.mcp_config import MCPConfig
+from activities.mcp_config import MCPConfig, load_mcp_config
 from activities.mcp_pool import MCPSessionPool
 from activities.mcp_tools import MCPActivities
 from activities.webhooks import PublicAddressTransport, WebhookActivities
+from worker.converter import data_converter
 from worker.plugin import OrchestrationPlugin
 from worker.settings import Settings
 from workflows.contract import (
@@ -37,6 +38,15 @@ logger = logging.getLogger("worker")
 
 WEBHOOK_TIMEOUT = httpx.Timeout(10.0)
 HEARTBEAT_THROTTLE = timedelta(seconds=2)
+
+
+def checked_config(settings: Settings) -> MCPConfig:
+    """What a worker refuses to start with, checked: the MCP config (returned) and the
+    encryption key. Raises MCPConfigError or EncryptionKeyError, one line each; `orch dev`
+    checks the same before it starts anything."""
+    config = load_mcp_config(settings.mcp_config)
+    data_converter(settings.encryption_key)
+    return config
 
 
 async def connect(settings: Settings) -> Client:

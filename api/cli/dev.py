@@ -26,11 +26,11 @@ from typing import IO
 import httpx
 from pydantic import ValidationError
 
-from activities.mcp_config import MCPConfigError, load_mcp_config
+from activities.mcp_config import MCPConfigError
 from api.auth import APIKeysError, load_api_keys
 from api.cli.client import CLIError
 from worker.codec import EncryptionKeyError
-from worker.converter import data_converter
+from worker.runner import checked_config
 from worker.settings import Settings
 from workflows.contract import SEARCH_ATTRIBUTES
 from workflows.validation_errors import first_problem
@@ -161,8 +161,7 @@ def check_config() -> None:
     except ValidationError as err:
         raise CLIError(f"setting {first_problem(err)}") from None
     try:
-        config = load_mcp_config(settings.mcp_config)
-        data_converter(settings.encryption_key)
+        config = checked_config(settings)
         load_api_keys(settings.api_keys)
     except (MCPConfigError, EncryptionKeyError, APIKeysError) as err:
         raise CLIError(str(err)) from None
