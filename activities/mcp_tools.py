@@ -19,6 +19,7 @@ from workflows.activity_io import (
     ApprovalRule,
     CatalogTool,
     ListToolsInput,
+    PreparedRun,
     PrepareRunInput,
     ServerTools,
     ToolCallInput,
@@ -26,6 +27,7 @@ from workflows.activity_io import (
     ToolCatalog,
     ToolDescription,
     ToolListing,
+    WorkerDefaults,
 )
 from workflows.contract import CALL_TOOL_ACTIVITY, DESCRIBE_TOOLS_ACTIVITY, PREPARE_RUN_ACTIVITY
 from workflows.scopes import scope_allows
@@ -41,14 +43,14 @@ _FUNCTION_NAME_MAX = 64
 class MCPActivities:
     """Activities over the worker's MCP session pool (injected, so tests pass their own)."""
 
-    def __init__(self, pool: MCPSessionPool, default_model: str, *, default_webhook: bool = False) -> None:
+    def __init__(self, pool: MCPSessionPool, defaults: WorkerDefaults) -> None:
         self._pool = pool
-        self._default_model = default_model
-        self._default_webhook = default_webhook
+        self._defaults = defaults
 
     @activity.defn(name=PREPARE_RUN_ACTIVITY)
-    async def prepare_run(self, input: PrepareRunInput) -> ToolCatalog:
-        """List the tools of the run's servers and apply each server's policy, once per run.
+    async def prepare_run(self, input: PrepareRunInput) -> PreparedRun:
+        """List the tools of the run's servers and apply each server's policy, once per run;
+        with the worker's defaults.
 
         The result is recorded in history, so a config change or a server changing its tools
         never alters a running orchestration. An unreachable server is recorded as unavailable
@@ -56,7 +58,7 @@ class MCPActivities:
         """
         config = self._pool.config
         names = input.mcp_servers if input.mcp_servers is not None else config.enabled_servers()
-        catalog = ToolCatalog(default_model=self._default_model, default_webhook=self._default_webhook)
+        catalog = ToolCatalog()
         used_names: set[str] = set()
         for server in names:
             server_config = config.servers.get(server)
@@ -93,7 +95,7 @@ class MCPActivities:
                         definition_hash=_definition_hash(tool),
                     )
                 )
-        return catalog
+        return PreparedRun(catalog=catalog, defaults=self._defaults)
 
     @activity.defn(name=DESCRIBE_TOOLS_ACTIVITY)
     async def describe_tools(self, input: ListToolsInput) -> ToolListing:

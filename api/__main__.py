@@ -6,7 +6,8 @@ import sys
 
 import uvicorn
 
-from api.auth import APIKeysError, is_loopback, load_api_keys
+from api.api_keys import APIKeysError, load_api_keys
+from api.loopback import is_loopback
 from worker.settings import Settings
 
 

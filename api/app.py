@@ -10,10 +10,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from temporalio.client import Client
 
-from api.auth import APIKeysError, load_api_keys, origin_of
+from api.api_keys import APIKeysError, load_api_keys
 from api.body_limit import BodySizeLimit
 from api.errors import install_error_handlers
 from api.events import RunEventsHub
+from api.loopback import origin_of
 from api.routers import chat, codec, health, orchestrations, tools, webhooks
 from api.service import OrchestrationService
 from worker.plugin import OrchestrationPlugin

@@ -20,7 +20,6 @@ from workflows.chat_messages import ChatMessage
 from workflows.limits import Metadata, ModelName, ServerNames
 from workflows.messages import (
     FINAL_EVENT_TYPES,
-    MaxSteps,
     OrchestrationStatus,
     PendingApproval,
     RunEvent,
@@ -28,6 +27,7 @@ from workflows.messages import (
     RunStatus,
     StopReason,
 )
+from workflows.run_request import MaxSteps
 
 
 class StreamOptions(BaseModel):

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from activities.webhooks import literal_target_problem
 from api.auth import Principal
 from api.errors import APIError
 from api.schemas import CreateOrchestration
 from worker.settings import Settings
 from workflows.scopes import scope_allows
+from workflows.webhook_targets import literal_target_problem
 
 
 def check_run_request(body: CreateOrchestration, settings: Settings) -> None:

@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import secrets
 
-from api.auth import load_api_keys
+from api.api_keys import load_api_keys
 from api.errors import APIError
 from worker.settings import Settings
 

@@ -12,7 +12,6 @@ from workflows.messages import (
     FINAL_EVENT,
     FINAL_EVENT_TYPES,
     EventsPage,
-    OrchestrationRequest,
     OrchestrationStatus,
     RunEvent,
     RunEventType,
@@ -20,6 +19,7 @@ from workflows.messages import (
     RunStatus,
     StopReason,
 )
+from workflows.run_request import OrchestrationRequest
 
 _CLOSED_STATUS = {
     WorkflowExecutionStatus.COMPLETED: RunStatus.COMPLETED,
@@ -43,6 +43,11 @@ def status_of(execution: WorkflowExecution, memo: RunMemo) -> RunStatus:
         return _CLOSED_STATUS[execution.status]
     value = execution.typed_search_attributes.get(ORCHESTRATION_STATUS_ATTRIBUTE)
     return RunStatus(value) if value is not None and value in RunStatus._value2member_map_ else RunStatus.RUNNING
+
+
+async def read_memo(execution: WorkflowExecution) -> RunMemo:
+    """The run's memo, typed (a field it lacks is None)."""
+    return RunMemo.model_validate(await execution.memo())
 
 
 def minimal_status(description: WorkflowExecutionDescription, memo: RunMemo) -> OrchestrationStatus:

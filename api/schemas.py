@@ -10,7 +10,8 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
 from workflows.activity_io import ServerTools
 from workflows.limits import ModelName, ServerNames
-from workflows.messages import ApprovalDecision, OrchestrationRequest, RunOptions, RunStatus, StopReason
+from workflows.messages import ApprovalDecision, RunStatus, StopReason
+from workflows.run_request import OrchestrationRequest, RunOptions
 
 
 class CreateOrchestration(RunOptions):

@@ -1,14 +1,11 @@
 """What the API does with runs through one Temporal client: start (idempotently), read (the
 live status, or what the server keeps of a finished run), list, decide (the update, or the
-durable signal when no worker answers) and cancel. Calls and their errors: `api.temporal_calls`;
-reading without the workflow: `api.projections`; page tokens: `api.page_tokens`; the tool
-listing: `api.tool_listing`; webhook replays: `api.webhook_replays`."""
+durable signal when no worker answers) and cancel. Starting: `api.run_start`; calls and their
+errors: `api.temporal_calls`; reading without the workflow: `api.projections`; page tokens:
+`api.page_tokens`; the tool listing: `api.tool_listing`; webhook replays: `api.webhook_replays`."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -25,21 +22,15 @@ from temporalio.client import (
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import (
-    QueryRejectCondition,
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.common import QueryRejectCondition
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import Principal
 from api.errors import APIError
-from api.limits import check_run_request, check_scope
 from api.page_tokens import PageTokens, page_token_key
-from api.projections import CLOSED_STOP_REASON, memo_events, minimal_status, status_of, ui_summary
+from api.projections import CLOSED_STOP_REASON, memo_events, minimal_status, read_memo, status_of
+from api.run_start import start_run
 from api.schemas import CreateOrchestration, Links, OrchestrationSummary
 from api.temporal_calls import (
     DECISION_ERRORS,
@@ -65,7 +56,6 @@ from workflows.messages import (
     RunMemo,
     RunStatus,
 )
-from workflows.state import OrchestrationInput
 
 
 class OrchestrationService:
@@ -96,55 +86,7 @@ class OrchestrationService:
         """Start a run owned by `caller`, within its MCP scope; returns (id, status, created).
         A known Idempotency-Key with the same body is not created again. Every way of starting
         a run comes through here, so the size, webhook and scope checks apply to all of them."""
-        check_run_request(body, self._settings)
-        check_scope(body, caller)
-        if body.mcp_servers:
-            await self.tools.check_servers(body.mcp_servers)
-        request = body.to_run_request()
-        request.owner = caller.name
-        request.tool_scope = list(caller.mcp_scopes) if caller.mcp_scopes is not None else None
-        request_hash = hashlib.sha256(json.dumps(request.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
-        nonce = uuid.uuid4().hex
-        if idempotency_key is None:
-            workflow_id = f"orch-{uuid.uuid4().hex}"
-        else:
-            # Same key -> same workflow id, so Temporal itself makes concurrent starts one run.
-            # Keys are per caller: two API keys using the same Idempotency-Key get two runs.
-            scoped_key = idempotency_key if caller.name is None else f"{caller.name}\n{idempotency_key}"
-            workflow_id = "orch-" + hashlib.sha256(scoped_key.encode()).hexdigest()[:32]
-        attributes = [SearchAttributePair(ORCHESTRATION_STATUS_ATTRIBUTE, RunStatus.RUNNING.value)]
-        if caller.name is not None:
-            attributes.append(SearchAttributePair(ORCHESTRATION_OWNER_ATTRIBUTE, caller.name))
-        try:
-            async with temporal_call("start orchestration"):
-                handle = await self._client.start_workflow(
-                    contract.ORCHESTRATION_WORKFLOW,
-                    OrchestrationInput(run_request=request),
-                    result_type=OrchestrationStatus,
-                    id=workflow_id,
-                    task_queue=self._settings.task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                    memo=RunMemo(request_hash=request_hash, start_nonce=nonce, owner=caller.name).written(
-                        "request_hash", "start_nonce", "owner"
-                    ),
-                    search_attributes=TypedSearchAttributes(attributes),
-                    static_summary=ui_summary(request),
-                )
-        except WorkflowAlreadyStartedError:
-            handle = self._client.get_workflow_handle(workflow_id)
-        if idempotency_key is None:
-            return workflow_id, RunStatus.RUNNING, True
-        async with temporal_call("read orchestration"):
-            description = await handle.describe()
-            memo = await _memo(description)
-        if memo.start_nonce == nonce:
-            return workflow_id, RunStatus.RUNNING, True
-        if memo.request_hash != request_hash:
-            raise APIError(
-                422, "idempotency_key_reused", "this Idempotency-Key was already used with a different request body"
-            )
-        return workflow_id, status_of(description, memo), False
+        return await start_run(self._client, self._settings, self.tools, body, idempotency_key, caller)
 
     # --- Read ---------------------------------------------------------------------------
 
@@ -161,7 +103,7 @@ class OrchestrationService:
         if description.workflow_type != "Orchestration":
             raise not_found(orchestration_id)
         async with temporal_call("read orchestration"):
-            memo = await _memo(description)
+            memo = await read_memo(description)
         if not caller.may_read(memo.owner):
             # Another key's run: as unknown as a run that does not exist.
             raise not_found(orchestration_id)
@@ -228,7 +170,7 @@ class OrchestrationService:
             raise APIError(503, "no_worker", f"no worker answered for {orchestration_id}") from None
         async with temporal_call("read orchestration"):
             description = await handle.describe()
-            memo = await _memo(description)
+            memo = await read_memo(description)
         if description.status == WorkflowExecutionStatus.RUNNING:
             raise APIError(503, "no_worker", f"no worker answered for {orchestration_id}")
         return memo_events(description, memo, after)
@@ -251,7 +193,7 @@ class OrchestrationService:
         return summaries, self._page_tokens.encode(next_token) if next_token else None
 
     async def _summary(self, execution: WorkflowExecution) -> OrchestrationSummary:
-        memo = await _memo(execution)
+        memo = await read_memo(execution)
         status = status_of(execution, memo)
         return OrchestrationSummary(
             id=execution.id,
@@ -333,8 +275,3 @@ class OrchestrationService:
     async def ready(self) -> None:
         async with temporal_call("readiness check", 3.0):
             await self._client.workflow_service.get_system_info(GetSystemInfoRequest(), timeout=timedelta(seconds=3))
-
-
-async def _memo(execution: WorkflowExecution) -> RunMemo:
-    """The run's memo, typed (a field it lacks is None)."""
-    return RunMemo.model_validate(await execution.memo())

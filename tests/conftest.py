@@ -25,15 +25,16 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.mcp_config import MCPConfig
-from api.cli.dev import dev_server_flags
+from api.cli.dev_stack import dev_server_flags
 from tests.scripted_llm import ScriptedLLM
 from tests.waiting import WAIT_SECONDS, eventually
 from worker.plugin import OrchestrationPlugin
 from worker.runner import build_worker, worker_resources
 from worker.settings import Settings
 from workflows.contract import SEARCH_ATTRIBUTES
-from workflows.messages import OrchestrationRequest, OrchestrationStatus
+from workflows.messages import OrchestrationStatus
 from workflows.orchestration import Orchestration
+from workflows.run_request import OrchestrationRequest
 from workflows.state import OrchestrationInput
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -6,9 +6,7 @@ import asyncio
 import logging
 import sys
 
-from activities.mcp_config import MCPConfigError
-from worker.codec import EncryptionKeyError
-from worker.runner import checked_config, run_worker
+from worker.runner import WorkerConfigError, checked_config, run_worker
 from worker.settings import Settings
 
 
@@ -17,7 +15,7 @@ def main() -> int:
     settings = Settings()
     try:
         mcp_config = checked_config(settings)
-    except (MCPConfigError, EncryptionKeyError) as err:
+    except WorkerConfigError as err:
         sys.stderr.write(f"worker: {err}\n")
         return 2
     try:

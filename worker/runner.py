@@ -18,13 +18,15 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.llm import DEFAULT_LLM_TIMEOUT, LLMActivities
-from activities.mcp_config import MCPConfig, load_mcp_config
+from activities.mcp_config import MCPConfig, MCPConfigError, load_mcp_config
 from activities.mcp_pool import MCPSessionPool
 from activities.mcp_tools import MCPActivities
 from activities.webhooks import PublicAddressTransport, WebhookActivities
+from worker.codec import EncryptionKeyError
 from worker.converter import data_converter
 from worker.plugin import OrchestrationPlugin
 from worker.settings import Settings
+from workflows.activity_io import WorkerDefaults
 from workflows.contract import (
     ACTIVITY_PREFIX,
     CALL_TOOL_ACTIVITY,
@@ -40,12 +42,18 @@ WEBHOOK_TIMEOUT = httpx.Timeout(10.0)
 HEARTBEAT_THROTTLE = timedelta(seconds=2)
 
 
+class WorkerConfigError(Exception):
+    """A setting a worker refuses to start with, said in one line."""
+
+
 def checked_config(settings: Settings) -> MCPConfig:
     """What a worker refuses to start with, checked: the MCP config (returned) and the
-    encryption key. Raises MCPConfigError or EncryptionKeyError, one line each; `orch dev`
-    checks the same before it starts anything."""
-    config = load_mcp_config(settings.mcp_config)
-    data_converter(settings.encryption_key)
+    encryption key. `orch dev` checks the same before it starts anything."""
+    try:
+        config = load_mcp_config(settings.mcp_config)
+        data_converter(settings.encryption_key)
+    except (MCPConfigError, EncryptionKeyError) as err:
+        raise WorkerConfigError(str(err)) from None
     return config
 
 
@@ -85,7 +93,7 @@ async def worker_resources(
         httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT, transport=transport) as webhook_http,
     ):
         llm = LLMActivities(llm_http, settings.openai_base_url, settings.openai_api_key)
-        mcp = MCPActivities(pool, settings.default_model, default_webhook=bool(settings.webhook_url))
+        mcp = MCPActivities(pool, WorkerDefaults(model=settings.default_model, webhook=bool(settings.webhook_url)))
         webhooks = WebhookActivities(webhook_http, settings.webhook_url, settings.webhook_secret)
         activities: dict[str, Callable[[Any], Awaitable[Any]]] = {
             CHAT_COMPLETION_ACTIVITY: llm.chat_completion,

@@ -1,5 +1,6 @@
-"""What the workflow and its activities pass each other: the run's tool catalog (what
-`prepare_run` lists and the run pins at its start), and each activity's input and output.
+"""What the workflow and its activities pass each other: the run's tool catalog and the
+worker's defaults (what `prepare_run` gives and the run pins at its start), and each
+activity's input and output.
 The API reads `ToolListing` too (`GET /v1/tools`, through the `ListTools` workflow)."""
 
 from __future__ import annotations
@@ -7,10 +8,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from workflows.chat_messages import ChatMessage
-from workflows.messages import DEFAULT_TOOL_OUTPUT_LIMIT_BYTES, TokenUsage
+from workflows.messages import TokenUsage
+from workflows.run_request import DEFAULT_TOOL_OUTPUT_LIMIT_BYTES
 
 # --- Tool catalog, fixed at run start ------------------------------------------------
 
@@ -58,17 +60,39 @@ class CatalogTool(BaseModel):
 
 
 class ToolCatalog(BaseModel):
-    """Result of `prepare_run`: the tools a run may use, resolved once and recorded in history."""
+    """The tools a run may use, resolved once at its start and recorded in history."""
 
-    default_model: str
     tools: list[CatalogTool] = Field(default_factory=list)
     unavailable_servers: dict[str, str] = Field(default_factory=dict)
-    default_webhook: bool = Field(
-        default=True, description="The worker has ORCH_WEBHOOK_URL (runs without their own URL notify it)."
-    )
 
     def by_function_name(self, name: str) -> CatalogTool | None:
         return next((tool for tool in self.tools if tool.function_name == name), None)
+
+
+class WorkerDefaults(BaseModel):
+    """What the worker that starts a run supplies where the request is silent."""
+
+    model: str
+    webhook: bool = Field(
+        default=True, description="The worker has ORCH_WEBHOOK_URL (runs without their own URL notify it)."
+    )
+
+
+class PreparedRun(BaseModel):
+    """Result of `prepare_run`: the run's tool catalog and the worker's defaults, both pinned
+    at run start."""
+
+    catalog: ToolCatalog
+    defaults: WorkerDefaults
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_one_catalog(cls, data: Any) -> Any:
+        """Runs from before this type recorded one catalog that held the worker's defaults."""
+        if isinstance(data, dict) and "catalog" not in data:
+            defaults = {"model": data.get("default_model"), "webhook": data.get("default_webhook", True)}
+            return {"catalog": data, "defaults": defaults}
+        return data
 
 
 # --- Activity inputs and outputs --------------------------------------------------------

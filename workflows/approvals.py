@@ -13,24 +13,27 @@ from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
-from workflows.contract import DECISION_ALREADY_MADE, DECISION_INVALID, DECISION_MISMATCH, DECISION_UNKNOWN_CALL
+from workflows.contract import (
+    DECISION_ALREADY_MADE,
+    DECISION_INVALID,
+    DECISION_MISMATCH,
+    DECISION_UNKNOWN_CALL,
+    TIMED_OUT_APPROVER,
+)
 from workflows.messages import ApprovalDecision, IgnoredDecision
-from workflows.state import OpenToolCall
+from workflows.state import ToolCallRecord
 from workflows.tool_calls import schema_problem
-
-TIMED_OUT_APPROVER = "system"
-"""Who denies a call nobody decided in time (no API key can have this name)."""
 
 
 def rejection(
     decision: ApprovalDecision,
-    call: OpenToolCall | None,
+    call: ToolCallRecord | None,
     *,
     decided_before: bool,
     input_schema: dict[str, Any] | None,
 ) -> ApplicationError | None:
     """Why `decision` cannot apply to `call` (the open call with its id, None when there is
-    none; `decided_before`: a finished step has that id), or None when it applies."""
+    none; `decided_before`: an answered call has that id), or None when it applies."""
     if call is None:
         if decided_before:
             return ApplicationError("already decided", type=DECISION_ALREADY_MADE)
@@ -81,11 +84,13 @@ def ignored(decision: ApprovalDecision, why: str, received_at: datetime) -> Igno
     )
 
 
-def decide(call: OpenToolCall, decision: ApprovalDecision, now: datetime) -> bool:
+def decide(call: ToolCallRecord, decision: ApprovalDecision, now: datetime) -> bool:
     """Apply `decision` (already checked by `rejection`) to `call`; True when it approves
-    other arguments than the model's, which the run then uses (and shows the model)."""
-    call.decision = decision
+    other arguments than the model's, which the run then uses (and shows the model). The
+    call keeps the arguments it runs with, and the decision without them."""
+    call.decision = decision.model_copy(update={"arguments": None})
     call.decided_at = now
+    call.status = "running" if decision.decision == "approve" else "denied"
     edited = decision.decision == "approve" and decision.arguments is not None and decision.arguments != call.arguments
     if edited:
         assert decision.arguments is not None
@@ -93,20 +98,21 @@ def decide(call: OpenToolCall, decision: ApprovalDecision, now: datetime) -> boo
     return edited
 
 
-def time_out(call: OpenToolCall, now: datetime) -> None:
+def time_out(call: ToolCallRecord, now: datetime) -> None:
     """Nobody decided within the approval timeout: the call is denied, by the system."""
     call.decision = ApprovalDecision(
         tool_call_id=call.tool_call_id, decision="deny", reason="approval timed out", approver=TIMED_OUT_APPROVER
     )
     call.decided_at = now
+    call.status = "denied"
 
 
-def expires_at(call: OpenToolCall, timeout_seconds: float) -> datetime:
+def expires_at(call: ToolCallRecord, timeout_seconds: float) -> datetime:
     """When the wait for a decision on `call` ends (it was requested, i.e. it waits or waited)."""
     assert call.requested_at is not None
     return call.requested_at + timedelta(seconds=timeout_seconds)
 
 
-def waits(call: OpenToolCall) -> bool:
+def waits(call: ToolCallRecord) -> bool:
     """Whether `call` waits for a person now."""
     return call.requested_at is not None and call.decision is None

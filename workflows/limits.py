@@ -20,6 +20,7 @@ from pydantic import Field
 
 if TYPE_CHECKING:
     from workflows.messages import OrchestrationStatus, RunEvent, StepRecord
+    from workflows.state import ToolCallRecord
 
 MAX_REASON_CHARS = 2000
 MAX_METADATA_ENTRIES = 50
@@ -104,16 +105,33 @@ def preview(text: str, chars: int) -> str:
     return f"{text[:chars]}… [{len(text) - chars} more characters]"
 
 
+def arguments_preview(arguments: dict[str, Any] | None, original: dict[str, Any] | None) -> str | None:
+    """What to show in place of `arguments` (and the `original` ones) when they are large, or None."""
+    if arguments is None or json_bytes([arguments, original]) <= ARGUMENTS_PREVIEW_CHARS:
+        return None
+    return preview(json.dumps(arguments), ARGUMENTS_PREVIEW_CHARS)
+
+
 def shorten_steps(steps: list[StepRecord]) -> None:
     """Put a preview in place of the large arguments of finished steps (a waiting call keeps
     its arguments: the approver must see them whole)."""
     for step in steps:
         if step.status in ("pending", "waiting_for_approval") or step.arguments_preview is not None:
             continue
-        if step.arguments is None or json_bytes([step.arguments, step.original_arguments]) <= ARGUMENTS_PREVIEW_CHARS:
+        step.arguments_preview = arguments_preview(step.arguments, step.original_arguments)
+        if step.arguments_preview is not None:
+            step.arguments = step.original_arguments = None
+
+
+def shorten_settled_calls(calls: list[ToolCallRecord]) -> None:
+    """Put a preview in place of the large arguments of calls that have their result (a call
+    still to be decided or run keeps them)."""
+    for call in calls:
+        if (call.result is None and not call.answered) or call.arguments_preview is not None:
             continue
-        step.arguments_preview = preview(json.dumps(step.arguments), ARGUMENTS_PREVIEW_CHARS)
-        step.arguments = step.original_arguments = None
+        call.arguments_preview = arguments_preview(call.arguments, call.original_arguments)
+        if call.arguments_preview is not None:
+            call.arguments, call.original_arguments = {}, None
 
 
 def fitted_status(status: OrchestrationStatus, budget: int) -> OrchestrationStatus:

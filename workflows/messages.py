@@ -1,6 +1,7 @@
-"""The run as clients see it: the request, the decisions, the status and its steps, the
-events; shared by the API, the CLI and the workflow. The activities' inputs and outputs are
-in `workflows.activity_io`, the workflow's own state in `workflows.state`.
+"""The run as clients see it: the decisions, the status and its steps, the events, the
+memo; shared by the API, the CLI and the workflow. What a run is asked to do is in
+`workflows.run_request`, the activities' inputs and outputs in `workflows.activity_io`, the
+workflow's own state in `workflows.state`.
 
 Every workflow, signal, query and activity takes exactly one model, so fields can be added
 later (with defaults) without breaking running histories.
@@ -10,50 +11,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from workflows.chat_messages import ChatMessage
-from workflows.limits import MAX_ARGUMENTS_BYTES, Approver, Metadata, Reason, arguments_problem
+from workflows.limits import MAX_ARGUMENTS_BYTES, Approver, Reason, arguments_problem
 
-DEFAULT_MAX_STEPS = 8
-DEFAULT_TOOL_TIMEOUT_SECONDS = 45.0
-DEFAULT_APPROVAL_TIMEOUT_SECONDS = 86_400.0
-DEFAULT_TOOL_OUTPUT_LIMIT_BYTES = 64 * 1024
-DEFAULT_CONTEXT_BUDGET_BYTES = 512 * 1024
-# Continue-as-new well before Temporal's 51,200-event hard limit; the server's own
-# "suggested" flag (history size) also triggers it.
-DEFAULT_CONTINUE_AS_NEW_AFTER_EVENTS = 10_000
 OUTPUT_PREVIEW_CHARS = 500
-
-# Run options with their bounds, shared by the workflow input and the API body so the two
-# cannot drift apart.
-MaxSteps = Annotated[int, Field(ge=1, le=1000, description="LLM calls at most.")]
-ToolTimeoutSeconds = Annotated[float, Field(gt=0, le=3600, description="Per tool call.")]
-ApprovalTimeoutSeconds = Annotated[
-    float,
-    Field(gt=0, le=30 * 86_400, description='On expiry the call counts as denied with reason "approval timed out".'),
-]
-ContextBudgetBytes = Annotated[
-    int,
-    Field(
-        ge=16 * 1024,
-        le=1536 * 1024,
-        description="The conversation sent to the model is kept under this size by eliding the oldest tool outputs.",
-    ),
-]
-LLMCallMode = Annotated[
-    Literal["activity", "local_activity"],
-    Field(
-        description=(
-            "How each LLM call runs. `activity` (default): its own activity; status queries and cancel are "
-            "answered at once while it runs. `local_activity`: inside the workflow task, the reply recorded as a "
-            "marker with the commands that use it; one workflow task less per step (see BENCHMARKS.md), but "
-            "status queries and cancel wait until the call ends or the task's next heartbeat (up to 8 s)."
-        )
-    ),
-]
 
 
 class RunStatus(StrEnum):
@@ -77,40 +41,7 @@ class StopReason(StrEnum):
     TIMEOUT = "timeout"
 
 
-# --- Run request, state and status ---------------------------------------------------
-
-
-class RunOptions(BaseModel):
-    """What a client chooses for a run: the fields of POST /v1/orchestrations (whose body,
-    `api.schemas.CreateOrchestration`, adds its own checks) and of the run's request."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    input: str | None = Field(default=None, description="The user's prompt.")
-    messages: list[ChatMessage] | None = Field(default=None, description="OpenAI chat messages.")
-    model: str | None = Field(default=None, description="Default: the worker's ORCH_DEFAULT_MODEL.")
-    instructions: str | None = Field(default=None, description="System prompt.")
-    mcp_servers: list[str] | None = Field(default=None, description="Server names; default: every enabled one.")
-    max_steps: MaxSteps = DEFAULT_MAX_STEPS
-    tool_timeout_seconds: ToolTimeoutSeconds = DEFAULT_TOOL_TIMEOUT_SECONDS
-    approval_timeout_seconds: ApprovalTimeoutSeconds = DEFAULT_APPROVAL_TIMEOUT_SECONDS
-    context_budget_bytes: ContextBudgetBytes = DEFAULT_CONTEXT_BUDGET_BYTES
-    llm_call: LLMCallMode = "activity"
-    metadata: Metadata = Field(default_factory=dict)
-
-
-class OrchestrationRequest(RunOptions):
-    """A run's request, as the workflow receives it: the client's options, and what the API or
-    the chat route adds (the caller's key and scope, the webhook URL as text)."""
-
-    webhook_url: str | None = None
-    tool_output_limit_bytes: int = Field(default=DEFAULT_TOOL_OUTPUT_LIMIT_BYTES, ge=256)
-    continue_as_new_after_events: int = Field(default=DEFAULT_CONTINUE_AS_NEW_AFTER_EVENTS, ge=50)
-    owner: str | None = Field(default=None, description="Name of the API key that started the run.")
-    tool_scope: list[str] | None = Field(
-        default=None,
-        description="MCP scope of that key (`server` or `server.tool`, globs): tools outside it are never offered.",
-    )
+# --- Run state and status -----------------------------------------------------------
 
 
 class TokenUsage(BaseModel):

@@ -27,7 +27,7 @@ class Notifications:
         """Deliver a webhook in the background. Skipped when neither the run nor the worker has
         a webhook URL."""
         request, state = self._record.request, self._record.state
-        if request.webhook_url is None and state is not None and not state.catalog.default_webhook:
+        if request.webhook_url is None and state is not None and not state.worker_webhook:
             return
         event = WebhookEvent(
             url=request.webhook_url,

@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     # The message models are plain pydantic data classes with no side effects; activities
     # are scheduled by the names in workflows.contract (no activity module is imported).
     from workflows import approvals, contract, options
-    from workflows.activity_io import PrepareRunInput, ToolCatalog
+    from workflows.activity_io import PreparedRun, PrepareRunInput
     from workflows.chat_messages import ChatMessage
     from workflows.failures import RunFailed, failure_message, reraise_cancellation
     from workflows.limits import (
@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
         PAYLOAD_BUDGET_BYTES,
         fitted_status,
         json_bytes,
-        shorten_steps,
+        shorten_settled_calls,
     )
     from workflows.messages import (
         TERMINAL_STATUSES,
@@ -153,9 +153,8 @@ class Orchestration:
         assert call is not None
         if approvals.decide(call, decision, workflow.now()):
             self._run.show_model_edited_arguments(call)
-        # The step and the status say so at once (the update answers with them); the status is
-        # published (search attribute, status event) when the run moves on, as it always was.
-        self._run.record_decision(call)
+        # The call's step and the status say so at once (the update answers with them); the status
+        # is published (search attribute, status event) when the run moves on, as it always was.
         self._run.emit_decision(call)
         if self._run.status not in TERMINAL_STATUSES:
             self._run.status = self._run.open_status()
@@ -187,22 +186,23 @@ class Orchestration:
     async def _start_state(self) -> OrchestrationState:
         messages = self._initial_messages()
         try:
-            catalog = await workflow.execute_activity(
+            prepared = await workflow.execute_activity(
                 options.activity_name(contract.PREPARE_RUN_ACTIVITY),
                 PrepareRunInput(mcp_servers=self._run.request.mcp_servers, tool_scope=self._run.request.tool_scope),
-                result_type=ToolCatalog,
+                result_type=PreparedRun,
                 summary="list MCP tools and resolve policy",
                 **options.prepare_options(),
             )
         except ActivityError as err:
             reraise_cancellation(err)
             raise RunFailed(f"listing the MCP tools failed: {failure_message(err)}") from None
-        for name, problem in catalog.unavailable_servers.items():
+        for name, problem in prepared.catalog.unavailable_servers.items():
             workflow.logger.warning("MCP server %s unavailable for this run: %s", name, problem)
         return OrchestrationState(
             created_at=self._run.created_at,
-            model=self._run.request.model or catalog.default_model,
-            catalog=catalog,
+            model=self._run.request.model or prepared.defaults.model,
+            catalog=prepared.catalog,
+            worker_webhook=prepared.defaults.webhook,
             messages=messages,
         )
 
@@ -222,7 +222,7 @@ class Orchestration:
 
     async def _loop(self, state: OrchestrationState) -> OrchestrationStatus:
         while True:
-            if state.open_calls:
+            if state.open_calls():
                 await self._settle_open_calls(state)
             if state.llm_calls >= self._run.request.max_steps:
                 return await self._complete(StopReason.MAX_STEPS, _last_assistant_text(state.messages))
@@ -230,7 +230,7 @@ class Orchestration:
                 await self._continue_as_new(state)
             reply = await self._steps.call_llm(state)
             if reply.message.tool_calls and workflow.patched(UNIQUE_TOOL_CALL_IDS_PATCH):
-                used = {step.tool_call_id for step in state.steps if step.tool_call_id}
+                used = {call.tool_call_id for call in state.tool_calls()}
                 reply.message.tool_calls = unique_tool_call_ids(reply.message.tool_calls, used, state.llm_calls)
             state.messages.append(reply.message)
             if not reply.message.tool_calls:
@@ -243,13 +243,14 @@ class Orchestration:
 
     async def _settle_open_calls(self, state: OrchestrationState) -> None:
         """Give every open call its one tool message, in call order."""
-        await asyncio.gather(*(self._steps.settle(call) for call in state.open_calls if call.result is None))
-        if any(call.result is None for call in state.open_calls):
+        calls = state.open_calls()
+        await asyncio.gather(*(self._steps.settle(call) for call in calls if call.result is None))
+        if any(call.result is None for call in calls):
             # Stopped waiting to continue-as-new: the undecided calls go along, still pending.
             await self._continue_as_new(state)
-        for call in state.open_calls:
+        for call in calls:
             state.messages.append(ChatMessage(role="tool", tool_call_id=call.tool_call_id, content=call.result))
-        state.open_calls = []
+            call.result, call.answered = None, True
         self._publish.refresh()
 
     # --- Finishing, continue-as-new, notifications ------------------------------------
@@ -280,7 +281,7 @@ class Orchestration:
         state.events, state.next_event_id = self._run.events.carried(), self._run.events.next_id
         next_input = OrchestrationInput(run_request=self._run.request, state=state)
         if json_bytes(next_input) > PAYLOAD_BUDGET_BYTES:
-            shorten_steps(state.steps)
+            shorten_settled_calls(state.tool_calls())
             size = json_bytes(next_input)
             if size > PAYLOAD_BUDGET_BYTES:
                 raise RunFailed(

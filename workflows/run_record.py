@@ -21,19 +21,16 @@ from workflows.messages import (
     FINAL_EVENT,
     TERMINAL_STATUSES,
     ApprovalDecision,
-    OrchestrationRequest,
     OrchestrationStatus,
     PendingApproval,
     RunEventType,
     RunStatus,
-    StepRecord,
     StopReason,
     Usage,
 )
-from workflows.state import OpenToolCall, OrchestrationState
+from workflows.run_request import OrchestrationRequest
+from workflows.state import OPEN_STEP_STATUSES, LLMCallRecord, OrchestrationState, ToolCallRecord
 from workflows.tool_calls import model_arguments_text, open_tool_call
-
-OPEN_STEP_STATUSES = ("pending", "running", "waiting_for_approval")
 
 
 class RunRecord:
@@ -71,7 +68,7 @@ class RunRecord:
             step=state.llm_calls if state else 0,
             max_steps=self.request.max_steps,
             pending_approvals=self.pending_approvals(),
-            steps=list(state.steps) if state else [],
+            steps=[step.audit() for step in state.steps] if state else [],
             output=self.output,
             error=self.error,
             usage=state.usage if state else Usage(),
@@ -90,9 +87,9 @@ class RunRecord:
     def pending_approvals(self) -> list[PendingApproval]:
         if self.state is None or self.status in TERMINAL_STATUSES:
             return []
-        return [self.pending_approval(call) for call in self.state.open_calls if approvals.waits(call)]
+        return [self.pending_approval(call) for call in self.state.open_calls() if approvals.waits(call)]
 
-    def pending_approval(self, call: OpenToolCall) -> PendingApproval:
+    def pending_approval(self, call: ToolCallRecord) -> PendingApproval:
         assert call.requested_at is not None and call.server is not None and call.tool is not None
         return PendingApproval(
             tool_call_id=call.tool_call_id,
@@ -108,81 +105,51 @@ class RunRecord:
 
     # --- Tool calls -----------------------------------------------------------------------
 
-    def find_open_call(self, tool_call_id: str) -> OpenToolCall | None:
+    def find_open_call(self, tool_call_id: str) -> ToolCallRecord | None:
         if self.state is None:
             return None
-        return next((call for call in self.state.open_calls if call.tool_call_id == tool_call_id), None)
+        return next((call for call in self.state.open_calls() if call.tool_call_id == tool_call_id), None)
 
     def rejection(self, decision: ApprovalDecision) -> ApplicationError | None:
         """Why `decision` cannot apply now (typed for the API to map to 404/409), or None."""
         call = self.find_open_call(decision.tool_call_id)
-        steps = self.state.steps if self.state else []
+        calls = self.state.tool_calls() if self.state else []
         return approvals.rejection(
             decision,
             call,
-            decided_before=any(step.tool_call_id == decision.tool_call_id for step in steps),
+            decided_before=any(answered.tool_call_id == decision.tool_call_id for answered in calls),
             input_schema=self.catalog_tool(call).input_schema if call is not None and call.problem is None else None,
         )
 
     def open_tool_calls(self, calls: Sequence[LLMToolCall], *, validate_arguments: bool, bound_arguments: bool) -> None:
-        """The model's tool calls become open calls, each with its audit step; a call an
-        approval rule admits is approved (and announced) at once."""
+        """The model's tool calls become the run's records of them; a call an approval rule
+        admits is approved (and announced) at once."""
         assert self.state is not None
         state = self.state
         for call in calls:
             opened = open_tool_call(
                 call,
                 state.catalog,
-                step_index=len(state.steps),
+                index=len(state.steps),
+                step=state.llm_calls,
                 validate_arguments=validate_arguments,
                 bound_arguments=bound_arguments,
             )
-            state.open_calls.append(opened)
-            step = StepRecord(
-                index=opened.step_index,
-                kind="tool",
-                status="error" if opened.problem else "pending",
-                step=state.llm_calls,
-                tool_call_id=opened.tool_call_id,
-                server=opened.server,
-                tool=opened.tool or opened.function_name,
-                arguments=opened.arguments,
-                intent=opened.intent,
-                output_preview=f"error: {opened.problem}" if opened.problem else None,
-            )
-            state.steps.append(step)
+            state.steps.append(opened)
             if opened.rule is not None:
-                self.approve_by_rule(opened, step)
+                opened.decided_at = self._now()
+                self.emit_for(opened, RunEventType.TOOL_APPROVED, approver=opened.approver, rule=opened.rule)
 
-    def catalog_tool(self, call: OpenToolCall) -> CatalogTool:
+    def catalog_tool(self, call: ToolCallRecord) -> CatalogTool:
         assert self.state is not None
         tool = self.state.catalog.by_function_name(call.function_name)
         assert tool is not None  # a call without a catalog tool has a `problem` and never waits
         return tool
 
-    def expires_at(self, call: OpenToolCall) -> datetime:
+    def expires_at(self, call: ToolCallRecord) -> datetime:
         return approvals.expires_at(call, self.request.approval_timeout_seconds)
 
-    def tool_step(self, call: OpenToolCall) -> StepRecord:
-        assert self.state is not None
-        return self.state.steps[call.step_index]
-
-    def record_decision(self, call: OpenToolCall) -> None:
-        """Write a person's decision (or the timeout's) into the call's step."""
-        assert call.decision is not None
-        step = self.tool_step(call)
-        step.decision, step.approver, step.reason = call.decision.decision, call.decision.approver, call.decision.reason
-        step.decided_at = call.decided_at
-        step.approval_hash = call.approval_hash or None
-        step.arguments, step.original_arguments = call.arguments, call.original_arguments
-        step.status = "running" if call.decision.decision == "approve" else "denied"
-
-    def approve_by_rule(self, call: OpenToolCall, step: StepRecord) -> None:
-        step.decision, step.approver, step.approved_by_rule = "approve", f"rule:{call.rule}", call.rule
-        step.decided_at = self._now()
-        self.emit_for(call, RunEventType.TOOL_APPROVED, approver=step.approver, rule=call.rule)
-
-    def show_model_edited_arguments(self, call: OpenToolCall) -> None:
+    def show_model_edited_arguments(self, call: ToolCallRecord) -> None:
         """The call runs with the approver's arguments: the model sees those, not its own."""
         assert self.state is not None
         tool = self.catalog_tool(call)
@@ -192,7 +159,7 @@ class RunRecord:
                     requested.function.arguments = model_arguments_text(call.arguments, call.intent, tool.model_intent)
                     return
 
-    def end_step(self, step: StepRecord, status: str) -> None:
+    def end_step(self, step: LLMCallRecord | ToolCallRecord, status: str) -> None:
         step.status = status
         step.finished_at = self._now()
         if step.started_at is not None:
@@ -223,12 +190,11 @@ class RunRecord:
     ) -> None:
         self.events.emit(type, self._now(), step_index=step_index, tool_call_id=tool_call_id, **data)
 
-    def emit_for(self, call: OpenToolCall, type: RunEventType, **data: Any) -> None:
+    def emit_for(self, call: ToolCallRecord, type: RunEventType, **data: Any) -> None:
         """An event about one tool call."""
-        step = self.tool_step(call).step
-        self.emit(type, step_index=call.step_index, tool_call_id=call.tool_call_id, step=step, **data)
+        self.emit(type, step_index=call.index, tool_call_id=call.tool_call_id, step=call.step, **data)
 
-    def emit_decision(self, call: OpenToolCall) -> None:
+    def emit_decision(self, call: ToolCallRecord) -> None:
         assert call.decision is not None
         self.emit_for(
             call,
@@ -238,12 +204,12 @@ class RunRecord:
             edited_arguments=call.arguments if call.original_arguments is not None else None,
         )
 
-    def emit_tool_finished(self, call: OpenToolCall, step: StepRecord) -> None:
+    def emit_tool_finished(self, call: ToolCallRecord) -> None:
         self.emit_for(
             call,
             RunEventType.TOOL_FINISHED,
-            server=step.server,
-            tool=step.tool,
-            status=step.status,
-            output_preview=step.output_preview,
+            server=call.server,
+            tool=call.tool or call.function_name,
+            status=call.status,
+            output_preview=call.output_preview,
         )

@@ -17,11 +17,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.context import fit_to_budget
     from workflows.failures import RunFailed, failure_message, reraise_cancellation
     from workflows.limits import PAYLOAD_BUDGET_BYTES, json_bytes
-    from workflows.messages import OUTPUT_PREVIEW_CHARS, RunEventType, StepRecord
+    from workflows.messages import OUTPUT_PREVIEW_CHARS, RunEventType
     from workflows.notifications import Notifications
     from workflows.publishing import Publisher
     from workflows.run_record import RunRecord
-    from workflows.state import OpenToolCall, OrchestrationState
+    from workflows.state import LLMCallRecord, OrchestrationState, ToolCallRecord
 
 
 class Steps:
@@ -41,9 +41,7 @@ class Steps:
 
     async def call_llm(self, state: OrchestrationState) -> LLMReply:
         number = state.llm_calls + 1
-        record = StepRecord(
-            index=len(state.steps), kind="llm", status="running", step=number, started_at=workflow.now()
-        )
+        record = LLMCallRecord(index=len(state.steps), status="running", step=number, started_at=workflow.now())
         state.steps.append(record)
         fit_to_budget(state.messages, self._run.request.context_budget_bytes)
         request = LLMRequest(
@@ -102,33 +100,28 @@ class Steps:
         workflow.logger.info("llm step %d: %d tool call(s)", number, len(reply.message.tool_calls or []))
         return reply
 
-    async def settle(self, call: OpenToolCall) -> None:
+    async def settle(self, call: ToolCallRecord) -> None:
         """Give `call` its result: an error for a call that cannot run, a denial, or the tool's
         output once approved (at once, by a rule, by a person); unset when the wait for a
         decision stopped for continue-as-new (the call goes along, still waiting)."""
-        record = self._run.tool_step(call)
         if call.problem is not None:
             call.result = f"error: {call.problem}"
-            self._run.emit_tool_finished(call, record)
+            self._run.emit_tool_finished(call)
             return
         if not call.auto_execute and call.decision is None:
-            if not await self._await_decision(call, record):
+            if not await self._await_decision(call):
                 return
-        if call.decision is not None:
-            self._run.record_decision(call)
-            if call.decision.decision == "deny":
-                call.result = f"denied: {call.decision.reason or 'no reason given'}"
-                record.output_preview = call.result
-                self._run.end_step(record, "denied")
-                return
-        await self._execute(call, record)
+        if call.decision is not None and call.decision.decision == "deny":
+            call.result = call.output_preview = f"denied: {call.decision.reason or 'no reason given'}"
+            self._run.end_step(call, "denied")
+            return
+        await self._execute(call)
 
-    async def _await_decision(self, call: OpenToolCall, record: StepRecord) -> bool:
+    async def _await_decision(self, call: ToolCallRecord) -> bool:
         """Wait for a decision on `call`; False when the wait stopped for continue-as-new."""
         if call.requested_at is None:
-            call.requested_at = workflow.now()
-            record.status = "waiting_for_approval"
-            record.started_at = call.requested_at
+            call.requested_at = call.started_at = workflow.now()
+            call.status = "waiting_for_approval"
             pending = self._run.pending_approval(call)
             self._run.emit_for(
                 call,
@@ -156,10 +149,10 @@ class Steps:
         self._publish.refresh()
         return call.decision is not None
 
-    async def _execute(self, call: OpenToolCall, record: StepRecord) -> None:
+    async def _execute(self, call: ToolCallRecord) -> None:
         assert call.server is not None and call.tool is not None
-        record.status = "running"
-        record.started_at = workflow.now()
+        call.status = "running"
+        call.started_at = workflow.now()
         self._run.emit_for(
             call,
             RunEventType.TOOL_STARTED,
@@ -197,7 +190,7 @@ class Steps:
             assert self._run.state is not None
             self._run.state.usage.tool_calls += 1
             self._run.state.usage.cost_usd = round(self._run.state.usage.cost_usd + call.price_usd, 10)
-        record.output_preview = call.result[:OUTPUT_PREVIEW_CHARS]
-        self._run.end_step(record, status)
-        self._run.emit_tool_finished(call, record)
+        call.output_preview = call.result[:OUTPUT_PREVIEW_CHARS]
+        self._run.end_step(call, status)
+        self._run.emit_tool_finished(call)
         workflow.logger.info("tool %s.%s %s", call.server, call.tool, status)

@@ -14,7 +14,7 @@ from referencing import exceptions as referencing_exceptions
 from workflows.activity_io import ToolCatalog
 from workflows.chat_messages import LLMToolCall
 from workflows.limits import arguments_problem
-from workflows.state import OpenToolCall
+from workflows.state import ToolCallRecord
 
 TOOL_CALL_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 """The ids a run keeps as the model sent them; others are replaced (they are pasted into commands)."""
@@ -89,49 +89,56 @@ def _sha256(value: Any) -> str:
 def open_tool_call(
     call: LLMToolCall,
     catalog: ToolCatalog,
-    step_index: int,
+    index: int,
+    step: int,
     *,
     validate_arguments: bool = True,
     bound_arguments: bool = True,
-) -> OpenToolCall:
-    """Resolve one tool call against the run's catalog; problems become `problem` text for the model.
+) -> ToolCallRecord:
+    """The record of one tool call (the run's `index`-th step, asked for by LLM call `step`),
+    resolved against the run's catalog; a call that cannot run has a `problem`, an error for
+    the model.
 
     The arguments must match the tool's input schema as pinned at run start, exactly (no
     coercion: `"100000"` is not a number) before any policy looks at them: a call that does
     not is never run, never shown for approval and never matched against a rule.
     Arguments over MAX_ARGUMENTS_BYTES are refused the same way. `validate_arguments` and
     `bound_arguments` are off only when replaying runs recorded before those checks existed."""
-    opened = OpenToolCall(tool_call_id=call.id, function_name=call.function.name, step_index=step_index)
+    opened = ToolCallRecord(index=index, step=step, tool_call_id=call.id, function_name=call.function.name)
+    problem = _resolve(opened, call, catalog, validate_arguments=validate_arguments, bound_arguments=bound_arguments)
+    if problem is not None:
+        opened.problem, opened.status, opened.output_preview = problem, "error", f"error: {problem}"
+    return opened
+
+
+def _resolve(
+    opened: ToolCallRecord, call: LLMToolCall, catalog: ToolCatalog, *, validate_arguments: bool, bound_arguments: bool
+) -> str | None:
+    """Fill in `opened` from the catalog and the arguments; why it cannot run, or None."""
     tool = catalog.by_function_name(call.function.name)
     if tool is None:
-        opened.problem = f"unknown tool {call.function.name!r}; use one of the tools you were given"
-        return opened
+        return f"unknown tool {call.function.name!r}; use one of the tools you were given"
     opened.server, opened.tool = tool.server, tool.tool
     opened.auto_execute, opened.price_usd = tool.auto_execute, tool.price_usd
     raw = call.function.arguments.strip() or "{}"
     try:
         arguments = json.loads(raw)
     except ValueError as err:
-        opened.problem = f"arguments are not valid JSON ({err}); send a JSON object"
-        return opened
+        return f"arguments are not valid JSON ({err}); send a JSON object"
     except RecursionError:
-        opened.problem = "arguments are nested too deeply; send a flatter JSON object"
-        return opened
+        return "arguments are nested too deeply; send a flatter JSON object"
     if not isinstance(arguments, dict):
-        opened.problem = "arguments must be a JSON object"
-        return opened
+        return "arguments must be a JSON object"
     if tool.model_intent:
         arguments, opened.intent = unwrap_model_intent(arguments)
     too_large = arguments_problem(arguments) if bound_arguments else None
     if too_large is not None:
-        opened.problem = f"{too_large}; send smaller arguments"
-        return opened
+        return f"{too_large}; send smaller arguments"
     opened.arguments = arguments
     if validate_arguments:
         problem = schema_problem(tool.input_schema, arguments)
         if problem is not None:
-            opened.problem = f"arguments do not match the input schema of {tool.function_name}: {problem}"
-            return opened
+            return f"arguments do not match the input schema of {tool.function_name}: {problem}"
     if not tool.auto_execute:
         opened.rule = next(
             (rule.name for rule in tool.auto_approve_rules if schema_problem(rule.arguments, arguments) is None), None
@@ -139,7 +146,7 @@ def open_tool_call(
         opened.auto_execute = opened.rule is not None
     opened.definition_hash = tool.definition_hash
     opened.approval_hash = approval_hash(tool.server, tool.tool, arguments, tool.definition_hash)
-    return opened
+    return None
 
 
 def schema_problem(schema: dict[str, Any], instance: Any) -> str | None:

@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "dev":
             # Imported here: the engine (Temporal, the MCP SDK) is for `dev` only, so the
             # client commands start in a fraction of the time.
-            from api.cli.dev import DevOptions, run_dev
+            from api.cli.dev import run_dev
+            from api.cli.dev_stack import DevOptions
 
             options = DevOptions(
                 state_dir=Path(args.state_dir),
@@ -191,7 +192,7 @@ def _new_key(args: argparse.Namespace) -> int:
     """Make an API key; print it once, and the entry (with its hash only) for ORCH_API_KEYS."""
     from pydantic import ValidationError
 
-    from api.auth import APIKeyEntry, hash_key, new_key
+    from api.api_keys import APIKeyEntry, hash_key, new_key
 
     key = new_key()
     entry: dict[str, Any] = {"name": args.name, "sha256": hash_key(key), "roles": args.role or ["run"]}

@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
-from activities.webhooks import TOLERANCE_SECONDS, WebhookVerificationError, verify
 from api.auth import WEBHOOK_SENDER
 from api.deps import ServiceDep, SettingsDep
 from api.errors import APIError, error_responses
 from api.routers.orchestrations import QUEUED_DECISION
 from api.schemas import WebhookApprovalRequest
+from api.webhook_signatures import TOLERANCE_SECONDS, WebhookVerificationError, verify
 from workflows.messages import ApprovalDecision, OrchestrationStatus
 from workflows.validation_errors import first_problem
 

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from api.api_keys import APIKeysError, hash_key, load_api_keys
 from api.app import create_app
-from api.auth import APIKeysError, hash_key, load_api_keys
 from api.cli.main import main as orch
 from tests.api.conftest import APIFactory, APIHarness
 from tests.conftest import REPO_ROOT, CallLog, toolbox_stdio

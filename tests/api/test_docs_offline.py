@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from api.auth import hash_key
+from api.api_keys import hash_key
 from tests.api.conftest import serve_api
 from worker.settings import Settings
 

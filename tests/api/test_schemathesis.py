@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from api.auth import hash_key
+from api.api_keys import hash_key
 from tests.api.conftest import APIFactory
 from tests.conftest import FUZZ_NAMESPACE, CallLog, toolbox_stdio
 

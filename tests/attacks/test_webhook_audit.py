@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from api.auth import APIKeysError, hash_key, load_api_keys
+from api.api_keys import APIKeysError, hash_key, load_api_keys
 from tests.api.conftest import APIFactory
 from tests.api.test_events import collect
 from tests.api.test_webhooks_tools_health import _signed

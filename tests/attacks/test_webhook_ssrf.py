@@ -23,8 +23,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from activities.webhooks import PublicAddressTransport, WebhookTargetRefused, literal_target_problem
+from activities.webhooks import PublicAddressTransport, WebhookTargetRefused
 from tests.api.conftest import APIFactory
+from workflows.webhook_targets import literal_target_problem
 
 PUBLIC = "93.184.216.34"
 NOT_PUBLIC = [

@@ -21,8 +21,9 @@ from tests.benchmarks.baseline import in_process_loop, stdio_params, temporal_ba
 from tests.benchmarks.stack import Stack, gated_model
 from tests.conftest import toolbox_stdio
 from workflows.contract import ORCHESTRATION_STATUS_ATTRIBUTE
-from workflows.messages import ApprovalDecision, OrchestrationRequest, OrchestrationStatus
+from workflows.messages import ApprovalDecision, OrchestrationStatus
 from workflows.orchestration import Orchestration
+from workflows.run_request import OrchestrationRequest
 from workflows.state import OrchestrationInput
 
 

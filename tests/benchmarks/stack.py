@@ -20,7 +20,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from api.cli.dev import dev_server_flags
+from api.cli.dev_stack import dev_server_flags
 from tests.conftest import REPO_ROOT, TEMPORAL_CLI, CallLog, WorkerProcess, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, Turn, free_port, tool_call
 from tests.waiting import wait_for_port

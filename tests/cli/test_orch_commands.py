@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from api.cli.dev import DevOptions, DevStack
+from api.cli.dev_stack import DevOptions, DevStack
 from api.cli.render import event_line, status_view, waiting_for
 from tests.conftest import REPO_ROOT
 from tests.orch_cli import run_orch

@@ -19,7 +19,7 @@ from temporalio.common import SearchAttributeIndexedValueType
 
 from activities.mcp_config import load_mcp_config
 from api.app import create_app
-from api.auth import is_loopback
+from api.loopback import is_loopback
 from worker.settings import Settings
 from workflows.contract import SEARCH_ATTRIBUTES
 

@@ -13,7 +13,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
-from api.cli.dev import dev_server_flags
+from api.cli.dev_stack import dev_server_flags
 from tests.conftest import TEMPORAL_CLI, CallLog, Harness, WorkerProcess, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, free_port, tool_call
 from tests.waiting import WAIT_SECONDS, eventually, result_of, wait_for_port

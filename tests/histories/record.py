@@ -39,7 +39,7 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowHist
 from temporalio.testing import WorkflowEnvironment
 
 from activities.mcp_config import MCPConfig
-from api.cli.dev import dev_server_flags
+from api.cli.dev_stack import dev_server_flags
 from tests.conftest import TEMPORAL_CLI, CallLog, Harness, toolbox_stdio
 from tests.scripted_llm import HTTPError, Reply, ScriptedLLM, Stall, free_port, tool_call
 from tests.waiting import eventually

@@ -22,8 +22,9 @@ from temporalio.worker import Worker
 
 from tests.unit.fakes import FakeActivities
 from tests.waiting import WAIT_SECONDS, eventually, result_of
-from workflows.messages import OrchestrationRequest, OrchestrationStatus
+from workflows.messages import OrchestrationStatus
 from workflows.orchestration import Orchestration
+from workflows.run_request import OrchestrationRequest
 from workflows.state import OrchestrationInput
 
 

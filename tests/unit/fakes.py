@@ -6,7 +6,7 @@ recorded, so a test asserts both on the run's result and on what each activity w
 
 | production                         | name              | input            | output         |
 |------------------------------------|-------------------|------------------|----------------|
-| `MCPActivities.prepare_run`        | `prepare_run`     | PrepareRunInput  | ToolCatalog    |
+| `MCPActivities.prepare_run`        | `prepare_run`     | PrepareRunInput  | PreparedRun    |
 | `LLMActivities.chat_completion`    | `chat_completion` | LLMRequest       | LLMReply       |
 | `MCPActivities.call_tool`          | `call_tool`       | ToolCallInput    | ToolCallOutput |
 | `MCPActivities.describe_tools`     | `describe_tools`  | ListToolsInput   | ToolListing    |
@@ -29,6 +29,7 @@ from workflows.activity_io import (
     ListToolsInput,
     LLMReply,
     LLMRequest,
+    PreparedRun,
     PrepareRunInput,
     ServerTools,
     ToolCallInput,
@@ -37,6 +38,7 @@ from workflows.activity_io import (
     ToolDescription,
     ToolListing,
     WebhookEvent,
+    WorkerDefaults,
 )
 from workflows.chat_messages import ChatMessage, FunctionCall, LLMToolCall
 from workflows.contract import (
@@ -93,7 +95,6 @@ TRANSFER = CatalogTool(
 def catalog() -> ToolCatalog:
     """What `prepare_run` answers: one auto-approved tool, one gated tool with a rule."""
     return ToolCatalog(
-        default_model=DEFAULT_MODEL,
         tools=[READ.model_copy(deep=True), TRANSFER.model_copy(deep=True)],
         unavailable_servers={"offline": "connection refused"},
     )
@@ -181,11 +182,11 @@ class FakeActivities:
         return [self.prepare_run, self.chat_completion, self.call_tool, self.describe_tools, self.deliver_webhook]
 
     @activity.defn(name=PREPARE_RUN_ACTIVITY)
-    async def prepare_run(self, input: PrepareRunInput) -> ToolCatalog:
+    async def prepare_run(self, input: PrepareRunInput) -> PreparedRun:
         self.prepare_inputs.append(input)
         if isinstance(self.tool_catalog, BaseException):
             raise self.tool_catalog
-        return self.tool_catalog
+        return PreparedRun(catalog=self.tool_catalog, defaults=WorkerDefaults(model=DEFAULT_MODEL))
 
     @activity.defn(name=CHAT_COMPLETION_ACTIVITY)
     async def chat_completion(self, request: LLMRequest) -> LLMReply:

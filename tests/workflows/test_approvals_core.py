@@ -6,34 +6,36 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from workflows import approvals
+from workflows import approvals, contract
 from workflows.contract import DECISION_ALREADY_MADE, DECISION_INVALID, DECISION_MISMATCH, DECISION_UNKNOWN_CALL
 from workflows.messages import ApprovalDecision
-from workflows.state import OpenToolCall
+from workflows.state import ToolCallRecord
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 SCHEMA = {"type": "object", "properties": {"amount": {"type": "integer"}}, "required": ["amount"]}
 
 
-def _call(**fields: object) -> OpenToolCall:
+def _call(**fields: object) -> ToolCallRecord:
     values: dict = {
         "tool_call_id": "call_1",
         "function_name": "bank__pay",
-        "step_index": 1,
+        "index": 1,
+        "step": 1,
+        "status": "waiting_for_approval",
         "server": "bank",
         "tool": "pay",
         "arguments": {"amount": 5},
         "approval_hash": "h1",
         "requested_at": NOW,
     }
-    return OpenToolCall.model_validate(values | fields)
+    return ToolCallRecord.model_validate(values | fields)
 
 
 def _decision(**fields: object) -> ApprovalDecision:
     return ApprovalDecision.model_validate({"tool_call_id": "call_1", "decision": "approve"} | fields)
 
 
-def _refused(decision: ApprovalDecision, call: OpenToolCall | None, decided_before: bool = False) -> tuple | None:
+def _refused(decision: ApprovalDecision, call: ToolCallRecord | None, decided_before: bool = False) -> tuple | None:
     error = approvals.rejection(decision, call, decided_before=decided_before, input_schema=SCHEMA)
     return None if error is None else (error.type, error.message)
 
@@ -107,10 +109,20 @@ def test_deciding_records_the_decision_and_keeps_the_models_arguments_when_edite
     assert approvals.decide(call, _decision(approver="ann"), NOW) is False
     assert call.decision is not None and call.decision.approver == "ann" and call.decided_at == NOW
     assert call.original_arguments is None and not approvals.waits(call)
+    step = call.audit()
+    assert (step.decision, step.approver, step.status, step.decided_at, step.approval_hash) == (
+        "approve",
+        "ann",
+        "running",
+        NOW,
+        "h1",
+    )
 
     edited = _call()
     assert approvals.decide(edited, _decision(arguments={"amount": 1}), NOW) is True
     assert edited.arguments == {"amount": 1} and edited.original_arguments == {"amount": 5}
+    assert edited.decision is not None and edited.decision.arguments is None  # the call holds the arguments
+    assert (edited.audit().arguments, edited.audit().original_arguments) == ({"amount": 1}, {"amount": 5})
 
     same = _call()
     assert approvals.decide(same, _decision(arguments={"amount": 5}), NOW) is False
@@ -124,10 +136,10 @@ def test_nobody_deciding_in_time_is_a_denial_by_the_system() -> None:
     assert call.decision is not None
     assert (call.decision.decision, call.decision.approver, call.decision.reason) == (
         "deny",
-        approvals.TIMED_OUT_APPROVER,
+        contract.TIMED_OUT_APPROVER,
         "approval timed out",
     )
-    assert not approvals.waits(call)
+    assert not approvals.waits(call) and call.audit().status == "denied"
 
 
 def test_a_call_not_yet_asked_about_does_not_wait() -> None:

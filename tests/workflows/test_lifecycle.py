@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
-from activities.webhooks import verify
+from api.webhook_signatures import verify
 from tests.conftest import CallLog, Harness, WorkerFactory, toolbox_stdio
 from tests.scripted_llm import HTTPError, Reply, ScriptedLLM, Stall, free_port, tool_call
 from tests.waiting import WAIT_SECONDS, eventually, result_of

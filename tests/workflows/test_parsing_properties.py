@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from activities.mcp_config import MCPConfigError, load_mcp_config
-from api.auth import APIKeysError, load_api_keys
+from api.api_keys import APIKeysError, load_api_keys
 from workflows.activity_io import CatalogTool, ToolCatalog
 from workflows.chat_messages import FunctionCall, LLMToolCall
 from workflows.scopes import scope_allows
@@ -24,7 +24,6 @@ JSON = st.recursive(
 )
 ARGUMENTS = st.dictionaries(st.sampled_from(["model_intent", "properties", "a", "text"]) | st.text(max_size=8), JSON)
 CATALOG = ToolCatalog(
-    default_model="m",
     tools=[CatalogTool(server="s", tool="t", function_name="s__t", input_schema={"type": "object"}, model_intent=True)],
 )
 
@@ -39,7 +38,7 @@ def test_unwrap_model_intent_always_returns_arguments_and_an_optional_intent(arg
 
 @given(st.text(max_size=200) | ARGUMENTS.map(json.dumps))
 def test_any_argument_text_becomes_a_call_or_a_problem_for_the_model(raw: str) -> None:
-    opened = open_tool_call(LLMToolCall(id="c", function=FunctionCall(name="s__t", arguments=raw)), CATALOG, 0)
+    opened = open_tool_call(LLMToolCall(id="c", function=FunctionCall(name="s__t", arguments=raw)), CATALOG, 0, 1)
     assert (opened.problem is None) == (len(opened.approval_hash) == 64)
     assert isinstance(opened.arguments, dict)
 

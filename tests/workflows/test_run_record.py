@@ -8,9 +8,10 @@ from workflows import approvals
 from workflows.activity_io import CatalogTool, ToolCatalog
 from workflows.chat_messages import ChatMessage
 from workflows.contract import DECISION_ALREADY_MADE, DECISION_UNKNOWN_CALL
-from workflows.messages import ApprovalDecision, OrchestrationRequest, RunEventType, RunStatus, StepRecord, StopReason
+from workflows.messages import ApprovalDecision, RunEventType, RunStatus, StopReason
 from workflows.run_record import RunRecord
-from workflows.state import OpenToolCall, OrchestrationState
+from workflows.run_request import OrchestrationRequest
+from workflows.state import OrchestrationState, ToolCallRecord
 
 START = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 
@@ -25,19 +26,23 @@ class Clock:
 
 def _record(clock: Clock) -> RunRecord:
     catalog = ToolCatalog(
-        default_model="m",
         tools=[CatalogTool(server="bank", tool="pay", function_name="bank__pay", input_schema={"type": "object"})],
     )
     state = OrchestrationState(
         created_at=START, model="m", catalog=catalog, messages=[ChatMessage(role="user", content="pay")]
     )
-    call = OpenToolCall(
-        tool_call_id="call_1", function_name="bank__pay", step_index=0, server="bank", tool="pay", approval_hash="h"
+    call = ToolCallRecord(
+        index=0,
+        step=1,
+        tool_call_id="call_1",
+        function_name="bank__pay",
+        server="bank",
+        tool="pay",
+        approval_hash="h",
+        status="waiting_for_approval",
+        started_at=START,
     )
-    state.open_calls.append(call)
-    state.steps.append(
-        StepRecord(index=0, kind="tool", status="waiting_for_approval", step=1, tool_call_id="call_1", started_at=START)
-    )
+    state.steps.append(call)
     request = OrchestrationRequest(input="pay", approval_timeout_seconds=600)
     return RunRecord("orch-1", request, state, clock)
 
@@ -55,7 +60,7 @@ def test_a_waiting_call_is_pending_with_its_expiry_and_the_run_waits() -> None:
     assert status.id == "orch-1" and status.pending_approvals == [pending] and status.model == "m"
 
 
-def test_a_decision_is_written_into_the_calls_step_and_announced() -> None:
+def test_a_decision_shows_in_the_calls_step_and_is_announced() -> None:
     clock = Clock()
     run = _record(clock)
     call = run.find_open_call("call_1")
@@ -64,9 +69,8 @@ def test_a_decision_is_written_into_the_calls_step_and_announced() -> None:
     clock.at = START + timedelta(seconds=30)
     assert run.rejection(ApprovalDecision(tool_call_id="call_9", decision="approve")).type == DECISION_UNKNOWN_CALL
     approvals.decide(call, ApprovalDecision(tool_call_id="call_1", decision="deny", approver="ann"), clock())
-    run.record_decision(call)
     run.emit_decision(call)
-    step = run.tool_step(call)
+    [step] = run.full_status().steps
     assert (step.decision, step.approver, step.status, step.decided_at) == ("deny", "ann", "denied", clock.at)
     [event] = run.events.carried()
     assert (event.type, event.tool_call_id, event.data["step"]) == (RunEventType.TOOL_DENIED, "call_1", 1)
@@ -79,8 +83,8 @@ def test_finishing_cancels_open_steps_and_ends_with_the_final_event() -> None:
     run = _record(clock)
     clock.at = START + timedelta(seconds=2)
     run.finish(RunStatus.CANCELLED, StopReason.CANCELLED)
-    step = run.state.steps[0] if run.state else None
-    assert step is not None and (step.status, step.duration_ms) == ("cancelled", 2000)
+    [step] = run.full_status().steps
+    assert (step.status, step.duration_ms) == ("cancelled", 2000)
     assert run.status == RunStatus.CANCELLED and run.updated_at == clock.at
     assert [event.type for event in run.events.carried()] == [RunEventType.CANCELLED]
     assert run.pending_approvals() == []

@@ -30,7 +30,7 @@ def _catalog(model_intent: bool = False) -> ToolCatalog:
     tool = CatalogTool(
         server="s", tool="t", function_name="s__t", input_schema={"type": "object"}, model_intent=model_intent
     )
-    return ToolCatalog(default_model="m", tools=[tool])
+    return ToolCatalog(tools=[tool])
 
 
 def _call(name: str, arguments: str) -> LLMToolCall:
@@ -38,23 +38,23 @@ def _call(name: str, arguments: str) -> LLMToolCall:
 
 
 def test_open_tool_call_reports_problems_for_the_model() -> None:
-    assert "unknown tool" in (open_tool_call(_call("x__y", "{}"), _catalog(), 0).problem or "")
-    assert "not valid JSON" in (open_tool_call(_call("s__t", "{oops"), _catalog(), 0).problem or "")
-    assert "JSON object" in (open_tool_call(_call("s__t", "[1]"), _catalog(), 0).problem or "")
-    ok = open_tool_call(_call("s__t", ""), _catalog(), 3)
-    assert ok.problem is None and ok.arguments == {} and ok.step_index == 3
+    assert "unknown tool" in (open_tool_call(_call("x__y", "{}"), _catalog(), 0, 1).problem or "")
+    assert "not valid JSON" in (open_tool_call(_call("s__t", "{oops"), _catalog(), 0, 1).problem or "")
+    assert "JSON object" in (open_tool_call(_call("s__t", "[1]"), _catalog(), 0, 1).problem or "")
+    ok = open_tool_call(_call("s__t", ""), _catalog(), 3, 1)
+    assert ok.problem is None and ok.arguments == {} and ok.index == 3
 
 
 def test_open_tool_call_unwraps_intent_only_when_enabled() -> None:
     wrapped = '{"model_intent": "why", "properties": {"a": 1}}'
-    assert open_tool_call(_call("s__t", wrapped), _catalog(model_intent=True), 0).arguments == {"a": 1}
-    assert open_tool_call(_call("s__t", wrapped), _catalog(), 0).arguments["properties"] == {"a": 1}
+    assert open_tool_call(_call("s__t", wrapped), _catalog(model_intent=True), 0, 1).arguments == {"a": 1}
+    assert open_tool_call(_call("s__t", wrapped), _catalog(), 0, 1).arguments["properties"] == {"a": 1}
 
 
 def _typed_catalog(input_schema: dict, rule: dict | None = None) -> ToolCatalog:
     rules = [ApprovalRule(name="r", arguments=rule)] if rule is not None else []
     tool = CatalogTool(server="s", tool="t", function_name="s__t", input_schema=input_schema, auto_approve_rules=rules)
-    return ToolCatalog(default_model="m", tools=[tool])
+    return ToolCatalog(tools=[tool])
 
 
 AMOUNT = {"type": "object", "properties": {"amount": {"type": "number"}}, "required": ["amount"]}
@@ -62,14 +62,14 @@ AMOUNT = {"type": "object", "properties": {"amount": {"type": "number"}}, "requi
 
 def test_arguments_must_match_the_input_schema_before_a_rule_sees_them() -> None:
     catalog = _typed_catalog(AMOUNT, rule={"properties": {"amount": {"maximum": 100}}})
-    confused = open_tool_call(_call("s__t", '{"amount": "100000"}'), catalog, 0)
+    confused = open_tool_call(_call("s__t", '{"amount": "100000"}'), catalog, 0, 1)
     assert confused.problem == (
         "arguments do not match the input schema of s__t: amount: '100000' is not of type 'number'"
     )
     assert confused.rule is None and not confused.auto_execute
-    small = open_tool_call(_call("s__t", '{"amount": 50}'), catalog, 0)
+    small = open_tool_call(_call("s__t", '{"amount": 50}'), catalog, 0, 1)
     assert small.problem is None and small.rule == "r" and small.auto_execute
-    replayed = open_tool_call(_call("s__t", '{"amount": "100000"}'), catalog, 0, validate_arguments=False)
+    replayed = open_tool_call(_call("s__t", '{"amount": "100000"}'), catalog, 0, 1, validate_arguments=False)
     assert replayed.problem is None, "runs recorded before the check replay as they ran"
 
 
@@ -85,7 +85,7 @@ def test_arguments_must_match_the_input_schema_before_a_rule_sees_them() -> None
 def test_a_schema_or_arguments_that_cannot_be_checked_are_a_problem_not_an_exception(
     input_schema: dict, arguments: str, problem: str
 ) -> None:
-    opened = open_tool_call(_call("s__t", arguments), _typed_catalog(input_schema), 0)
+    opened = open_tool_call(_call("s__t", arguments), _typed_catalog(input_schema), 0, 1)
     assert problem in (opened.problem or "")
 
 

@@ -1,0 +1,97 @@
+"""Starting a run, idempotently: the checks every start passes (`api.limits`, the workers' MCP
+servers), the workflow id (random, or from the caller's Idempotency-Key, so Temporal itself
+makes concurrent starts one run), and telling a retried start (same body: the run it started)
+from a reused key (another body: 422)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from api.auth import Principal
+from api.errors import APIError
+from api.limits import check_run_request, check_scope
+from api.projections import read_memo, status_of, ui_summary
+from api.schemas import CreateOrchestration
+from api.temporal_calls import temporal_call
+from api.tool_listing import ToolListings
+from worker.settings import Settings
+from workflows import contract
+from workflows.contract import ORCHESTRATION_OWNER_ATTRIBUTE, ORCHESTRATION_STATUS_ATTRIBUTE
+from workflows.messages import OrchestrationStatus, RunMemo, RunStatus
+from workflows.state import OrchestrationInput
+
+
+async def start_run(
+    client: Client,
+    settings: Settings,
+    tools: ToolListings,
+    body: CreateOrchestration,
+    idempotency_key: str | None,
+    caller: Principal,
+) -> tuple[str, RunStatus, bool]:
+    """Start a run owned by `caller`, within its MCP scope; returns (id, status, created).
+    A known Idempotency-Key with the same body is not created again."""
+    check_run_request(body, settings)
+    check_scope(body, caller)
+    if body.mcp_servers:
+        await tools.check_servers(body.mcp_servers)
+    request = body.to_run_request()
+    request.owner = caller.name
+    request.tool_scope = list(caller.mcp_scopes) if caller.mcp_scopes is not None else None
+    request_hash = hashlib.sha256(json.dumps(request.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+    nonce = uuid.uuid4().hex
+    workflow_id = _workflow_id(idempotency_key, caller)
+    attributes = [SearchAttributePair(ORCHESTRATION_STATUS_ATTRIBUTE, RunStatus.RUNNING.value)]
+    if caller.name is not None:
+        attributes.append(SearchAttributePair(ORCHESTRATION_OWNER_ATTRIBUTE, caller.name))
+    try:
+        async with temporal_call("start orchestration"):
+            handle = await client.start_workflow(
+                contract.ORCHESTRATION_WORKFLOW,
+                OrchestrationInput(run_request=request),
+                result_type=OrchestrationStatus,
+                id=workflow_id,
+                task_queue=settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                memo=RunMemo(request_hash=request_hash, start_nonce=nonce, owner=caller.name).written(
+                    "request_hash", "start_nonce", "owner"
+                ),
+                search_attributes=TypedSearchAttributes(attributes),
+                static_summary=ui_summary(request),
+            )
+    except WorkflowAlreadyStartedError:
+        handle = client.get_workflow_handle(workflow_id)
+    if idempotency_key is None:
+        return workflow_id, RunStatus.RUNNING, True
+    async with temporal_call("read orchestration"):
+        description = await handle.describe()
+        memo = await read_memo(description)
+    if memo.start_nonce == nonce:
+        return workflow_id, RunStatus.RUNNING, True
+    if memo.request_hash != request_hash:
+        raise APIError(
+            422, "idempotency_key_reused", "this Idempotency-Key was already used with a different request body"
+        )
+    return workflow_id, status_of(description, memo), False
+
+
+def _workflow_id(idempotency_key: str | None, caller: Principal) -> str:
+    """A random id, or the one `idempotency_key` always gives this caller."""
+    if idempotency_key is None:
+        return f"orch-{uuid.uuid4().hex}"
+    # Same key -> same workflow id, so Temporal itself makes concurrent starts one run.
+    # Keys are per caller: two API keys using the same Idempotency-Key get two runs.
+    scoped_key = idempotency_key if caller.name is None else f"{caller.name}\n{idempotency_key}"
+    return "orch-" + hashlib.sha256(scoped_key.encode()).hexdigest()[:32]
