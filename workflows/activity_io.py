@@ -38,26 +38,6 @@ class CatalogTool(BaseModel):
     price_usd: float = 0.0
     definition_hash: str = ""
 
-    def openai_tool(self) -> dict[str, Any]:
-        """The tool in OpenAI's `tools` format, wrapped for model intent when enabled."""
-        parameters = self.input_schema
-        if self.model_intent:
-            parameters = {
-                "type": "object",
-                "properties": {
-                    "model_intent": {
-                        "type": "string",
-                        "description": "One sentence: why you are calling this tool and what you expect.",
-                    },
-                    "properties": self.input_schema,
-                },
-                "required": ["model_intent", "properties"],
-            }
-        return {
-            "type": "function",
-            "function": {"name": self.function_name, "description": self.description, "parameters": parameters},
-        }
-
 
 class ToolCatalog(BaseModel):
     """The tools a run may use, resolved once at its start and recorded in history."""

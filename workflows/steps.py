@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.publishing import Publisher
     from workflows.run_record import RunRecord
     from workflows.state import LLMCallRecord, OrchestrationState, ToolCallRecord
+    from workflows.tool_calls import openai_tool
 
 
 class Steps:
@@ -45,7 +46,7 @@ class Steps:
         state.steps.append(record)
         fit_to_budget(state.messages, self._run.request.context_budget_bytes)
         request = LLMRequest(
-            model=state.model, messages=state.messages, tools=[tool.openai_tool() for tool in state.catalog.tools]
+            model=state.model, messages=state.messages, tools=[openai_tool(tool) for tool in state.catalog.tools]
         )
         size = json_bytes(request)
         if size > PAYLOAD_BUDGET_BYTES:

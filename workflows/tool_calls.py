@@ -1,4 +1,5 @@
-"""Turning the model's tool calls into calls the run can decide on: pure, deterministic code."""
+"""How tools are offered to the model, and turning the model's tool calls into calls the run can
+decide on: pure, deterministic code."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from jsonschema import exceptions as jsonschema_exceptions
 from jsonschema import validators
 from referencing import exceptions as referencing_exceptions
 
-from workflows.activity_io import ToolCatalog
+from workflows.activity_io import CatalogTool, ToolCatalog
 from workflows.chat_messages import LLMToolCall
 from workflows.limits import arguments_problem
 from workflows.state import ToolCallRecord
@@ -40,6 +41,28 @@ def unique_tool_call_ids(calls: list[LLMToolCall], used: set[str], llm_step: int
         taken.add(call_id)
         unique.append(call if call_id == call.id else call.model_copy(update={"id": call_id}))
     return unique
+
+
+MODEL_INTENT_DESCRIPTION = "One sentence: why you are calling this tool and what you expect."
+
+
+def openai_tool(tool: CatalogTool) -> dict[str, Any]:
+    """`tool` in OpenAI's `tools` format; with model intent on, its arguments are wrapped as
+    `{"model_intent": ..., "properties": {...}}` (what `unwrap_model_intent` reads back)."""
+    parameters = tool.input_schema
+    if tool.model_intent:
+        parameters = {
+            "type": "object",
+            "properties": {
+                "model_intent": {"type": "string", "description": MODEL_INTENT_DESCRIPTION},
+                "properties": tool.input_schema,
+            },
+            "required": ["model_intent", "properties"],
+        }
+    return {
+        "type": "function",
+        "function": {"name": tool.function_name, "description": tool.description, "parameters": parameters},
+    }
 
 
 def unwrap_model_intent(arguments: dict[str, Any]) -> tuple[dict[str, Any], str | None]:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from workflows.activity_io import ApprovalRule, CatalogTool, ToolCatalog
 from workflows.chat_messages import FunctionCall, LLMToolCall
-from workflows.tool_calls import open_tool_call, unique_tool_call_ids, unwrap_model_intent
+from workflows.tool_calls import (
+    model_arguments_text,
+    open_tool_call,
+    openai_tool,
+    unique_tool_call_ids,
+    unwrap_model_intent,
+)
 
 
 @pytest.mark.parametrize(
@@ -49,6 +57,16 @@ def test_open_tool_call_unwraps_intent_only_when_enabled() -> None:
     wrapped = '{"model_intent": "why", "properties": {"a": 1}}'
     assert open_tool_call(_call("s__t", wrapped), _catalog(model_intent=True), 0, 1).arguments == {"a": 1}
     assert open_tool_call(_call("s__t", wrapped), _catalog(), 0, 1).arguments["properties"] == {"a": 1}
+
+
+def test_the_model_is_offered_the_wrapped_schema_it_is_read_back_with() -> None:
+    [plain], [with_intent] = _catalog().tools, _catalog(model_intent=True).tools
+    assert openai_tool(plain)["function"]["parameters"] == plain.input_schema
+    parameters = openai_tool(with_intent)["function"]["parameters"]
+    assert parameters["required"] == ["model_intent", "properties"]
+    assert parameters["properties"]["properties"] == with_intent.input_schema
+    written = model_arguments_text({"a": 1}, "why", model_intent=True)
+    assert unwrap_model_intent(json.loads(written)) == ({"a": 1}, "why")
 
 
 def _typed_catalog(input_schema: dict, rule: dict | None = None) -> ToolCatalog:
