@@ -104,15 +104,24 @@ class _Watcher:
             first_buffered = self._events[0].id if self._events else self._last_id + 1
             if cursor + 1 < first_buffered and cursor < self._last_id:
                 # Older than this watcher's buffer: read the gap directly.
+                changed = self._changed
                 page = await self._hub.fetch(self._run_id, cursor)
                 fresh = [event for event in page.events if event.id < first_buffered]
                 for event in fresh:
                     yield event
                     cursor = event.id
-                if not fresh:
-                    cursor = max(cursor, first_buffered - 1)  # dropped at continue-as-new
                 if any(event.type in FINAL_EVENT_TYPES for event in fresh):
                     return
+                if fresh:
+                    continue
+                if self._synced:
+                    cursor = max(cursor, first_buffered - 1)  # dropped at continue-as-new
+                    continue
+                # The gap's end is a resume point past the run's events, not an event: wait
+                # until the watcher's first poll says where the run is.
+                if self._ended:
+                    return
+                await changed.wait()
                 continue
             for event in self._events[max(0, cursor + 1 - first_buffered) :]:
                 yield event

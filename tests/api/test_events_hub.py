@@ -65,3 +65,26 @@ async def test_a_reader_that_got_ahead_of_a_poisoned_watcher_is_not_sent_events_
     second_poll.set()
     assert await reader == list(range(1, 10)), "every event once, in order"
     assert (await poisoned)[-1] == 9, "the poisoned subscriber resumed from the newest event and ended"
+
+
+async def test_a_reader_ahead_of_a_watcher_that_has_not_polled_yet_waits_instead_of_skipping() -> None:
+    """A watcher made by a resume point far past the run's events does not know where the run
+    is until its first poll answers. A reader from the start reads the backlog directly
+    meanwhile; when a second direct read finds nothing newer, the reader must wait for that
+    poll, not take the watcher's far resume point for the end of a gap and skip to it (found by
+    a loaded CI run: the stream stopped at `tool_started` and ended without `completed`)."""
+    far = 10**17
+    log = EventLog(3)
+    first_poll = log.gates.setdefault(far, asyncio.Event())
+    hub = RunEventsHub(log.fetch, poll_seconds=0.01)
+    read: list[int] = []
+    poisoned = asyncio.create_task(_collect(hub, far, []))
+    await eventually(lambda: hub.fetches == 1, "the watcher's first poll")
+    reader = asyncio.create_task(_collect(hub, 0, read))
+    await eventually(lambda: read == [1, 2, 3] and hub.fetches == 3, "the backlog, then a read with nothing newer")
+    log.add(2)
+    first_poll.set()
+    await eventually(lambda: len(read) == 5, "the reader read what happened since")
+    log.add(1, final=True)
+    assert await reader == [1, 2, 3, 4, 5, 6], "every event once, in order, to the end"
+    assert await poisoned == [6], "the poisoned subscriber resumed from the newest event and ended"
