@@ -117,7 +117,7 @@ class RunRecord:
         return approvals.rejection(
             decision,
             call,
-            decided_before=any(answered.tool_call_id == decision.tool_call_id for answered in calls),
+            decided_before=any(known.tool_call_id == decision.tool_call_id for known in calls),
             input_schema=self.catalog_tool(call).input_schema if call is not None and call.problem is None else None,
         )
 
