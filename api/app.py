@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
-from temporalio.client import Client
 
 from api.api_keys import APIKeysError, load_api_keys
 from api.body_limit import BodySizeLimit
@@ -17,25 +16,22 @@ from api.events import RunEventsHub
 from api.loopback import origin_of
 from api.routers import chat, codec, health, orchestrations, tools, webhooks
 from api.service import OrchestrationService
-from worker.plugin import OrchestrationPlugin
+from worker.connection import TemporalConfigError, TemporalConnection
 from worker.settings import Settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; its lifespan opens one (lazy) Temporal client for the process."""
+def create_app(settings: Settings | None = None, temporal: TemporalConnection | None = None) -> FastAPI:
+    """Build the app; its lifespan opens one (lazy) Temporal client for the process, connected
+    as `temporal` says (default: the SDK's environment configuration)."""
     resolved = settings or Settings()
     api_keys = load_api_keys(resolved.api_keys)  # APIKeysError: a bad key file stops the process
+    connection = temporal or TemporalConnection.from_environment()  # TemporalConfigError: stops it too
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Lazy: the API starts (and /healthz answers) while Temporal is still coming up;
         # calls made meanwhile answer 503 within seconds.
-        client = await Client.connect(
-            resolved.temporal_address,
-            namespace=resolved.temporal_namespace,
-            plugins=[OrchestrationPlugin(resolved.encryption_key)],
-            lazy=True,
-        )
+        client = await connection.connect(resolved.encryption_key, lazy=True)
         app.state.settings = resolved
         app.state.service = service = OrchestrationService(client, resolved)
         app.state.events = hub = RunEventsHub(service.events, resolved.events_poll_seconds)
@@ -72,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _app_from_environment() -> FastAPI:
     try:
         return create_app()
-    except APIKeysError as err:
+    except (APIKeysError, TemporalConfigError) as err:
         raise SystemExit(f"api: {err}") from None  # one line, no traceback
 
 

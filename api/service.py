@@ -75,7 +75,7 @@ class OrchestrationService:
         return Links(
             self=f"/v1/orchestrations/{orchestration_id}",
             approvals=f"/v1/orchestrations/{orchestration_id}/approvals",
-            temporal_ui=f"{ui}/namespaces/{self._settings.temporal_namespace}/workflows/{orchestration_id}",
+            temporal_ui=f"{ui}/namespaces/{self._client.namespace}/workflows/{orchestration_id}",
         )
 
     # --- Start --------------------------------------------------------------------------

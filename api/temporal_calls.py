@@ -12,6 +12,7 @@ from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import APIError
+from worker.connection import failure
 from workflows.contract import DECISION_ALREADY_MADE, DECISION_INVALID, DECISION_MISMATCH, DECISION_UNKNOWN_CALL
 
 TEMPORAL_TIMEOUT_SECONDS = 5.0
@@ -46,7 +47,7 @@ async def temporal_call(what: str, timeout: float = TEMPORAL_TIMEOUT_SECONDS) ->
         raise
     except RuntimeError as err:
         # The SDK's lazy client raises RuntimeError when it cannot connect.
-        raise APIError(503, "temporal_unavailable", f"{what}: Temporal is not reachable ({err})") from None
+        raise APIError(503, "temporal_unavailable", f"{what}: Temporal is not reachable ({failure(err)})") from None
 
 
 def not_found(orchestration_id: str) -> APIError:

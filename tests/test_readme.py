@@ -12,6 +12,7 @@ import pytest
 
 from api.app import create_app
 from api.cli.main import _parser
+from worker.connection import ENVIRONMENT_VARIABLES
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +67,9 @@ def test_curl_paths_are_api_endpoints() -> None:
 
 
 def test_every_configuration_variable_in_readme_is_read_by_settings() -> None:
-    names: set[str] = set()
+    """The settings tables: ORCH_* and the rest read by Settings, TEMPORAL_* by the SDK's
+    environment configuration (each `_PATH` with its `_DATA` form beside it)."""
+    names: set[str] = set(ENVIRONMENT_VARIABLES)
     for field in Settings.model_fields.values():
         alias = field.validation_alias
         names |= {alias} if isinstance(alias, str) else {str(c) for c in getattr(alias, "choices", [])}
@@ -74,7 +77,8 @@ def test_every_configuration_variable_in_readme_is_read_by_settings() -> None:
     documented |= {n for row in re.findall(r"^\| `([A-Z_]+)`, `([A-Z_]+)`", README, re.MULTILINE) for n in row}
     assert documented, "the configuration table is there"
     assert documented <= names, documented - names
-    assert names <= documented, f"undocumented settings: {names - documented}"
+    undocumented = {name for name in names - documented if not name.endswith("_DATA")}
+    assert not undocumented, f"undocumented settings: {undocumented}"
 
 
 @pytest.mark.parametrize("command", ["pytest"])

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 
+from worker.connection import TemporalConfigError, TemporalConnectError, TemporalConnection
 from worker.runner import WorkerConfigError, checked_config, run_worker
 from worker.settings import Settings
 
@@ -15,14 +16,14 @@ def main() -> int:
     settings = Settings()
     try:
         mcp_config = checked_config(settings)
-    except WorkerConfigError as err:
+        temporal = TemporalConnection.from_environment()
+    except (WorkerConfigError, TemporalConfigError) as err:
         sys.stderr.write(f"worker: {err}\n")
         return 2
     try:
-        asyncio.run(run_worker(settings, mcp_config))
-    except RuntimeError as err:
-        # The SDK raises RuntimeError when the server cannot be reached at connect time.
-        sys.stderr.write(f"worker: cannot connect to Temporal at {settings.temporal_address}: {err}\n")
+        asyncio.run(run_worker(settings, mcp_config, temporal))
+    except TemporalConnectError as err:
+        sys.stderr.write(f"worker: {err}\n")
         return 1
     return 0
 

@@ -23,6 +23,7 @@ from activities.mcp_pool import MCPSessionPool
 from activities.mcp_tools import MCPActivities
 from activities.webhooks import PublicAddressTransport, WebhookActivities
 from worker.codec import EncryptionKeyError
+from worker.connection import TemporalConnection
 from worker.converter import data_converter
 from worker.plugin import OrchestrationPlugin
 from worker.settings import Settings
@@ -55,16 +56,6 @@ def checked_config(settings: Settings) -> MCPConfig:
     except (MCPConfigError, EncryptionKeyError) as err:
         raise WorkerConfigError(str(err)) from None
     return config
-
-
-async def connect(settings: Settings) -> Client:
-    """A Temporal client with the plugin (data converter, workflows, runner) that workers
-    made with it use."""
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        plugins=[OrchestrationPlugin(settings.encryption_key)],
-    )
 
 
 @dataclass
@@ -147,9 +138,10 @@ def build_worker(
     )
 
 
-async def run_worker(settings: Settings, mcp_config: MCPConfig) -> None:
-    """Run until SIGTERM or SIGINT, then let in-flight activities finish within the grace period."""
-    client = await connect(settings)
+async def run_worker(settings: Settings, mcp_config: MCPConfig, temporal: TemporalConnection) -> None:
+    """Run until SIGTERM or SIGINT, then let in-flight activities finish within the grace period.
+    Raises TemporalConnectError when Temporal cannot be reached."""
+    client = await temporal.connect(settings.encryption_key)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -164,10 +156,9 @@ async def run_worker(settings: Settings, mcp_config: MCPConfig) -> None:
         )
         servers = ", ".join(mcp_config.servers) or "none"
         logger.info(
-            "worker polling task queue %r on %s (namespace %s); MCP servers: %s",
+            "worker polling task queue %r on %s; MCP servers: %s",
             settings.task_queue,
-            settings.temporal_address,
-            settings.temporal_namespace,
+            temporal.describe(),
             servers,
         )
         running = asyncio.create_task(worker.run())

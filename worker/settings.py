@@ -7,12 +7,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    """One settings class for every process; names are the environment variables the README lists."""
+    """One settings class for every process; names are the environment variables the README lists.
+    Where and how to reach Temporal is the SDK's own configuration (`worker.connection`)."""
 
     model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore", populate_by_name=True)
 
-    temporal_address: str = Field(default="localhost:7233", validation_alias="TEMPORAL_ADDRESS")
-    temporal_namespace: str = Field(default="default", validation_alias="TEMPORAL_NAMESPACE")
     task_queue: str = Field(default="orchestrations", validation_alias="ORCH_TASK_QUEUE")
     mcp_config: str | None = Field(default=None, validation_alias="ORCH_MCP_CONFIG")
     openai_base_url: str = Field(default="https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL")

@@ -97,9 +97,13 @@ def start_stack(stack: DevStack, temporal: str, demo: bool, say: Callable[[str],
     and the API (with the demo MCP config unless ORCH_MCP_CONFIG names one); return once the
     API is ready. A child that exits before then is a CLIError naming it."""
     options = stack.options
-    env = dict(os.environ)
+    # The children reach this stack's own dev server: no TLS, key, profile or config file of the
+    # user's environment applies (worker.connection reads TEMPORAL_* and the config file).
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TEMPORAL_")}
     env.update(
         TEMPORAL_ADDRESS=f"127.0.0.1:{options.temporal_port}",
+        TEMPORAL_NAMESPACE="default",
+        TEMPORAL_CONFIG_FILE=os.devnull,
         ORCH_TEMPORAL_UI_URL=f"http://127.0.0.1:{options.ui_port}",
         ORCH_API_HOST="127.0.0.1",
         ORCH_API_PORT=str(options.api_port),

@@ -19,6 +19,7 @@ from api.app import create_app
 from tests.conftest import Harness, LoopbackOnlyTransport, WorkerFactory
 from tests.scripted_llm import free_port
 from tests.waiting import WAIT_SECONDS, eventually
+from worker.connection import TemporalConnection
 from worker.plugin import OrchestrationPlugin
 from worker.settings import Settings
 
@@ -48,12 +49,23 @@ class APIHarness:
 
 
 @contextlib.asynccontextmanager
-async def serve_api(settings: Settings, app: FastAPI | None = None) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
-    """`app` (default: `create_app(settings)`) under uvicorn on a free loopback port."""
+async def serve_api(
+    settings: Settings,
+    app: FastAPI | None = None,
+    *,
+    temporal: str = "127.0.0.1:1",
+    connection: TemporalConnection | None = None,
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """`app` (default: `create_app(settings)` connecting as `connection` says, else to the dev
+    server at `temporal`, whose default address has none) under uvicorn on a free loopback port."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            app or create_app(settings), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=5
+            app or create_app(settings, connection or TemporalConnection.plain(temporal)),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=5,
         )
     )
     task = asyncio.create_task(server.serve())
@@ -87,14 +99,12 @@ def api_stack(run_worker: WorkerFactory, temporal_env) -> APIFactory:
         # Runs may name any webhook_url; deliveries never leave this machine.
         async with run_worker(servers, env=env, webhook_transport=LoopbackOnlyTransport()) as worker:
             api_settings = Settings(
-                temporal_address=target,
-                temporal_namespace=namespace,
                 task_queue=worker.task_queue,
                 webhook_secret=WEBHOOK_SECRET,
                 temporal_ui_url="http://127.0.0.1:8233",
                 **settings,
             )
-            app = create_app(api_settings)
+            app = create_app(api_settings, TemporalConnection.plain(target, namespace))
             async with serve_api(api_settings, app) as (http, base_url):
                 yield APIHarness(http=http, worker=worker, base_url=base_url, app=app)
 

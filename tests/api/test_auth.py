@@ -24,6 +24,7 @@ from tests.conftest import REPO_ROOT, CallLog, toolbox_stdio
 from tests.orch_cli import run_orch
 from tests.scripted_llm import Reply, ScriptedLLM, free_port, tool_call
 from tests.waiting import WAIT_SECONDS, eventually
+from worker.connection import TemporalConnection
 from worker.settings import Settings
 
 KEYS = {
@@ -189,7 +190,7 @@ async def test_a_scoped_key_is_never_offered_tools_outside_its_scope(
 
 async def test_without_keys_only_loopback_is_served() -> None:
     """In process over ASGI: the request's server address decides (no socket is bound)."""
-    app = create_app(Settings(temporal_address="127.0.0.1:1"))
+    app = create_app(Settings(), TemporalConnection.plain("127.0.0.1:1"))
     for host, expected in (("10.1.2.3", 403), ("127.0.0.1", 200)):
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
         async with httpx.AsyncClient(transport=transport, base_url=f"http://{host}") as http:

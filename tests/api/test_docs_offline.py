@@ -13,7 +13,6 @@ from api.api_keys import hash_key
 from tests.api.conftest import serve_api
 from worker.settings import Settings
 
-NO_TEMPORAL = "127.0.0.1:1"  # the pages need no Temporal; the API's client is lazy
 ASSETS = tuple(
     f"/docs-assets/{name}" for name in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png")
 )
@@ -56,7 +55,7 @@ async def _fetch_asset(http: httpx.AsyncClient, url: str, content_type: str, min
 
 
 async def test_docs_page_and_its_assets_are_served_by_the_api() -> None:
-    async with serve_api(Settings(temporal_address=NO_TEMPORAL)) as (http, _):
+    async with serve_api(Settings()) as (http, _):
         docs = await http.get("/docs")
         assert docs.status_code == 200 and docs.headers["content-type"].startswith("text/html")
         assert "http://" not in docs.text and "https://" not in docs.text
@@ -77,7 +76,7 @@ async def test_docs_page_and_its_assets_are_served_by_the_api() -> None:
 
 
 async def test_redoc_page_and_its_assets_are_served_by_the_api() -> None:
-    async with serve_api(Settings(temporal_address=NO_TEMPORAL)) as (http, _):
+    async with serve_api(Settings()) as (http, _):
         redoc = await http.get("/redoc")
         assert redoc.status_code == 200 and redoc.headers["content-type"].startswith("text/html")
         assert "http://" not in redoc.text and "https://" not in redoc.text  # no Google Fonts either
@@ -91,13 +90,13 @@ async def test_redoc_page_and_its_assets_are_served_by_the_api() -> None:
 
 async def test_docs_need_no_key_like_openapi_json() -> None:
     keys = {"keys": [{"name": "ci", "sha256": hash_key("orch_test"), "roles": ["run"]}]}
-    async with serve_api(Settings(temporal_address=NO_TEMPORAL, api_keys=json.dumps(keys))) as (http, _):
+    async with serve_api(Settings(api_keys=json.dumps(keys))) as (http, _):
         assert (await http.get("/v1/tools")).status_code == 401
         for path in ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", *ASSETS):
             assert (await http.get(path)).status_code == 200, path
 
 
 async def test_docs_stay_out_of_the_openapi_spec() -> None:
-    async with serve_api(Settings(temporal_address=NO_TEMPORAL)) as (http, _):
+    async with serve_api(Settings()) as (http, _):
         paths = (await http.get("/openapi.json")).json()["paths"]
     assert not [path for path in paths if path.startswith(("/docs", "/redoc"))]

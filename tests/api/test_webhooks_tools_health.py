@@ -97,11 +97,11 @@ async def test_finished_run_is_readable_with_the_worker_stopped(
     async with api_stack() as api:
         run_id = (await api.http.post("/v1/orchestrations", json={"input": "x", "model": "m-after"})).json()["id"]
         await api.wait_for(run_id, lambda s: s["status"] == "completed")
-        settings = Settings(temporal_address=api.worker.client.service_client.config.target_host)
+        target = api.worker.client.service_client.config.target_host
     # The worker is gone now; a fresh API process reads the final status from Temporal alone.
     # A query that waited for a worker would now take WAIT_SECONDS, far beyond the bound below.
     monkeypatch.setattr(service, "QUERY_TIMEOUT_SECONDS", WAIT_SECONDS)
-    async with serve_api(settings) as (http, _):
+    async with serve_api(Settings(), temporal=target) as (http, _):
         started = time.monotonic()
         response = await http.get(f"/v1/orchestrations/{run_id}")
         elapsed = time.monotonic() - started
@@ -111,7 +111,7 @@ async def test_finished_run_is_readable_with_the_worker_stopped(
 
 
 async def test_health_and_a_temporal_outage_answers_503_quickly() -> None:
-    async with serve_api(Settings(temporal_address="127.0.0.1:1")) as (http, _):
+    async with serve_api(Settings()) as (http, _):
         assert (await http.get("/healthz")).json() == {"status": "ok"}
         started = time.monotonic()
         responses = [
@@ -189,8 +189,8 @@ async def test_approval_with_no_worker_is_queued_and_applies_when_one_returns(
     handle = await h.start({"input": "pay", "model": "m-queued"})
     await h.wait_pending(handle)
     assert await first.stop(signal.SIGTERM) == 0
-    settings = Settings(temporal_address=temporal_env.client.service_client.config.target_host, task_queue=h.task_queue)
-    async with serve_api(settings) as (http, _):
+    target = temporal_env.client.service_client.config.target_host
+    async with serve_api(Settings(task_queue=h.task_queue), temporal=target) as (http, _):
         queued = await http.post(
             f"/v1/orchestrations/{handle.id}/approvals",
             json={"tool_call_id": "t1", "decision": "approve", "approver": "night-shift"},

@@ -51,7 +51,8 @@ async def test_malformed_requests_are_4xx_with_a_message(api_stack: APIFactory) 
 
 async def test_codec_payloads_that_are_not_ours_are_422(temporal_env) -> None:
     key = f"k1:{base64.b64encode(os.urandom(32)).decode()}"
-    settings = Settings(temporal_address=temporal_env.client.service_client.config.target_host, encryption_key=key)
+    settings = Settings(encryption_key=key)
+    target = temporal_env.client.service_client.config.target_host
 
     def payload(key_id: bytes, data: bytes) -> dict:
         metadata = {"encoding": ENCODING, KEY_ID: key_id}
@@ -60,7 +61,7 @@ async def test_codec_payloads_that_are_not_ours_are_422(temporal_env) -> None:
             "data": base64.b64encode(data).decode(),
         }
 
-    async with serve_api(settings) as (http, _):
+    async with serve_api(settings, temporal=target) as (http, _):
         for bad, code in ((payload(b"k1", b""), "undecryptable"), (payload(b"\xff\xfe", b"x" * 40), "unknown_key")):
             answer = await http.post("/codec/decode", json={"payloads": [bad]})
             assert answer.status_code == 422 and answer.json()["error"]["code"] == code, answer.text

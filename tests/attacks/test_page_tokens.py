@@ -106,7 +106,8 @@ async def test_replicas_with_a_shared_key_accept_each_others_tokens(
     async with api_stack(**settings) as api:
         api.http.headers.update(headers)
         started = await _start_runs(api, 3)
-        async with serve_api(api.app.state.settings) as (replica, _):
+        target = api.worker.client.service_client.config.target_host
+        async with serve_api(api.app.state.settings, temporal=target) as (replica, _):
             replica.headers.update(headers)
 
             async def all_listed() -> list[str] | None:
@@ -120,7 +121,8 @@ async def test_without_a_shared_key_another_process_says_why_it_refuses_a_token(
     async with api_stack() as api:
         await _start_runs(api, 2)
         token = await _first_page_token(api.http)
-        async with serve_api(api.app.state.settings) as (replica, _):
+        target = api.worker.client.service_client.config.target_host
+        async with serve_api(api.app.state.settings, temporal=target) as (replica, _):
             refused = await replica.get("/v1/orchestrations", params={"page_token": token})
         assert refused.status_code == 400 and refused.json()["error"]["code"] == "bad_page_token", refused.text
         assert "another API process" in refused.json()["error"]["message"]

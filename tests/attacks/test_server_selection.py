@@ -20,6 +20,7 @@ from tests.api.conftest import APIFactory, APIHarness, serve_api
 from tests.conftest import CallLog, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM
 from tests.waiting import result_of
+from worker.connection import TemporalConnection
 from worker.settings import Settings
 
 
@@ -69,8 +70,8 @@ async def test_concurrent_tool_listings_ask_a_worker_once(api_stack: APIFactory,
 
 async def test_without_a_worker_runs_naming_servers_still_start_after_one_listing_attempt(temporal_env) -> None:
     target = temporal_env.client.service_client.config.target_host
-    settings = Settings(temporal_address=target, task_queue=f"tq-no-worker-{uuid.uuid4().hex[:8]}")
-    app = create_app(settings)
+    settings = Settings(task_queue=f"tq-no-worker-{uuid.uuid4().hex[:8]}")
+    app = create_app(settings, TemporalConnection.plain(target))
     async with serve_api(settings, app) as (http, _):
         body = {"input": "x", "mcp_servers": ["toolbox"]}
         answers = await asyncio.gather(*(http.post("/v1/orchestrations", json=body) for _ in range(3)))

@@ -20,6 +20,7 @@ from temporalio.common import SearchAttributeIndexedValueType
 from activities.mcp_config import load_mcp_config
 from api.app import create_app
 from api.loopback import is_loopback
+from worker.connection import ENVIRONMENT_VARIABLES, TemporalConnection
 from worker.settings import Settings
 from workflows.contract import SEARCH_ATTRIBUTES
 
@@ -79,8 +80,9 @@ def command_module(command: str | list[str]) -> str:
 
 
 def settings_env_names() -> set[str]:
-    """The environment variable names Settings reads (validation_alias: a str or AliasChoices)."""
-    names: set[str] = set()
+    """The environment variable names Settings reads (validation_alias: a str or AliasChoices),
+    and the Temporal connection's (the SDK's environment configuration)."""
+    names: set[str] = set(ENVIRONMENT_VARIABLES)
     prefix = Settings.model_config.get("env_prefix", "")
     for field_name, field in Settings.model_fields.items():
         alias = field.validation_alias
@@ -322,3 +324,81 @@ def test_mcp_configs_load_with_the_project_loader(source: str, k8s: list[dict[st
         path.write_text(k8s_object(k8s, "ConfigMap", "orch-mcp-config")["data"]["mcp.json"])
     config = load_mcp_config(path)
     assert config.enabled_servers(), f"{source} configures no MCP server"
+
+
+# --- Temporal Cloud (API key or mTLS) ---------------------------------------------------------
+
+CLOUD_WAYS = ("api-key", "mtls")
+
+
+def _substituted(value: str) -> str:
+    """A Compose value with `${NAME:?message}` / `${NAME}` filled in as a user would."""
+    return re.sub(r"\$\{([A-Z_]+)[^}]*\}", lambda m: f"<{m.group(1).lower()}>", str(value))
+
+
+def _loads_with_files(env: dict[str, str], mounts: dict[str, Path]) -> TemporalConnection:
+    """`env` as the SDK reads it, with every file it names created under the mounted directory."""
+    local = dict(env)
+    for name, value in env.items():
+        for mount_path, directory in mounts.items():
+            if name.endswith("_PATH") and value.startswith(mount_path + "/"):
+                file = directory / value.removeprefix(mount_path + "/")
+                file.write_text("PEM")
+                local[name] = str(file)
+        assert not (name.endswith("_PATH") and local[name] == value), f"{name}={value} is not in a mounted directory"
+    return TemporalConnection.from_environment(local)
+
+
+@pytest.mark.parametrize("way", CLOUD_WAYS)
+def test_compose_temporal_cloud_overrides_connect_the_worker_and_the_api(
+    way: str, compose: dict[str, Any], tmp_path: Path
+) -> None:
+    override = yaml.safe_load((DEPLOY / f"docker-compose.temporal-cloud-{way}.yml").read_text())
+    assert set(override["services"]) == set(APP_SERVICES) <= set(compose["services"])
+    for service, spec in override["services"].items():
+        env = {name: _substituted(value) for name, value in spec["environment"].items()}
+        assert set(env) <= ENVIRONMENT_VARIABLES and {"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE"} <= set(env), service
+        mounts = {}
+        for volume in spec.get("volumes", []):
+            source, target, *_ = volume.split(":")
+            assert (DEPLOY / source).resolve().parent == DEPLOY, f"{service}: mounts {source} from deploy/"
+            mounts[target] = tmp_path
+        described = _loads_with_files(env, mounts).describe()
+        assert "TLS" in described and ("API key" if way == "api-key" else "client certificate") in described
+
+
+@pytest.mark.parametrize("way", CLOUD_WAYS)
+def test_k8s_temporal_cloud_overlays_patch_the_base(way: str, k8s: list[dict[str, Any]], tmp_path: Path) -> None:
+    overlay = K8S / f"temporal-cloud-{way}"
+    kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == ["../"]
+    patches = [
+        doc for patch in kustomization["patches"] for doc in yaml.safe_load_all((overlay / patch["path"]).read_text())
+    ]
+    config = dict(k8s_config(k8s))
+    for patch in patches:
+        k8s_object(k8s, patch["kind"], patch["metadata"]["name"])  # patches only what the base has
+        if patch["kind"] == "ConfigMap":
+            assert set(patch["data"]) <= ENVIRONMENT_VARIABLES
+            config |= patch["data"]
+    for deployment in APP_DEPLOYMENTS:
+        [patch] = [p for p in patches if p["kind"] == "Deployment" and p["metadata"]["name"] == deployment]
+        [patched] = patch["spec"]["template"]["spec"]["containers"]
+        assert patched["name"] == container(k8s, deployment)["name"]
+        env = dict(config)
+        for variable in patched.get("env", []):
+            assert variable["name"] in ENVIRONMENT_VARIABLES and variable["valueFrom"]["secretKeyRef"]["key"]
+            env[variable["name"]] = "from-a-secret"
+        volumes = {volume["name"]: volume for volume in patch["spec"]["template"]["spec"].get("volumes", [])}
+        mounts = {}
+        for mount in patched.get("volumeMounts", []):
+            secret = volumes[mount["name"]]["secret"]["secretName"]
+            assert secret == "temporal-client-tls"
+            mounts[mount["mountPath"]] = tmp_path
+        described = _loads_with_files(env, mounts).describe()
+        assert "TLS" in described and ("API key" if way == "api-key" else "client certificate") in described
+        if way == "mtls":  # `kubectl create secret tls` names its keys tls.crt and tls.key
+            assert {Path(env[name]).name for name in env if name.startswith("TEMPORAL_TLS_CLIENT_")} == {
+                "tls.crt",
+                "tls.key",
+            }

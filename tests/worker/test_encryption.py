@@ -49,7 +49,7 @@ async def test_history_holds_no_plaintext_and_the_run_still_works(
     assert not leaked, leaked[:2]
 
     # An operator with the key reads it through the API's codec endpoint (as the UI does).
-    async with serve_api(Settings(temporal_address=target, encryption_key=key)) as (http, _):
+    async with serve_api(Settings(encryption_key=key), temporal=target) as (http, _):
         history = await raw_client.get_workflow_handle(handle.id).fetch_history()
         started = history.events[0].workflow_execution_started_event_attributes.input.payloads[0]
         body = {"payloads": [{"metadata": {k: base64.b64encode(v).decode() for k, v in started.metadata.items()},
@@ -85,6 +85,6 @@ def test_malformed_keys_are_refused(value: str) -> None:
 
 async def test_codec_endpoints_answer_404_when_encryption_is_off(temporal_env: WorkflowEnvironment) -> None:
     target = temporal_env.client.service_client.config.target_host
-    async with serve_api(Settings(temporal_address=target)) as (http, _):
+    async with serve_api(Settings(), temporal=target) as (http, _):
         response = await http.post("/codec/encode", json={"payloads": []})
     assert response.status_code == 404 and "ORCH_ENCRYPTION_KEY" in response.json()["error"]["message"]
