@@ -54,6 +54,8 @@ class OrchDev:
 
     async def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "ORCH_MCP_CONFIG", "ORCH_API_PORT")}
+        # A user whose shell points at another cluster: orch dev's stack still uses its own server.
+        env |= {"TEMPORAL_ADDRESS": "elsewhere.example:7233", "TEMPORAL_API_KEY": "k", "TEMPORAL_PROFILE": "absent"}
         self.proc = await asyncio.create_subprocess_exec(
             ORCH, "dev", "--state-dir", str(self.state_dir),
             "--api-port", str(self.ports["api"]), "--temporal-port", str(self.ports["temporal"]),
