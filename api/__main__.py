@@ -8,6 +8,7 @@ import uvicorn
 
 from api.api_keys import APIKeysError, load_api_keys
 from api.loopback import is_loopback
+from worker.logs import configure_logging
 from worker.settings import Settings
 
 
@@ -24,7 +25,9 @@ def main() -> int:
             "(create keys with `orch keys new`) or listen on 127.0.0.1.\n"
         )
         return 2
-    uvicorn.run("api.app:app", host=settings.api_host, port=settings.api_port, log_level="info")
+    configure_logging(settings.log_format)
+    # log_config=None: uvicorn's loggers go through the handler configure_logging set up.
+    uvicorn.run("api.app:app", host=settings.api_host, port=settings.api_port, log_config=None)
     return 0
 
 

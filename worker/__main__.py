@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 
 from worker.connection import TemporalConfigError, TemporalConnectError, TemporalConnection
+from worker.logs import configure_logging
 from worker.runner import WorkerConfigError, checked_config, run_worker
 from worker.settings import Settings
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
+    configure_logging(settings.log_format)
     try:
         mcp_config = checked_config(settings)
         temporal = TemporalConnection.from_environment()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -80,6 +82,11 @@ class Settings(BaseSettings):
         gt=0,
         validation_alias="ORCH_CHAT_TIMEOUT_SECONDS",
         description="How long a chat completion waits for its run in all before answering that it still runs.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        validation_alias="ORCH_LOG_FORMAT",
+        description="`json`: one JSON object per log line, with the run's id on lines about a run.",
     )
     max_cached_workflows: int = Field(
         default=1000,

@@ -1,0 +1,66 @@
+"""How the worker and the API log: a line of text per record, or with `ORCH_LOG_FORMAT=json`
+one JSON object per line (python-json-logger) with `time`, `level`, `logger`, `message`, and
+for a record about a run its `run_id` (the orchestration id).
+
+Temporal's workflow and activity loggers put the run's workflow id on their records
+(`temporal_workflow`, `temporal_activity`); the API's access log names it in the request path.
+Nothing here logs a setting: secrets reach the logs only if code puts them in a message, which
+the tests look for (`tests/worker/test_logs.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Literal
+
+from pythonjsonlogger.json import JsonFormatter
+from temporalio import activity, workflow
+from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+
+LogFormat = Literal["text", "json"]
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_RUN_PATH = re.compile(r"^/v1/orchestrations/([^/?]+)")
+
+
+class RunIds(logging.Filter):
+    """Sets `run_id` on records about a run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key in ("temporal_workflow", "temporal_activity"):
+            info = getattr(record, key, None)
+            if isinstance(info, dict) and info.get("workflow_id"):
+                record.run_id = info["workflow_id"]
+                return True
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) >= 3:
+            found = _RUN_PATH.match(str(record.args[2]))
+            if found:
+                record.run_id = found.group(1)
+        return True
+
+
+def configure_logging(log_format: LogFormat, level: int = logging.INFO) -> None:
+    """Every record of the process, the SDK core's included, to stderr in `log_format`. Call it
+    before the first Temporal client is made (it sets the SDK's default runtime)."""
+    handler = logging.StreamHandler()
+    handler.addFilter(RunIds())
+    if log_format == "json":
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+        # The run's details are fields of the record, not text appended to its message.
+        workflow.logger.workflow_info_on_message = False
+        activity.logger.activity_info_on_message = False
+    else:
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    # The SDK's core (Rust) writes its own lines to stderr unless they are forwarded here.
+    core = LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+    )
+    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=core)), error_if_already_set=False)
