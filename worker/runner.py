@@ -25,6 +25,7 @@ from activities.webhooks import PublicAddressTransport, WebhookActivities
 from worker.codec import EncryptionKeyError
 from worker.connection import TemporalConnection
 from worker.converter import data_converter
+from worker.health import WorkerHealth, serving
 from worker.plugin import OrchestrationPlugin
 from worker.settings import Settings
 from workflows.activity_io import WorkerDefaults
@@ -161,12 +162,18 @@ async def run_worker(settings: Settings, mcp_config: MCPConfig, temporal: Tempor
             temporal.describe(),
             servers,
         )
-        running = asyncio.create_task(worker.run())
-        stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if not running.done():
-            logger.info("stopping: waiting up to %.0fs for in-flight activities", settings.graceful_shutdown_seconds)
-            await worker.shutdown()
-        stopped.cancel()
-        await running
+        health: contextlib.AbstractAsyncContextManager[object] = contextlib.nullcontext()
+        if settings.health_port is not None:
+            health = serving(WorkerHealth(worker, client, resources.pool), settings.health_host, settings.health_port)
+        async with health:
+            running = asyncio.create_task(worker.run())
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not running.done():
+                logger.info(
+                    "stopping: waiting up to %.0fs for in-flight activities", settings.graceful_shutdown_seconds
+                )
+                await worker.shutdown()
+            stopped.cancel()
+            await running
     logger.info("worker stopped")

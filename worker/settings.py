@@ -83,6 +83,14 @@ class Settings(BaseSettings):
         validation_alias="ORCH_CHAT_TIMEOUT_SECONDS",
         description="How long a chat completion waits for its run in all before answering that it still runs.",
     )
+    health_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        validation_alias="ORCH_HEALTH_PORT",
+        description="The worker serves /healthz and /readyz on this port (worker/health.py). Unset: no endpoint.",
+    )
+    health_host: str = Field(default="0.0.0.0", validation_alias="ORCH_HEALTH_HOST")
     log_format: Literal["text", "json"] = Field(
         default="text",
         validation_alias="ORCH_LOG_FORMAT",

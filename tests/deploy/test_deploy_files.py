@@ -21,6 +21,7 @@ from activities.mcp_config import load_mcp_config
 from api.app import create_app
 from api.loopback import is_loopback
 from worker.connection import ENVIRONMENT_VARIABLES, TemporalConnection
+from worker.health import CHECK_TIMEOUT_SECONDS, WorkerHealth
 from worker.settings import Settings
 from workflows.contract import SEARCH_ATTRIBUTES
 
@@ -402,3 +403,26 @@ def test_k8s_temporal_cloud_overlays_patch_the_base(way: str, k8s: list[dict[str
                 "tls.crt",
                 "tls.key",
             }
+
+
+# --- The worker's health endpoint -----------------------------------------------------------
+
+
+def _worker_health_paths() -> set[str]:
+    """The paths the worker's health app serves (its handlers need a worker only when called)."""
+    return {route.path for route in WorkerHealth.__new__(WorkerHealth).app().routes}
+
+
+def test_worker_probes_use_its_health_endpoint(compose: dict[str, Any], k8s: list[dict[str, Any]]) -> None:
+    worker = container(k8s, "orch-worker")
+    port = int({env["name"]: env["value"] for env in worker["env"]}["ORCH_HEALTH_PORT"])
+    assert [p["containerPort"] for p in worker["ports"]] == [port]
+    assert worker["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port}
+    assert worker["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port}  # not tied to Temporal or MCP
+    # The readiness check asks Temporal and the MCP servers, each within CHECK_TIMEOUT_SECONDS.
+    assert worker["readinessProbe"]["timeoutSeconds"] > 2 * CHECK_TIMEOUT_SECONDS
+    service = compose["services"]["worker"]
+    test = " ".join(service["healthcheck"]["test"])
+    assert f"localhost:{service['environment']['ORCH_HEALTH_PORT']}/readyz" in test
+    paths = {urlsplit(url).path for url in re.findall(r"https?://[^'\" ]+", test)}
+    assert paths | {"/healthz", "/readyz"} <= _worker_health_paths()
