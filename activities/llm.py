@@ -20,7 +20,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
+from activities.metering import measured
 from activities.redaction import redact
+from workflows import metrics
 from workflows.activity_io import LLMReply, LLMRequest
 from workflows.chat_messages import ChatMessage
 from workflows.contract import CHAT_COMPLETION_ACTIVITY
@@ -48,18 +50,25 @@ class LLMActivities:
         }
         if request.tools:
             body["tools"] = request.tools
-        try:
-            async with heartbeating():
-                response = await self._http.post(self._url, json=body, headers=self._headers)
-        except httpx.TimeoutException as err:
-            raise ApplicationError(f"LLM endpoint timed out: {type(err).__name__}", type="LLMTimeout") from None
-        except httpx.TransportError as err:
-            raise ApplicationError(
-                f"LLM endpoint unreachable: {type(err).__name__}: {redact(str(err), [self._api_key])}",
-                type="LLMUnavailable",
-            ) from None
-        _raise_for_status(response, self._api_key)
-        return parse_reply(response, self._api_key)
+        with measured(metrics.LLM_CALLS, metrics.LLM_CALL_LATENCY, {"model": request.model}) as outcome:
+            try:
+                async with heartbeating():
+                    response = await self._http.post(self._url, json=body, headers=self._headers)
+            except httpx.TimeoutException as err:
+                raise ApplicationError(f"LLM endpoint timed out: {type(err).__name__}", type="LLMTimeout") from None
+            except httpx.TransportError as err:
+                raise ApplicationError(
+                    f"LLM endpoint unreachable: {type(err).__name__}: {redact(str(err), [self._api_key])}",
+                    type="LLMUnavailable",
+                ) from None
+            _raise_for_status(response, self._api_key)
+            reply = parse_reply(response, self._api_key)
+            outcome["outcome"] = "ok"
+        meter = activity.metric_meter()
+        metrics.count(meter, metrics.LLM_TOKENS, {"model": request.model, "kind": "prompt"}, reply.usage.prompt_tokens)
+        tokens = reply.usage.completion_tokens
+        metrics.count(meter, metrics.LLM_TOKENS, {"model": request.model, "kind": "completion"}, tokens)
+        return reply
 
 
 def _raise_for_status(response: httpx.Response, api_key: str | None = None) -> None:

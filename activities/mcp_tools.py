@@ -15,6 +15,8 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from activities.heartbeat import heartbeating
 from activities.mcp_config import MCPConfigError, MCPServerConfig, ToolPolicy
 from activities.mcp_pool import MCPServerUnknown, MCPSessionPool, MCPToolTimeout, describe_error
+from activities.metering import measured
+from workflows import metrics
 from workflows.activity_io import (
     ApprovalRule,
     CatalogTool,
@@ -136,13 +138,16 @@ class MCPActivities:
         """Run one tool call. An MCP error result is data for the model; transport failures raise."""
         # The idempotency key lets a server recognise a retried delivery of the same call.
         meta = {"io.github.durable-orchestrations/idempotency-key": input.idempotency_key}
+        labels = {"server": input.server, "tool": input.tool}
         try:
-            async with heartbeating():
-                if input.definition_hash:
-                    await self._check_pinned_definition(input)
-                result = await self._pool.call_tool(
-                    input.server, input.tool, input.arguments, timeout=input.timeout_seconds, meta=meta
-                )
+            with measured(metrics.TOOL_CALLS, metrics.TOOL_CALL_LATENCY, labels) as outcome:
+                async with heartbeating():
+                    if input.definition_hash:
+                        await self._check_pinned_definition(input)
+                    result = await self._pool.call_tool(
+                        input.server, input.tool, input.arguments, timeout=input.timeout_seconds, meta=meta
+                    )
+                outcome["outcome"] = "error" if result.is_error else "ok"
         except MCPToolTimeout as err:
             # Expected and reported to the model: logged without a traceback (BENIGN).
             raise ApplicationError(

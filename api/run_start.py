@@ -17,6 +17,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.runtime import Runtime
 
 from api.auth import Principal
 from api.errors import APIError
@@ -26,7 +27,7 @@ from api.schemas import CreateOrchestration
 from api.temporal_calls import temporal_call
 from api.tool_listing import ToolListings
 from worker.settings import Settings
-from workflows import contract
+from workflows import contract, metrics
 from workflows.contract import ORCHESTRATION_OWNER_ATTRIBUTE, ORCHESTRATION_STATUS_ATTRIBUTE
 from workflows.messages import OrchestrationStatus, RunMemo, RunStatus
 from workflows.state import OrchestrationInput
@@ -74,11 +75,13 @@ async def start_run(
     except WorkflowAlreadyStartedError:
         handle = client.get_workflow_handle(workflow_id)
     if idempotency_key is None:
+        _started()
         return workflow_id, RunStatus.RUNNING, True
     async with temporal_call("read orchestration"):
         description = await handle.describe()
         memo = await read_memo(description)
     if memo.start_nonce == nonce:
+        _started()
         return workflow_id, RunStatus.RUNNING, True
     if memo.request_hash != request_hash:
         raise APIError(
@@ -95,3 +98,8 @@ def _workflow_id(idempotency_key: str | None, caller: Principal) -> str:
     # Keys are per caller: two API keys using the same Idempotency-Key get two runs.
     scoped_key = idempotency_key if caller.name is None else f"{caller.name}\n{idempotency_key}"
     return "orch-" + hashlib.sha256(scoped_key.encode()).hexdigest()[:32]
+
+
+def _started() -> None:
+    """Count a run this API started (`/metrics` with ORCH_METRICS_PORT)."""
+    metrics.count(Runtime.default().metric_meter, metrics.RUNS_STARTED, {})

@@ -16,7 +16,6 @@ from typing import Literal
 
 from pythonjsonlogger.json import JsonFormatter
 from temporalio import activity, workflow
-from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
 LogFormat = Literal["text", "json"]
 
@@ -41,8 +40,8 @@ class RunIds(logging.Filter):
 
 
 def configure_logging(log_format: LogFormat, level: int = logging.INFO) -> None:
-    """Every record of the process, the SDK core's included, to stderr in `log_format`. Call it
-    before the first Temporal client is made (it sets the SDK's default runtime)."""
+    """Every record of the process to stderr in `log_format` (the SDK core's too, once
+    `worker.telemetry.configure_runtime` forwards them here)."""
     handler = logging.StreamHandler()
     handler.addFilter(RunIds())
     if log_format == "json":
@@ -58,9 +57,3 @@ def configure_logging(log_format: LogFormat, level: int = logging.INFO) -> None:
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level, handlers=[handler], force=True)
-    # The SDK's core (Rust) writes its own lines to stderr unless they are forwarded here.
-    core = LoggingConfig(
-        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
-        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
-    )
-    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=core)), error_if_already_set=False)

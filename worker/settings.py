@@ -91,6 +91,14 @@ class Settings(BaseSettings):
         description="The worker serves /healthz and /readyz on this port (worker/health.py). Unset: no endpoint.",
     )
     health_host: str = Field(default="0.0.0.0", validation_alias="ORCH_HEALTH_HOST")
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        validation_alias="ORCH_METRICS_PORT",
+        description="Serve Prometheus metrics on this port (`/metrics`; worker/telemetry.py). Unset: none.",
+    )
+    metrics_host: str = Field(default="0.0.0.0", validation_alias="ORCH_METRICS_HOST")
     log_format: Literal["text", "json"] = Field(
         default="text",
         validation_alias="ORCH_LOG_FORMAT",

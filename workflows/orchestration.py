@@ -114,7 +114,7 @@ class Orchestration:
                 del ignored[:-IGNORED_DECISIONS_KEPT]
             workflow.logger.info("decision for %s ignored: %s", decision.tool_call_id, rejection.message)
             return
-        self._apply(decision)
+        self._apply(decision, "signal")
 
     @workflow.update(
         name=contract.DECIDE_UPDATE,
@@ -123,7 +123,7 @@ class Orchestration:
     )
     def decide(self, decision: ApprovalDecision) -> OrchestrationStatus:
         """Decide a pending tool call atomically and return the fresh status."""
-        self._apply(decision)
+        self._apply(decision, "update")
         return self.status()
 
     @decide.validator
@@ -139,7 +139,7 @@ class Orchestration:
     def decide_many(self, batch: DecisionBatch) -> OrchestrationStatus:
         """Decide several pending tool calls at once: all of them, or none if one cannot apply."""
         for decision in batch.decisions:
-            self._apply(decision)
+            self._apply(decision, "update")
         return self.status()
 
     @decide_many.validator
@@ -148,11 +148,12 @@ class Orchestration:
         if rejection is not None:
             raise rejection
 
-    def _apply(self, decision: ApprovalDecision) -> None:
+    def _apply(self, decision: ApprovalDecision, channel: str) -> None:
         call = self._run.find_open_call(decision.tool_call_id)
         assert call is not None
         if approvals.decide(call, decision, workflow.now()):
             self._run.show_model_edited_arguments(call)
+        self._publish.decided(call, channel)
         # The call's step and the status say so at once (the update answers with them); the status
         # is published (search attribute, status event) when the run moves on, as it always was.
         self._run.emit_decision(call)
@@ -235,11 +236,14 @@ class Orchestration:
             state.messages.append(reply.message)
             if not reply.message.tool_calls:
                 return await self._complete(StopReason.FINAL_ANSWER, reply.message.text())
-            self._run.open_tool_calls(
+            opened = self._run.open_tool_calls(
                 reply.message.tool_calls,
                 validate_arguments=workflow.patched(ARGUMENTS_VALIDATED_PATCH),
                 bound_arguments=workflow.patched(ARGUMENTS_BOUNDED_PATCH),
             )
+            for call in opened:
+                if call.rule is not None:
+                    self._publish.decided(call, "rule")
 
     async def _settle_open_calls(self, state: OrchestrationState) -> None:
         """Give every open call its one tool message, in call order."""
@@ -266,6 +270,7 @@ class Orchestration:
         self._run.finish(status, reason)
         self._publish.status(status)
         self._publish.final_memo()
+        self._publish.finished(status)
 
     def _continue_as_new_due(self) -> bool:
         info = workflow.info()

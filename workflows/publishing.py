@@ -1,17 +1,20 @@
 """What the outside sees of a run, published in one place: the `OrchestrationStatus` search
 attribute and the status event when the status changes, the Temporal UI's Current Details,
-and, when the run ends, the memo the API reads once no worker answers for it."""
+the run's metrics (`workflows/metrics.py`, through the workflow's replay-safe meter), and, when
+the run ends, the memo the API reads once no worker answers for it."""
 
 from __future__ import annotations
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from workflows import metrics
     from workflows.contract import ORCHESTRATION_STATUS_ATTRIBUTE
     from workflows.details import current_details
     from workflows.limits import MEMO_STATUS_BUDGET_BYTES, fitted_status
     from workflows.messages import TERMINAL_STATUSES, RunEventType, RunMemo, RunStatus
     from workflows.run_record import RunRecord
+    from workflows.state import ToolCallRecord
 
 
 class Publisher:
@@ -49,3 +52,29 @@ class Publisher:
         final = fitted_status(self._record.full_status(), MEMO_STATUS_BUDGET_BYTES)
         memo = RunMemo(orchestration=final, events=self._record.events.carried())
         workflow.upsert_memo(memo.written("orchestration", "events"))
+
+    # --- Metrics (recorded only when the workflow runs for the first time, never on replay) --
+
+    def finished(self, status: RunStatus) -> None:
+        metrics.count(workflow.metric_meter(), metrics.RUNS_FINISHED, {"status": status.value})
+
+    def approval_requested(self, call: ToolCallRecord) -> None:
+        labels = {"server": call.server or "", "tool": call.tool or ""}
+        metrics.count(workflow.metric_meter(), metrics.APPROVALS_REQUESTED, labels)
+
+    def decided(self, call: ToolCallRecord, channel: str) -> None:
+        """A decision on `call` through `channel` (update, webhook, signal, timeout, rule)."""
+        decision = call.decision.decision if call.decision else "approve"
+        if channel == "update" and call.approver and call.approver.startswith("webhook/"):
+            channel = "webhook"
+        labels = {"decision": decision, "channel": channel}
+        meter = workflow.metric_meter()
+        metrics.count(meter, metrics.APPROVALS_DECIDED, labels)
+        if call.requested_at is not None and call.decided_at is not None:
+            waited = (call.decided_at - call.requested_at).total_seconds() * 1000
+            metrics.observe_ms(meter, metrics.APPROVAL_WAIT, labels, waited)
+
+    def cost(self, call: ToolCallRecord) -> None:
+        if call.price_usd > 0:
+            labels = {"server": call.server or "", "tool": call.tool or ""}
+            metrics.count(workflow.metric_meter(), metrics.COST, labels, round(call.price_usd * 1_000_000))

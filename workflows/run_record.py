@@ -121,11 +121,14 @@ class RunRecord:
             input_schema=self.catalog_tool(call).input_schema if call is not None and call.problem is None else None,
         )
 
-    def open_tool_calls(self, calls: Sequence[LLMToolCall], *, validate_arguments: bool, bound_arguments: bool) -> None:
-        """The model's tool calls become the run's records of them; a call an approval rule
-        admits is approved (and announced) at once."""
+    def open_tool_calls(
+        self, calls: Sequence[LLMToolCall], *, validate_arguments: bool, bound_arguments: bool
+    ) -> list[ToolCallRecord]:
+        """The model's tool calls become the run's records of them (returned); a call an
+        approval rule admits is approved (and announced) at once."""
         assert self.state is not None
         state = self.state
+        opened_calls = []
         for call in calls:
             opened = open_tool_call(
                 call,
@@ -136,9 +139,11 @@ class RunRecord:
                 bound_arguments=bound_arguments,
             )
             state.steps.append(opened)
+            opened_calls.append(opened)
             if opened.rule is not None:
                 opened.decided_at = self._now()
                 self.emit_for(opened, RunEventType.TOOL_APPROVED, approver=opened.approver, rule=opened.rule)
+        return opened_calls
 
     def catalog_tool(self, call: ToolCallRecord) -> CatalogTool:
         assert self.state is not None

@@ -130,6 +130,7 @@ class Steps:
                 **pending.model_dump(mode="json", exclude={"tool_call_id"}),
             )
             self._publish.details()
+            self._publish.approval_requested(call)
             self._notifications.send(
                 "orchestration.approval_requested",
                 {"orchestration_id": workflow.info().workflow_id, "tool_call": pending.model_dump(mode="json")},
@@ -147,6 +148,7 @@ class Steps:
         except TimeoutError:
             approvals.time_out(call, workflow.now())
             self._run.emit_decision(call)
+            self._publish.decided(call, "timeout")
         self._publish.refresh()
         return call.decision is not None
 
@@ -191,6 +193,7 @@ class Steps:
             assert self._run.state is not None
             self._run.state.usage.tool_calls += 1
             self._run.state.usage.cost_usd = round(self._run.state.usage.cost_usd + call.price_usd, 10)
+            self._publish.cost(call)
         call.output_preview = call.result[:OUTPUT_PREVIEW_CHARS]
         self._run.end_step(call, status)
         self._run.emit_tool_finished(call)
