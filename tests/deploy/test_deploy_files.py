@@ -23,6 +23,7 @@ from api.loopback import is_loopback
 from worker.connection import ENVIRONMENT_VARIABLES, TemporalConnection
 from worker.health import CHECK_TIMEOUT_SECONDS, WorkerHealth
 from worker.settings import Settings
+from workflows import metrics
 from workflows.contract import SEARCH_ATTRIBUTES
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -207,7 +208,7 @@ def test_k8s_api_ports_agree(k8s: list[dict[str, Any]]) -> None:
     env = {e["name"]: e.get("value") for e in api["env"]}
     port = int(env["ORCH_API_PORT"])
     assert env["ORCH_API_HOST"] == "0.0.0.0"
-    assert [p["containerPort"] for p in api["ports"]] == [port]
+    assert {p["name"]: p["containerPort"] for p in api["ports"]}["http"] == port
     assert api["readinessProbe"]["httpGet"]["port"] == port
     assert api["livenessProbe"]["httpGet"]["port"] == port
     service = k8s_object(k8s, "Service", "orch-api")
@@ -416,7 +417,7 @@ def _worker_health_paths() -> set[str]:
 def test_worker_probes_use_its_health_endpoint(compose: dict[str, Any], k8s: list[dict[str, Any]]) -> None:
     worker = container(k8s, "orch-worker")
     port = int({env["name"]: env["value"] for env in worker["env"]}["ORCH_HEALTH_PORT"])
-    assert [p["containerPort"] for p in worker["ports"]] == [port]
+    assert {p["name"]: p["containerPort"] for p in worker["ports"]}["health"] == port
     assert worker["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port}
     assert worker["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port}  # not tied to Temporal or MCP
     # The readiness check asks Temporal and the MCP servers, each within CHECK_TIMEOUT_SECONDS.
@@ -426,3 +427,50 @@ def test_worker_probes_use_its_health_endpoint(compose: dict[str, Any], k8s: lis
     assert f"localhost:{service['environment']['ORCH_HEALTH_PORT']}/readyz" in test
     paths = {urlsplit(url).path for url in re.findall(r"https?://[^'\" ]+", test)}
     assert paths | {"/healthz", "/readyz"} <= _worker_health_paths()
+
+
+# --- Metrics: Prometheus scraping and the Grafana dashboard -----------------------------------
+
+DASHBOARD = DEPLOY / "grafana" / "orchestrations-dashboard.json"
+
+
+def dashboard_metric_names() -> set[str]:
+    """The metrics the dashboard's queries read (histogram series named by their metric)."""
+    exprs = [target["expr"] for panel in json.loads(DASHBOARD.read_text())["panels"] for target in panel["targets"]]
+    names = {name for expr in exprs for name in re.findall(r"\b((?:orch|temporal)_[a-z_]+)", expr)}
+    return {re.sub(r"_(bucket|count|sum)$", "", name) for name in names}
+
+
+def test_the_dashboard_reads_the_services_metrics_by_their_names() -> None:
+    defined = {value for name, value in vars(metrics).items() if name.isupper() and isinstance(value, str)}
+    used = dashboard_metric_names()
+    assert {name for name in used if name.startswith("orch_")} == defined, "every service metric, no other"
+    assert any(name.startswith("temporal_") for name in used)
+
+
+def test_compose_scrapes_every_replica_of_the_worker_and_the_api(compose: dict[str, Any]) -> None:
+    prometheus = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    targets = {sd["names"][0]: sd["port"] for job in prometheus["scrape_configs"] for sd in job["dns_sd_configs"]}
+    assert set(targets) == set(APP_SERVICES)
+    for service, port in targets.items():
+        assert int(compose["services"][service]["environment"]["ORCH_METRICS_PORT"]) == port, service
+    volumes = compose["services"]["prometheus"]["volumes"]
+    assert "./prometheus.yml:/etc/prometheus/prometheus.yml:ro" in volumes
+    grafana = compose["services"]["grafana"]["volumes"]
+    mounted = {volume.split(":")[0] for volume in grafana}
+    assert "./grafana/orchestrations-dashboard.json" in mounted and "./grafana/provisioning" in mounted
+    provider = yaml.safe_load((DEPLOY / "grafana/provisioning/dashboards/orchestrations.yml").read_text())
+    dashboard_dir = provider["providers"][0]["options"]["path"]
+    assert any(volume.split(":")[1].startswith(dashboard_dir + "/") for volume in grafana)
+
+
+def test_k8s_pods_are_annotated_for_scraping_on_the_metrics_port(k8s: list[dict[str, Any]]) -> None:
+    port = int(k8s_config(k8s)["ORCH_METRICS_PORT"])
+    for deployment in APP_DEPLOYMENTS:
+        annotations = k8s_object(k8s, "Deployment", deployment)["spec"]["template"]["metadata"]["annotations"]
+        assert annotations == {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(port),
+            "prometheus.io/path": "/metrics",
+        }
+        assert {p["name"]: p["containerPort"] for p in container(k8s, deployment)["ports"]}["metrics"] == port
