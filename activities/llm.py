@@ -20,7 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
-from activities.metering import measured
+from activities.observed import annotate, measured, meter
 from activities.redaction import redact
 from workflows import metrics
 from workflows.activity_io import LLMReply, LLMRequest
@@ -64,10 +64,18 @@ class LLMActivities:
             _raise_for_status(response, self._api_key)
             reply = parse_reply(response, self._api_key)
             outcome["outcome"] = "ok"
-        meter = activity.metric_meter()
-        metrics.count(meter, metrics.LLM_TOKENS, {"model": request.model, "kind": "prompt"}, reply.usage.prompt_tokens)
-        tokens = reply.usage.completion_tokens
-        metrics.count(meter, metrics.LLM_TOKENS, {"model": request.model, "kind": "completion"}, tokens)
+        usage = reply.usage
+        metrics.count(meter(), metrics.LLM_TOKENS, {"model": request.model, "kind": "prompt"}, usage.prompt_tokens)
+        metrics.count(
+            meter(), metrics.LLM_TOKENS, {"model": request.model, "kind": "completion"}, usage.completion_tokens
+        )
+        annotate(
+            {
+                "gen_ai.request.model": request.model,
+                "gen_ai.usage.input_tokens": usage.prompt_tokens,
+                "gen_ai.usage.output_tokens": usage.completion_tokens,
+            }
+        )
         return reply
 
 

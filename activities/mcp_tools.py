@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from activities.heartbeat import heartbeating
 from activities.mcp_config import MCPConfigError, MCPServerConfig, ToolPolicy
 from activities.mcp_pool import MCPServerUnknown, MCPSessionPool, MCPToolTimeout, describe_error
-from activities.metering import measured
+from activities.observed import annotate, measured
 from workflows import metrics
 from workflows.activity_io import (
     ApprovalRule,
@@ -139,6 +139,7 @@ class MCPActivities:
         # The idempotency key lets a server recognise a retried delivery of the same call.
         meta = {"io.github.durable-orchestrations/idempotency-key": input.idempotency_key}
         labels = {"server": input.server, "tool": input.tool}
+        annotate({"orch.mcp.server": input.server, "orch.mcp.tool": input.tool})
         try:
             with measured(metrics.TOOL_CALLS, metrics.TOOL_CALL_LATENCY, labels) as outcome:
                 async with heartbeating():

@@ -11,6 +11,7 @@ from api.loopback import is_loopback
 from worker.logs import configure_logging
 from worker.settings import Settings
 from worker.telemetry import configure_runtime
+from worker.tracing import configure_tracing
 
 
 def main() -> int:
@@ -28,6 +29,7 @@ def main() -> int:
         return 2
     configure_logging(settings.log_format)
     configure_runtime(settings.metrics_port, settings.metrics_host)
+    configure_tracing("orch-api")
     # log_config=None: uvicorn's loggers go through the handler configure_logging set up.
     uvicorn.run("api.app:app", host=settings.api_host, port=settings.api_port, log_config=None)
     return 0

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from api.api_keys import APIKeysError, load_api_keys
 from api.body_limit import BodySizeLimit
@@ -16,6 +17,7 @@ from api.events import RunEventsHub
 from api.loopback import origin_of
 from api.routers import chat, codec, health, orchestrations, tools, webhooks
 from api.service import OrchestrationService
+from worker import tracing
 from worker.connection import TemporalConfigError, TemporalConnection
 from worker.settings import Settings
 
@@ -51,6 +53,8 @@ def create_app(settings: Settings | None = None, temporal: TemporalConnection | 
     # The Temporal UI calls the codec endpoints from the browser: CORS lets it read the
     # answers, and with keys off it is the one origin not on loopback that may POST to them.
     app.state.temporal_ui_origin = temporal_ui_origin = origin_of(resolved.temporal_ui_url)
+    if tracing.enabled():
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="/healthz,/readyz")
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=resolved.max_request_bytes)
     app.add_middleware(

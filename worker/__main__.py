@@ -10,12 +10,14 @@ from worker.logs import configure_logging
 from worker.runner import WorkerConfigError, checked_config, run_worker
 from worker.settings import Settings
 from worker.telemetry import configure_runtime
+from worker.tracing import configure_tracing
 
 
 def main() -> int:
     settings = Settings()
     configure_logging(settings.log_format)
     configure_runtime(settings.metrics_port, settings.metrics_host)
+    configure_tracing("orch-worker")
     try:
         mcp_config = checked_config(settings)
         temporal = TemporalConnection.from_environment()

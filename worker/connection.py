@@ -14,9 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from temporalio.client import Client
+from temporalio.client import Client, Plugin
+from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
 from temporalio.envconfig import ClientConfig, ClientConnectConfig
 
+from worker import tracing
 from worker.plugin import OrchestrationPlugin
 
 DEFAULT_ADDRESS = "localhost:7233"
@@ -100,8 +102,12 @@ class TemporalConnection:
     async def connect(self, encryption_key: str | None, *, lazy: bool = False) -> Client:
         """A client with this service's plugin (data converter, workflows, sandbox runner).
         `lazy`: connect on first use (the API starts while Temporal is still coming up)."""
+        plugins: list[Plugin] = [OrchestrationPlugin(encryption_key)]
+        if tracing.enabled():
+            # Spans for the workflow start, the workflow and its activities, in the caller's trace.
+            plugins.append(OpenTelemetryPlugin(add_temporal_spans=True))
         try:
-            return await Client.connect(**self.config, plugins=[OrchestrationPlugin(encryption_key)], lazy=lazy)
+            return await Client.connect(**self.config, plugins=plugins, lazy=lazy)
         except RuntimeError as err:  # the SDK's connect failures
             raise TemporalConnectError(f"cannot connect to Temporal at {self.describe()}: {failure(err)}") from None
 

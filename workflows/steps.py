@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from datetime import timedelta
 
+from opentelemetry import trace
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, FailureError
 
@@ -23,6 +24,21 @@ with workflow.unsafe.imports_passed_through():
     from workflows.run_record import RunRecord
     from workflows.state import LLMCallRecord, OrchestrationState, ToolCallRecord
     from workflows.tool_calls import openai_tool
+
+
+_tracer = trace.get_tracer(__name__)
+"""Spans of the run's own steps; with tracing off (or while replaying) they record nothing."""
+
+
+def _span_attributes(call: ToolCallRecord) -> dict[str, str]:
+    """What a tool call's span says: the run, the tool and the decision that let it run."""
+    return {
+        "orch.run_id": workflow.info().workflow_id,
+        "orch.mcp.server": call.server or "",
+        "orch.mcp.tool": call.tool or "",
+        "orch.decision": call.decision.decision if call.decision else ("rule" if call.rule else "auto"),
+        "orch.approver": call.approver or "",
+    }
 
 
 class Steps:
@@ -166,21 +182,22 @@ class Steps:
         summary = f"tool {call.server}.{call.tool}" + (f": {call.intent}" if call.intent else "")
         self._publish.details(f"running {call.server}.{call.tool}")
         try:
-            output = await workflow.execute_activity(
-                options.activity_name(contract.CALL_TOOL_ACTIVITY),
-                ToolCallInput(
-                    server=call.server,
-                    tool=call.tool,
-                    arguments=call.arguments,
-                    timeout_seconds=self._run.request.tool_timeout_seconds,
-                    output_limit_bytes=self._run.request.tool_output_limit_bytes,
-                    idempotency_key=f"{workflow.info().workflow_id}/{call.tool_call_id}",
-                    definition_hash=call.definition_hash or None,
-                ),
-                result_type=ToolCallOutput,
-                summary=summary[:200],
-                **options.tool_options(self._run.request.tool_timeout_seconds),
-            )
+            with _tracer.start_as_current_span("orch.tool_call", attributes=_span_attributes(call)):
+                output = await workflow.execute_activity(
+                    options.activity_name(contract.CALL_TOOL_ACTIVITY),
+                    ToolCallInput(
+                        server=call.server,
+                        tool=call.tool,
+                        arguments=call.arguments,
+                        timeout_seconds=self._run.request.tool_timeout_seconds,
+                        output_limit_bytes=self._run.request.tool_output_limit_bytes,
+                        idempotency_key=f"{workflow.info().workflow_id}/{call.tool_call_id}",
+                        definition_hash=call.definition_hash or None,
+                    ),
+                    result_type=ToolCallOutput,
+                    summary=summary[:200],
+                    **options.tool_options(self._run.request.tool_timeout_seconds),
+                )
         except ActivityError as err:
             reraise_cancellation(err)
             call.result = f"error: {failure_message(err)}"
