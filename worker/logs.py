@@ -1,6 +1,7 @@
 """How the worker and the API log: a line of text per record, or with `ORCH_LOG_FORMAT=json`
 one JSON object per line (python-json-logger) with `time`, `level`, `logger`, `message`, and
-for a record about a run its `run_id` (the orchestration id).
+for a record about a run its `run_id` (the orchestration id), and with tracing on the
+`trace_id` and `span_id` it was made in.
 
 Temporal's workflow and activity loggers put the run's workflow id on their records
 (`temporal_workflow`, `temporal_activity`); the API's access log names it in the request path.
@@ -14,6 +15,7 @@ import logging
 import re
 from typing import Literal
 
+from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 from temporalio import activity, workflow
 
@@ -24,9 +26,13 @@ _RUN_PATH = re.compile(r"^/v1/orchestrations/([^/?]+)")
 
 
 class RunIds(logging.Filter):
-    """Sets `run_id` on records about a run."""
+    """Sets `run_id` on records about a run, and `trace_id` and `span_id` on records made
+    inside a span (with tracing on)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            record.trace_id, record.span_id = format(span.trace_id, "032x"), format(span.span_id, "016x")
         for key in ("temporal_workflow", "temporal_activity"):
             info = getattr(record, key, None)
             if isinstance(info, dict) and info.get("workflow_id"):

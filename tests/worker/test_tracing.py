@@ -4,6 +4,7 @@ workflow, the tool call with its decision, the activities and their outbound HTT
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +26,7 @@ async def test_one_trace_per_run_across_the_api_and_the_worker(
     async with OTLPReceiver().serve() as receiver:
         otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
         worker, _ = worker_process({"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["echo"])})
-        worker.env |= otel
+        worker.env |= otel | {"ORCH_LOG_FORMAT": "json"}
         await worker.start()
         api_port = free_port()
         api = Process("-m", "api", env=worker.env | {"ORCH_API_PORT": str(api_port)})
@@ -85,3 +86,8 @@ async def test_one_trace_per_run_across_the_api_and_the_worker(
     outbound = [s for s in run if str(s.attributes.get("http.url", "")).endswith("/chat/completions")]
     assert len(outbound) == 2 and all(chain(s)[0] == "orch-worker:RunActivity:orch.chat_completion" for s in outbound)
     assert all(chain(s)[-1] == "orch-api:POST /v1/orchestrations" for s in run if s is not request), tree
+
+    # The worker's log lines made inside the run's spans name its trace.
+    records = [json.loads(line) for line in worker.output if line.startswith("{")]
+    in_trace = [r for r in records if r.get("trace_id") == request.trace_id]
+    assert in_trace and any(r.get("run_id") == run_id for r in in_trace), records[-5:]
