@@ -241,9 +241,7 @@ class Orchestration:
                 validate_arguments=workflow.patched(ARGUMENTS_VALIDATED_PATCH),
                 bound_arguments=workflow.patched(ARGUMENTS_BOUNDED_PATCH),
             )
-            for call in opened:
-                if call.rule is not None:
-                    self._publish.decided(call, "rule")
+            self._publish.decided_by_rules(opened)
 
     async def _settle_open_calls(self, state: OrchestrationState) -> None:
         """Give every open call its one tool message, in call order."""

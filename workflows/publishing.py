@@ -74,6 +74,11 @@ class Publisher:
             waited = (call.decided_at - call.requested_at).total_seconds() * 1000
             metrics.observe_ms(meter, metrics.APPROVAL_WAIT, labels, waited)
 
+    def decided_by_rules(self, calls: list[ToolCallRecord]) -> None:
+        for call in calls:
+            if call.rule is not None:
+                self.decided(call, "rule")
+
     def cost(self, call: ToolCallRecord) -> None:
         if call.price_usd > 0:
             labels = {"server": call.server or "", "tool": call.tool or ""}
