@@ -61,6 +61,10 @@ TIMED_OUT_APPROVER = "system"
 RULE_APPROVER_PREFIX = "rule:"
 """The audit names a call an auto-approval rule admitted as approved by `rule:<rule name>`; no
 API key's name starts with it."""
+WEBHOOK_APPROVER_PREFIX = "webhook/"
+"""Recorded before the approver a signed webhook names (`webhook/erp`; `webhook/` when it names
+none). API key names cannot contain "/", so a webhook never records the name of a key, a rule
+or the approval timeout."""
 
 INVALID_REQUEST = "InvalidRequest"
 """The error type of a run whose request cannot run (e.g. no user message)."""

@@ -9,7 +9,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows import metrics
-    from workflows.contract import ORCHESTRATION_STATUS_ATTRIBUTE
+    from workflows.contract import ORCHESTRATION_STATUS_ATTRIBUTE, WEBHOOK_APPROVER_PREFIX
     from workflows.details import current_details
     from workflows.limits import MEMO_STATUS_BUDGET_BYTES, fitted_status
     from workflows.messages import TERMINAL_STATUSES, RunEventType, RunMemo, RunStatus
@@ -65,7 +65,7 @@ class Publisher:
     def decided(self, call: ToolCallRecord, channel: str) -> None:
         """A decision on `call` through `channel` (update, webhook, signal, timeout, rule)."""
         decision = call.decision.decision if call.decision else "approve"
-        if channel == "update" and call.approver and call.approver.startswith("webhook/"):
+        if channel == "update" and call.approver and call.approver.startswith(WEBHOOK_APPROVER_PREFIX):
             channel = "webhook"
         labels = {"decision": decision, "channel": channel}
         meter = workflow.metric_meter()

@@ -11,15 +11,11 @@ from api.errors import APIError, error_responses
 from api.routers.orchestrations import QUEUED_DECISION
 from api.schemas import WebhookApprovalRequest
 from api.webhook_signatures import TOLERANCE_SECONDS, WebhookVerificationError, verify
+from workflows.contract import WEBHOOK_APPROVER_PREFIX
 from workflows.messages import ApprovalDecision, OrchestrationStatus
 from workflows.validation_errors import first_problem
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
-
-WEBHOOK_APPROVER_PREFIX = "webhook/"
-"""Recorded before the approver a webhook names (`webhook/erp`; `webhook/` when it names
-none). API key names cannot contain "/", so a webhook never records the name of a key, a
-rule (`rule:...`) or the approval timeout (`system`)."""
 
 
 @router.post(
