@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +19,12 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from hypothesis import settings as hypothesis_settings
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
@@ -26,7 +32,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.mcp_config import MCPConfig
 from api.cli.dev_stack import dev_server_flags
-from tests.scripted_llm import ScriptedLLM
+from tests.scripted_llm import ScriptedLLM, free_port
+from tests.tls_proxy import Certificates, TLSProxy, certificates
 from tests.waiting import WAIT_SECONDS, eventually
 from worker.plugin import OrchestrationPlugin
 from worker.runner import build_worker, worker_resources
@@ -226,11 +233,14 @@ GRACEFUL_SHUTDOWN_SECONDS = int(WAIT_SECONDS)
 """How long a stopping `python -m worker` of the tests lets in-flight activities finish."""
 
 
-class WorkerProcess:
-    """A `python -m worker` subprocess against the test Temporal server."""
+class ServiceProcess:
+    """`python -m <module>` (the worker or the API) as a subprocess of the tests, its output
+    (stdout and stderr) kept line by line. `ready`: a line `start` waits for."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], module: str, ready: str | None = None) -> None:
         self.env = env
+        self.module = module
+        self.ready = ready
         self.proc: asyncio.subprocess.Process | None = None
         self.output: list[str] = []
         self._reader: asyncio.Task[None] | None = None
@@ -239,14 +249,16 @@ class WorkerProcess:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "worker",
+            self.module,
             cwd=REPO_ROOT,
             env=self.env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
         self._reader = asyncio.create_task(self._read())
-        await self.wait_for_line(lambda line: "worker polling" in line)
+        if self.ready is not None:
+            ready = self.ready
+            await self.wait_for_line(lambda line: ready in line)
 
     async def _read(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -257,15 +269,15 @@ class WorkerProcess:
         def matched() -> str | None:
             found = next((line for line in self.output if predicate(line)), None)
             if found is None and self.proc is not None and self.proc.returncode is not None:
-                raise AssertionError("worker exited; its output never matched:\n" + "\n".join(self.output))
+                raise AssertionError(f"{self.module} exited; its output never matched:\n" + "\n".join(self.output))
             return found
 
         def printed() -> str:
-            return "a line of the worker's output; it printed:\n" + "\n".join(self.output)
+            return f"a line of the {self.module}'s output; it printed:\n" + "\n".join(self.output)
 
         return await eventually(matched, printed, timeout=timeout)
 
-    async def stop(self, signum: int) -> int:
+    async def stop(self, signum: int = signal.SIGTERM) -> int:
         assert self.proc is not None
         if self.proc.returncode is None:
             self.proc.send_signal(signum)
@@ -273,6 +285,49 @@ class WorkerProcess:
         if self._reader is not None:
             await self._reader
         return code
+
+
+class WorkerProcess(ServiceProcess):
+    """A `python -m worker` subprocess against the test Temporal server; started once it polls."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env, "worker", ready="worker polling")
+
+
+@pytest.fixture
+async def tls_proxy(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[tuple[TLSProxy, Certificates]]:
+    """A frontend that requires mTLS (tests/tls_proxy.py) in front of the session's dev server,
+    with the certificates it trusts and presents."""
+    certs = certificates(tmp_path)
+    async with TLSProxy(certs, temporal_env.client.service_client.config.target_host).serve() as proxy:
+        yield proxy, certs
+
+
+class WebhookReceiver:
+    """A loopback HTTP server recording the webhooks it receives."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.received: list[tuple[dict[str, str], bytes]] = []
+
+    async def handle(self, request: Request) -> Response:
+        self.received.append((dict(request.headers), await request.body()))
+        return Response(status_code=204)
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for _, body in self.received]
+
+
+@pytest.fixture
+async def webhook_receiver() -> AsyncIterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    app = Starlette(routes=[Route("/hook", receiver.handle, methods=["POST"])])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=receiver.port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started, "the webhook receiver is serving", interval=0.01)
+    yield receiver
+    server.should_exit = True
+    await task
 
 
 @pytest.fixture

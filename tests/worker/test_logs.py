@@ -3,25 +3,18 @@ lines about a run carry its id, and no secret of a run that used every one appea
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
-import signal
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
-from temporalio.testing import WorkflowEnvironment
 
 from api.api_keys import hash_key
-from tests.conftest import REPO_ROOT, CallLog, WorkerProcess, toolbox_stdio
+from tests.conftest import CallLog, ServiceProcess, WebhookReceiver, WorkerProcess, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, free_port, tool_call
-from tests.tls_proxy import Certificates, TLSProxy, certificates
-from tests.waiting import WAIT_SECONDS, eventually, wait_for_port
-from tests.workflows.test_lifecycle import WebhookReceiver, webhook_receiver  # noqa: F401 (fixture)
+from tests.tls_proxy import Certificates, TLSProxy
+from tests.waiting import eventually, wait_for_port
 
 SECRETS = {
     "OPENAI_API_KEY": "sk-log-test-OPENAI-0123456789",
@@ -34,45 +27,11 @@ API_KEY = "orch-log-test-APIKEY-0123456789"
 WEBHOOK_TOKEN = "hook-log-test-TOKEN-0123456789"
 
 
-@pytest.fixture
-async def tls_proxy(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[tuple[TLSProxy, Certificates]]:
-    certs = certificates(tmp_path)
-    async with TLSProxy(certs, temporal_env.client.service_client.config.target_host).serve() as proxy:
-        yield proxy, certs
-
-
-class Process:
-    """A process whose stderr and stdout are kept as lines."""
-
-    def __init__(self, *args: str, env: dict[str, str]) -> None:
-        self.args, self.env, self.lines = args, env, []
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, *self.args, cwd=REPO_ROOT, env=self.env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
-
-    async def stop(self) -> None:
-        assert self.proc is not None
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(self.proc.wait(), WAIT_SECONDS)
-        await self._reader
-
-
 async def test_json_lines_with_run_ids_and_no_secrets(
     tls_proxy: tuple[TLSProxy, Certificates],
     llm: ScriptedLLM,
     call_log: CallLog,
-    webhook_receiver: WebhookReceiver,  # noqa: F811
+    webhook_receiver: WebhookReceiver,
     tmp_path: Path,
 ) -> None:
     proxy, certs = tls_proxy
@@ -107,7 +66,7 @@ async def test_json_lines_with_run_ids_and_no_secrets(
         "ORCH_API_PORT": str(api_port),
     }
     worker = WorkerProcess(env)
-    api = Process("-m", "api", env=env)
+    api = ServiceProcess(env, "api")
     await worker.start()
     await api.start()
     try:
@@ -124,12 +83,12 @@ async def test_json_lines_with_run_ids_and_no_secrets(
             await eventually(lambda: len(webhook_receiver.received) >= 1, "the completion webhook")
     finally:
         await api.stop()
-        code = await worker.stop(signal.SIGTERM)
+        code = await worker.stop()
     assert run["output"] == "logged" and code == 0
     assert call_log.calls()[0]["tool"] == "echo", "the tool ran (with the token in its environment)"
     assert llm.headers[-1]["authorization"] == f"Bearer {SECRETS['OPENAI_API_KEY']}"
 
-    for name, lines in (("worker", worker.output), ("api", api.lines)):
+    for name, lines in (("worker", worker.output), ("api", api.output)):
         records = [json.loads(line) for line in lines if line.strip()]
         assert records, f"{name} logged nothing"
         assert all({"time", "level", "logger", "message"} <= set(record) for record in records), name

@@ -5,17 +5,15 @@ has the SDK's metrics and the service's own with the counts of that run."""
 from __future__ import annotations
 
 import re
-import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.conftest import CallLog, toolbox_stdio
+from tests.conftest import CallLog, ServiceProcess, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, free_port, tool_call
 from tests.waiting import eventually, wait_for_port
-from tests.worker.test_logs import Process
 from workflows import metrics
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -66,11 +64,7 @@ async def test_one_run_shows_in_both_processes_metrics(
     worker_metrics, api_metrics, api_port = free_port(), free_port(), free_port()
     worker.env |= {"ORCH_METRICS_PORT": str(worker_metrics), "ORCH_METRICS_HOST": "127.0.0.1"}
     await worker.start()
-    api = Process(
-        "-m",
-        "api",
-        env=worker.env | {"ORCH_METRICS_PORT": str(api_metrics), "ORCH_API_PORT": str(api_port)},
-    )
+    api = ServiceProcess(worker.env | {"ORCH_METRICS_PORT": str(api_metrics), "ORCH_API_PORT": str(api_port)}, "api")
     await api.start()
     try:
         await wait_for_port(api_port)
@@ -102,7 +96,7 @@ async def test_one_run_shows_in_both_processes_metrics(
         api_samples = await scrape(api_metrics)
     finally:
         await api.stop()
-        await worker.stop(signal.SIGTERM)
+        await worker.stop()
 
     assert value(api_samples, metrics.RUNS_STARTED) == 1
     assert any(name.startswith("temporal_") for name, _ in api_samples), "the SDK's client metrics"

@@ -7,28 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from temporalio.testing import WorkflowEnvironment
 
 from tests.api.conftest import serve_api
 from tests.conftest import REPO_ROOT, WorkerProcess
 from tests.scripted_llm import Reply, ScriptedLLM
-from tests.tls_proxy import Certificates, TLSProxy, certificates
+from tests.tls_proxy import Certificates, TLSProxy
 from tests.waiting import WAIT_SECONDS, eventually
 from worker.connection import TemporalConfigError, TemporalConnection
 from worker.settings import Settings
-
-
-@pytest.fixture
-async def proxy(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[tuple[TLSProxy, Certificates]]:
-    certs = certificates(tmp_path)
-    async with TLSProxy(certs, temporal_env.client.service_client.config.target_host).serve() as served:
-        yield served, certs
 
 
 def _environment(proxy: TLSProxy, ca: Path, client: tuple[Path, Path] | None, **extra: str) -> dict[str, str]:
@@ -47,9 +37,9 @@ def _environment(proxy: TLSProxy, ca: Path, client: tuple[Path, Path] | None, **
 
 
 async def test_the_worker_and_the_api_run_a_run_over_mtls(
-    proxy: tuple[TLSProxy, Certificates], llm: ScriptedLLM, tmp_path: Path
+    tls_proxy: tuple[TLSProxy, Certificates], llm: ScriptedLLM, tmp_path: Path
 ) -> None:
-    tls, certs = proxy
+    tls, certs = tls_proxy
     llm.script("m-tls", Reply(content="hello over mTLS"))
     queue = f"tq-tls-{os.getpid()}"
     env = _environment(tls, certs.ca, (certs.client_cert, certs.client_key))
@@ -71,14 +61,14 @@ async def test_the_worker_and_the_api_run_a_run_over_mtls(
         assert run["output"] == "hello over mTLS"
         assert tls.verified_clients >= 2, "the worker and the API each connected with a client certificate"
     finally:
-        await worker.stop(signal.SIGTERM)
+        await worker.stop()
 
 
 @pytest.mark.parametrize("mistake", ["wrong CA", "no client certificate"])
 async def test_a_wrong_ca_or_no_client_certificate_is_one_clear_line(
-    proxy: tuple[TLSProxy, Certificates], mistake: str
+    tls_proxy: tuple[TLSProxy, Certificates], mistake: str
 ) -> None:
-    tls, certs = proxy
+    tls, certs = tls_proxy
     if mistake == "wrong CA":
         env = _environment(tls, certs.other_ca, (certs.client_cert, certs.client_key))
         why = "not signed by the CA in TEMPORAL_TLS_SERVER_CA_CERT_PATH"
@@ -104,9 +94,9 @@ async def test_a_wrong_ca_or_no_client_certificate_is_one_clear_line(
 
 
 async def test_a_certificate_file_that_is_not_there_stops_the_worker_before_it_connects(
-    proxy: tuple[TLSProxy, Certificates], tmp_path: Path
+    tls_proxy: tuple[TLSProxy, Certificates], tmp_path: Path
 ) -> None:
-    tls, _ = proxy
+    tls, _ = tls_proxy
     env = _environment(tls, tmp_path / "missing-ca.pem", None)
     with pytest.raises(TemporalConfigError, match="missing-ca.pem"):
         TemporalConnection.from_environment(env)

@@ -5,17 +5,15 @@ workflow, the tool call with its decision, the activities and their outbound HTT
 from __future__ import annotations
 
 import json
-import signal
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-from tests.conftest import CallLog, toolbox_stdio
+from tests.conftest import CallLog, ServiceProcess, toolbox_stdio
 from tests.otlp_receiver import OTLPReceiver, Span
 from tests.scripted_llm import Reply, ScriptedLLM, free_port, tool_call
 from tests.waiting import eventually, wait_for_port
-from tests.worker.test_logs import Process
 
 
 async def test_one_trace_per_run_across_the_api_and_the_worker(
@@ -29,7 +27,7 @@ async def test_one_trace_per_run_across_the_api_and_the_worker(
         worker.env |= otel | {"ORCH_LOG_FORMAT": "json"}
         await worker.start()
         api_port = free_port()
-        api = Process("-m", "api", env=worker.env | {"ORCH_API_PORT": str(api_port)})
+        api = ServiceProcess(worker.env | {"ORCH_API_PORT": str(api_port)}, "api")
         await api.start()
         try:
             await wait_for_port(api_port)
@@ -54,7 +52,7 @@ async def test_one_trace_per_run_across_the_api_and_the_worker(
             await eventually(all_there, lambda: f"the run's spans; received {sorted({s.name for s in receiver.spans})}")
         finally:
             await api.stop()
-            await worker.stop(signal.SIGTERM)
+            await worker.stop()
     [request] = [s for s in named("POST /v1/orchestrations") if s.parent_id == ""]
     run = [span for span in receiver.spans if span.trace_id == request.trace_id]
     tree = "\n".join(f"{s.service} {s.name} {s.duration_ms:.1f} ms" for s in run)

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
 from api.webhook_signatures import verify
-from tests.conftest import CallLog, Harness, WorkerFactory, toolbox_stdio
-from tests.scripted_llm import HTTPError, Reply, ScriptedLLM, Stall, free_port, tool_call
+from tests.conftest import CallLog, Harness, WebhookReceiver, WorkerFactory, toolbox_stdio
+from tests.scripted_llm import HTTPError, Reply, ScriptedLLM, Stall, tool_call
 from tests.waiting import WAIT_SECONDS, eventually, result_of
 from workflows.messages import ApprovalDecision
 from workflows.orchestration import Orchestration
@@ -91,35 +85,6 @@ async def test_cancel_stops_an_llm_call_running_as_a_local_activity(
     memo = await description.memo_value("orchestration")
     assert memo["status"] == "cancelled" and [s["status"] for s in memo["steps"]] == ["cancelled"]
     assert len(llm.requests_for("m-cancel-local")) == 1
-
-
-class WebhookReceiver:
-    """A loopback HTTP server recording the webhooks it receives."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.received: list[tuple[dict[str, str], bytes]] = []
-
-    async def handle(self, request: Request) -> Response:
-        self.received.append((dict(request.headers), await request.body()))
-        return Response(status_code=204)
-
-    def events(self) -> list[dict[str, Any]]:
-        import json
-
-        return [json.loads(body) for _, body in self.received]
-
-
-@pytest.fixture
-async def webhook_receiver():
-    receiver = WebhookReceiver()
-    app = Starlette(routes=[Route("/hook", receiver.handle, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=receiver.port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started, "the webhook receiver is serving", interval=0.01)
-    yield receiver
-    server.should_exit = True
-    await task
 
 
 async def test_signed_webhooks_for_approval_completion_and_failure(
