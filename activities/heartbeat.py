@@ -24,9 +24,10 @@ async def heartbeating(interval: float = HEARTBEAT_INTERVAL_SECONDS) -> AsyncIte
         return
 
     async def beat() -> None:
+        # The first beat after one interval: a call that ends sooner costs Temporal no heartbeat.
         while True:
-            activity.heartbeat()
             await asyncio.sleep(interval)
+            activity.heartbeat()
 
     task = asyncio.create_task(beat())
     try:

@@ -19,13 +19,14 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.conversations import Conversations
 from activities.heartbeat import heartbeating
 from activities.observed import annotate, measured, meter
 from activities.redaction import redact
 from workflows import metrics
-from workflows.activity_io import LLMReply, LLMRequest
+from workflows.activity_io import LLMDeltaRequest, LLMReply, LLMRequest
 from workflows.chat_messages import ChatMessage
-from workflows.contract import CHAT_COMPLETION_ACTIVITY
+from workflows.contract import CHAT_COMPLETION_ACTIVITY, CHAT_COMPLETION_DELTA_ACTIVITY
 from workflows.messages import TokenUsage
 
 RETRYABLE_STATUS = {408, 409, 429}
@@ -35,8 +36,15 @@ DEFAULT_LLM_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
 class LLMActivities:
     """Chat completions over one shared HTTP client per worker (injected)."""
 
-    def __init__(self, http: httpx.AsyncClient, base_url: str, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        api_key: str | None = None,
+        conversations: Conversations | None = None,
+    ) -> None:
         self._http = http
+        self._conversations = conversations or Conversations()
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._api_key = api_key
@@ -44,6 +52,14 @@ class LLMActivities:
     @activity.defn(name=CHAT_COMPLETION_ACTIVITY)
     async def chat_completion(self, request: LLMRequest) -> LLMReply:
         """Ask the model for its next message."""
+        return await self._complete(request)
+
+    @activity.defn(name=CHAT_COMPLETION_DELTA_ACTIVITY)
+    async def chat_completion_delta(self, request: LLMDeltaRequest) -> LLMReply:
+        """The same, sent only what changed in the run's conversation since its previous call."""
+        return await self._complete(await self._conversations.request(request))
+
+    async def _complete(self, request: LLMRequest) -> LLMReply:
         body: dict[str, Any] = {
             "model": request.model,
             "messages": [message.model_dump(mode="json", exclude_none=True) for message in request.messages],

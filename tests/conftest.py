@@ -210,6 +210,7 @@ def run_worker(temporal_env: WorkflowEnvironment, llm: ScriptedLLM) -> WorkerFac
         webhook_secret: str | None = None,
         webhook_transport: httpx.AsyncBaseTransport | None = None,
         webhook_allowed_hosts: str = "127.0.0.1",
+        task_queue: str | None = None,
     ) -> AsyncIterator[Harness]:
         environment = env or temporal_env
         settings = Settings(
@@ -220,7 +221,7 @@ def run_worker(temporal_env: WorkflowEnvironment, llm: ScriptedLLM) -> WorkerFac
             webhook_allowed_hosts=webhook_allowed_hosts,
         )
         config = MCPConfig.model_validate({"mcpServers": servers or {}})
-        task_queue = f"tq-{uuid.uuid4().hex[:12]}"
+        task_queue = task_queue or f"tq-{uuid.uuid4().hex[:12]}"
         async with worker_resources(settings, config) as resources:
             worker = build_worker(environment.client, task_queue, resources.activities, graceful_shutdown_seconds=2)
             async with worker:

@@ -41,17 +41,19 @@ class _ModelJSON(PydanticJSONPlainPayloadConverter):
             ) from None
 
 
+_MODEL_JSON = _ModelJSON()
+_CONVERTERS = tuple(
+    _MODEL_JSON if isinstance(converter, JSONPlainPayloadConverter) else converter
+    for converter in DefaultPayloadConverter.default_encoding_payload_converters
+)
+
+
 class ModelPayloadConverter(CompositePayloadConverter):
-    """Temporal's default payload converters, with JSON through `_ModelJSON`."""
+    """Temporal's default payload converters, with JSON through `_ModelJSON`. The SDK makes one
+    per payload context (several per workflow task); they share the same stateless converters."""
 
     def __init__(self) -> None:
-        model_json = _ModelJSON()
-        super().__init__(
-            *(
-                model_json if isinstance(converter, JSONPlainPayloadConverter) else converter
-                for converter in DefaultPayloadConverter.default_encoding_payload_converters
-            )
-        )
+        super().__init__(*_CONVERTERS)
 
 
 MODEL_DATA_CONVERTER = DataConverter(payload_converter_class=ModelPayloadConverter)

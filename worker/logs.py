@@ -63,3 +63,6 @@ def configure_logging(log_format: LogFormat, level: int = logging.INFO) -> None:
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    # httpx logs every request at INFO (each LLM call, webhook and MCP HTTP request): noise at
+    # the rate a busy worker makes them, and CPU; failures reach the logs through the activities.
+    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))

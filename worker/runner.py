@@ -17,6 +17,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.conversations import ConversationCache, Conversations
 from activities.llm import DEFAULT_LLM_TIMEOUT, LLMActivities
 from activities.mcp_config import MCPConfig, MCPConfigError, load_mcp_config
 from activities.mcp_pool import MCPSessionPool
@@ -30,9 +31,11 @@ from worker.plugin import OrchestrationPlugin
 from worker.settings import Settings
 from workflows.activity_io import WorkerDefaults
 from workflows.contract import (
+    ACTIVITIES_BEFORE_PREFIX,
     ACTIVITY_PREFIX,
     CALL_TOOL_ACTIVITY,
     CHAT_COMPLETION_ACTIVITY,
+    CHAT_COMPLETION_DELTA_ACTIVITY,
     DELIVER_WEBHOOK_ACTIVITY,
     DESCRIBE_TOOLS_ACTIVITY,
     PREPARE_RUN_ACTIVITY,
@@ -84,17 +87,19 @@ async def worker_resources(
         httpx.AsyncClient(timeout=DEFAULT_LLM_TIMEOUT) as llm_http,
         httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT, transport=transport) as webhook_http,
     ):
-        llm = LLMActivities(llm_http, settings.openai_base_url, settings.openai_api_key)
+        conversations = Conversations(ConversationCache(settings.conversation_cache_mb * 1024 * 1024))
+        llm = LLMActivities(llm_http, settings.openai_base_url, settings.openai_api_key, conversations)
         mcp = MCPActivities(pool, WorkerDefaults(model=settings.default_model, webhook=bool(settings.webhook_url)))
         webhooks = WebhookActivities(webhook_http, settings.webhook_url, settings.webhook_secret)
         activities: dict[str, Callable[[Any], Awaitable[Any]]] = {
             CHAT_COMPLETION_ACTIVITY: llm.chat_completion,
+            CHAT_COMPLETION_DELTA_ACTIVITY: llm.chat_completion_delta,
             PREPARE_RUN_ACTIVITY: mcp.prepare_run,
             CALL_TOOL_ACTIVITY: mcp.call_tool,
             DESCRIBE_TOOLS_ACTIVITY: mcp.describe_tools,
             DELIVER_WEBHOOK_ACTIVITY: webhooks.deliver_webhook,
         }
-        bare = [_under_bare_name(name, method) for name, method in activities.items()]
+        bare = [_under_bare_name(name, activities[name]) for name in ACTIVITIES_BEFORE_PREFIX]
         try:
             yield WorkerResources(activities=[*activities.values(), *bare], pool=pool)
         finally:

@@ -110,6 +110,13 @@ class Settings(BaseSettings):
         validation_alias="ORCH_MAX_CACHED_WORKFLOWS",
         description="Runs a worker keeps in memory (~0.12 MB each); others are replayed from history when touched.",
     )
+    conversation_cache_mb: int = Field(
+        default=64,
+        ge=0,
+        validation_alias="ORCH_CONVERSATION_CACHE_MB",
+        description="Memory for the runs' conversations kept between their LLM calls; a run whose conversation "
+        "is not kept is asked for it (one query).",
+    )
 
     @property
     def webhook_hosts_allowed(self) -> frozenset[str]:

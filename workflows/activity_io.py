@@ -93,6 +93,28 @@ class LLMRequest(BaseModel):
     tools: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class LLMDeltaRequest(BaseModel):
+    """One chat-completions call of a run, sent as what changed since the run's previous call:
+    the messages appended since and the earlier ones edited since (elided to fit the context
+    budget). The activity's worker keeps each run's conversation and tools from call to call;
+    one that lacks them asks the run (`contract.CONVERSATION_QUERY`), so history records each
+    message about once instead of the whole conversation at every step."""
+
+    model: str
+    step: int = Field(description="The LLM call's number in this run (its workflow run: continue-as-new starts at 1).")
+    base_length: int = Field(description="Messages of the conversation at the previous call (0: this is the first).")
+    edited: dict[int, ChatMessage] = Field(
+        default_factory=dict, description="Messages below `base_length` changed since the previous call, by index."
+    )
+    appended: list[ChatMessage]
+    tools: list[dict[str, Any]] | None = Field(
+        default=None, description="The tools offered; None: the same as at the previous call."
+    )
+
+    def length(self) -> int:
+        return self.base_length + len(self.appended)
+
+
 class LLMReply(BaseModel):
     """The assistant message and token usage of one chat-completions call."""
 

@@ -20,25 +20,48 @@ def conversation_bytes(messages: list[ChatMessage]) -> int:
     return sum(_size(message) for message in messages)
 
 
-def fit_to_budget(messages: list[ChatMessage], budget_bytes: int) -> int:
+def fit_to_budget(messages: list[ChatMessage], budget_bytes: int) -> list[int]:
     """Elide the oldest tool outputs (keeping a preview) until the conversation fits in
-    `budget_bytes`, or no tool output is left to elide; returns how many were elided.
+    `budget_bytes`, or no tool output is left to elide; returns the indices elided.
     The user's messages, the model's own messages and the newest tool outputs are kept."""
-    total = conversation_bytes(messages)
-    elided = 0
-    for message in messages:
-        if total <= budget_bytes:
-            break
-        if message.role != "tool" or not isinstance(message.content, str) or message.content.startswith(ELIDED_PREFIX):
-            continue
-        if len(message.content) <= PREVIEW_CHARS:
-            continue
-        before = _size(message)
-        original = len(message.content.encode())
-        message.content = f"{ELIDED_PREFIX}{original} bytes; it began] {message.content[:PREVIEW_CHARS]}"
-        total -= before - _size(message)
-        elided += 1
-    return elided
+    return ConversationBudget(budget_bytes).fit(messages)
+
+
+class ConversationBudget:
+    """`fit_to_budget` for a conversation that only grows between calls (the workflow's: it
+    appends, and elides through here): each message is measured once, and the search for the
+    next output to elide resumes where the last one stopped, so a step costs what it adds,
+    not the conversation's length."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self._budget = budget_bytes
+        self._sizes: list[int] = []
+        self._next = 0
+        """Messages before this one are elided or cannot be."""
+
+    @property
+    def bytes(self) -> int:
+        """The conversation's size at the last `fit`."""
+        return sum(self._sizes)
+
+    def fit(self, messages: list[ChatMessage]) -> list[int]:
+        self._sizes += [_size(message) for message in messages[len(self._sizes) :]]
+        total = sum(self._sizes)
+        elided: list[int] = []
+        while total > self._budget and self._next < len(messages):
+            index, message = self._next, messages[self._next]
+            self._next += 1
+            if message.role != "tool" or not isinstance(message.content, str):
+                continue
+            if message.content.startswith(ELIDED_PREFIX) or len(message.content) <= PREVIEW_CHARS:
+                continue
+            original = len(message.content.encode())
+            message.content = f"{ELIDED_PREFIX}{original} bytes; it began] {message.content[:PREVIEW_CHARS]}"
+            size = _size(message)
+            total -= self._sizes[index] - size
+            self._sizes[index] = size
+            elided.append(index)
+        return elided
 
 
 def _size(message: ChatMessage) -> int:

@@ -24,19 +24,26 @@ PREPARE_RUN_ACTIVITY = "orch.prepare_run"
 """`PrepareRunInput` -> `PreparedRun`: list the run's MCP tools and resolve their policy, with the worker's defaults."""
 CHAT_COMPLETION_ACTIVITY = "orch.chat_completion"
 """`LLMRequest` -> `LLMReply`: one OpenAI-compatible chat completion."""
+CHAT_COMPLETION_DELTA_ACTIVITY = "orch.chat_completion_delta"
+"""`LLMDeltaRequest` -> `LLMReply`: the same chat completion, sent only what changed in the run's
+conversation since its previous call; the activity's worker keeps the rest, or asks the run for it
+(`CONVERSATION_QUERY`). A separate name, so that a worker too old to know the form refuses it
+instead of sending the model half a conversation."""
 CALL_TOOL_ACTIVITY = "orch.call_tool"
 """`ToolCallInput` -> `ToolCallOutput`: one MCP tool call."""
 DESCRIBE_TOOLS_ACTIVITY = "orch.describe_tools"
 """`ListToolsInput` -> `ToolListing`: every configured server's tools, for `GET /v1/tools`."""
 DELIVER_WEBHOOK_ACTIVITY = "orch.deliver_webhook"
 """`WebhookEvent` -> None: one signed webhook delivery."""
-ACTIVITIES = (
+ACTIVITIES_BEFORE_PREFIX = (
     PREPARE_RUN_ACTIVITY,
     CHAT_COMPLETION_ACTIVITY,
     CALL_TOOL_ACTIVITY,
     DESCRIBE_TOOLS_ACTIVITY,
     DELIVER_WEBHOOK_ACTIVITY,
 )
+"""The activities that existed before the prefix: workers also register them by their bare names."""
+ACTIVITIES = (*ACTIVITIES_BEFORE_PREFIX, CHAT_COMPLETION_DELTA_ACTIVITY)
 
 SUBMIT_APPROVAL_SIGNAL = "submit_approval"
 """`ApprovalDecision`; a decision that does not apply is ignored and recorded."""
@@ -49,6 +56,9 @@ STATUS_QUERY = "status"
 """-> `OrchestrationStatus`."""
 EVENTS_QUERY = "events"
 """`EventsQuery` -> `EventsPage`."""
+CONVERSATION_QUERY = "conversation"
+"""-> `LLMRequest`: the request of the run's LLM call in flight, whole (what a worker that lacks
+the conversation of an `LLMDeltaRequest` asks for)."""
 
 DECISION_UNKNOWN_CALL = "UnknownToolCall"
 DECISION_ALREADY_MADE = "AlreadyDecided"

@@ -5,6 +5,7 @@ continues as new."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from temporalio import workflow
@@ -23,9 +24,9 @@ class Notifications:
         self._record = record
         self._pending: list[asyncio.Task[None]] = []
 
-    def send(self, event_type: WebhookEventType, data: dict[str, Any]) -> None:
-        """Deliver a webhook in the background. Skipped when neither the run nor the worker has
-        a webhook URL."""
+    def send(self, event_type: WebhookEventType, data: Callable[[], dict[str, Any]]) -> None:
+        """Deliver a webhook in the background. Skipped, its `data` never made, when neither the
+        run nor the worker has a webhook URL."""
         request, state = self._record.request, self._record.state
         if request.webhook_url is None and state is not None and not state.worker_webhook:
             return
@@ -34,7 +35,7 @@ class Notifications:
             event_id=f"evt_{workflow.uuid4().hex}",
             event_type=event_type,
             timestamp=workflow.now(),
-            data=data,
+            data=data(),
         )
         delivery = workflow.execute_activity(
             options.activity_name(DELIVER_WEBHOOK_ACTIVITY),

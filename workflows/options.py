@@ -10,20 +10,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.workflow import ActivityCancellationType
 
+from workflows import patches
 from workflows.contract import ACTIVITY_PREFIX
-
-PREFIXED_ACTIVITY_NAMES_PATCH = "prefixed-activity-names"
-"""Runs from before this patch scheduled their activities by their bare names."""
 
 
 def activity_name(name: str) -> str:
     """The name to schedule an activity by (a name of `workflows.contract`): a run from before
     activity names were prefixed replays with the bare name it scheduled then."""
-    return name if workflow.patched(PREFIXED_ACTIVITY_NAMES_PATCH) else name.removeprefix(ACTIVITY_PREFIX)
+    return name if patches.patched(patches.PREFIXED_ACTIVITY_NAMES) else name.removeprefix(ACTIVITY_PREFIX)
 
 
 # Failure types the activities raise as non-retryable ApplicationErrors; listed here too so
@@ -114,6 +111,16 @@ def tool_options(tool_timeout_seconds: float) -> dict[str, Any]:
     return {
         "start_to_close_timeout": timedelta(seconds=tool_timeout_seconds) + TOOL_CONNECT_ALLOWANCE,
         "heartbeat_timeout": HEARTBEAT_TIMEOUT,
+        "retry_policy": TOOL_RETRY_POLICY,
+        "cancellation_type": CANCELLATION,
+    }
+
+
+def tool_local_options(tool_timeout_seconds: float) -> dict[str, Any]:
+    """Options for `MCPActivities.call_tool` run as a local activity (the default with LLM calls as
+    activities): the same timeout and retries; its worker cancels it directly."""
+    return {
+        "start_to_close_timeout": timedelta(seconds=tool_timeout_seconds) + TOOL_CONNECT_ALLOWANCE,
         "retry_policy": TOOL_RETRY_POLICY,
         "cancellation_type": CANCELLATION,
     }

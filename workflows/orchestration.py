@@ -9,6 +9,7 @@ activities; this module only decides.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -16,8 +17,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     # The message models are plain pydantic data classes with no side effects; activities
     # are scheduled by the names in workflows.contract (no activity module is imported).
-    from workflows import approvals, contract, options
-    from workflows.activity_io import PreparedRun, PrepareRunInput
+    from workflows import approvals, contract, options, patches
+    from workflows.activity_io import LLMRequest, PreparedRun, PrepareRunInput
     from workflows.chat_messages import ChatMessage
     from workflows.failures import RunFailed, failure_message, reraise_cancellation
     from workflows.limits import (
@@ -43,16 +44,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.state import OrchestrationInput, OrchestrationState
     from workflows.steps import Steps
     from workflows.tool_calls import unique_tool_call_ids
-
-ARGUMENTS_VALIDATED_PATCH = "arguments-validated-against-input-schema"
-"""Runs from before this patch opened tool calls without checking the arguments against the
-tool's input schema; their histories replay that way."""
-
-UNIQUE_TOOL_CALL_IDS_PATCH = "unique-tool-call-ids"
-"""Runs from before this patch kept the model's tool-call ids even when they repeated."""
-
-ARGUMENTS_BOUNDED_PATCH = "arguments-bounded"
-"""Runs from before this patch ran tool calls whatever the size of their arguments."""
 
 
 @workflow.defn(name=contract.ORCHESTRATION_WORKFLOW)
@@ -90,7 +81,7 @@ class Orchestration:
             # run's history holds a failure recorded differently): status, memo, webhook.
             self._run.error = str(failure)
             self._finish(RunStatus.FAILED, StopReason.ERROR)
-            self._notifications.send("orchestration.failed", {"orchestration": self.status().model_dump(mode="json")})
+            self._notifications.send("orchestration.failed", self._status_data)
             await self._notifications.drain()
             raise ApplicationError(self._run.error, self.status(), type=failure.type, non_retryable=True) from None
 
@@ -182,6 +173,14 @@ class Orchestration:
         """The run's events after `query.after` (what the API streams as Server-Sent Events)."""
         return self._run.events.page(query.after, query.limit, self._run.status)
 
+    @workflow.query(
+        name=contract.CONVERSATION_QUERY,
+        description="Internal: the LLM call in flight as a whole (its conversation and tools), for a worker that "
+        "does not keep this run's conversation.",
+    )
+    def conversation(self) -> LLMRequest:
+        return self._steps.whole_request()
+
     # --- The loop ---------------------------------------------------------------------
 
     async def _start_state(self) -> OrchestrationState:
@@ -230,7 +229,7 @@ class Orchestration:
             if self._continue_as_new_due():
                 await self._continue_as_new(state)
             reply = await self._steps.call_llm(state)
-            if reply.message.tool_calls and workflow.patched(UNIQUE_TOOL_CALL_IDS_PATCH):
+            if reply.message.tool_calls and patches.patched(patches.UNIQUE_TOOL_CALL_IDS):
                 used = {call.tool_call_id for call in state.tool_calls()}
                 reply.message.tool_calls = unique_tool_call_ids(reply.message.tool_calls, used, state.llm_calls)
             state.messages.append(reply.message)
@@ -238,8 +237,8 @@ class Orchestration:
                 return await self._complete(StopReason.FINAL_ANSWER, reply.message.text())
             opened = self._run.open_tool_calls(
                 reply.message.tool_calls,
-                validate_arguments=workflow.patched(ARGUMENTS_VALIDATED_PATCH),
-                bound_arguments=workflow.patched(ARGUMENTS_BOUNDED_PATCH),
+                validate_arguments=patches.patched(patches.ARGUMENTS_VALIDATED),
+                bound_arguments=patches.patched(patches.ARGUMENTS_BOUNDED),
             )
             self._publish.decided_by_rules(opened)
 
@@ -260,7 +259,7 @@ class Orchestration:
     async def _complete(self, reason: StopReason, output: str | None) -> OrchestrationStatus:
         self._run.output = output
         self._finish(RunStatus.COMPLETED, reason)
-        self._notifications.send("orchestration.completed", {"orchestration": self.status().model_dump(mode="json")})
+        self._notifications.send("orchestration.completed", self._status_data)
         await self._notifications.drain()
         return self.status()
 
@@ -269,6 +268,9 @@ class Orchestration:
         self._publish.status(status)
         self._publish.final_memo()
         self._publish.finished(status)
+
+    def _status_data(self) -> dict[str, Any]:
+        return {"orchestration": self.status().model_dump(mode="json")}
 
     def _continue_as_new_due(self) -> bool:
         info = workflow.info()

@@ -45,7 +45,7 @@ class Publisher:
 
     def details(self, doing: str | None = None) -> None:
         """Tell the Temporal UI what the run is doing (its Current Details)."""
-        workflow.set_current_details(current_details(self._record.full_status(), doing))
+        workflow.set_current_details(current_details(self._record.full_status(audit=False), doing))
 
     def final_memo(self) -> None:
         """The final status and the events, readable without a worker (e.g. after cancel)."""

@@ -57,8 +57,9 @@ class RunRecord:
 
     # --- The view -------------------------------------------------------------------------
 
-    def full_status(self) -> OrchestrationStatus:
-        """The run as the API shows it, unshortened."""
+    def full_status(self, audit: bool = True) -> OrchestrationStatus:
+        """The run as the API shows it, unshortened; without its audit steps when not `audit`
+        (what the Current Details need, at every step)."""
         state = self.state
         return OrchestrationStatus(
             id=self.workflow_id,
@@ -68,7 +69,7 @@ class RunRecord:
             step=state.llm_calls if state else 0,
             max_steps=self.request.max_steps,
             pending_approvals=self.pending_approvals(),
-            steps=[step.audit() for step in state.steps] if state else [],
+            steps=[step.audit() for step in state.steps] if state and audit else [],
             output=self.output,
             error=self.error,
             usage=state.usage if state else Usage(),

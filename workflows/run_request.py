@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workflows.chat_messages import ChatMessage
 from workflows.limits import Metadata
@@ -41,8 +41,20 @@ LLMCallMode = Annotated[
         description=(
             "How each LLM call runs. `activity` (default): its own activity; status queries and cancel are "
             "answered at once while it runs. `local_activity`: inside the workflow task, the reply recorded as a "
-            "marker with the commands that use it; one workflow task less per step (see BENCHMARKS.md), but "
-            "status queries and cancel wait until the call ends or the task's next heartbeat (up to 8 s)."
+            "marker with the commands that use it; status queries and cancel wait until the call ends or the "
+            "task's next heartbeat (up to 8 s). Its tool calls then run as activities."
+        )
+    ),
+]
+ToolCallMode = Annotated[
+    Literal["local_activity", "activity"] | None,
+    Field(
+        description=(
+            "How each tool call runs. `local_activity` (the default with `llm_call: activity`): inside the workflow "
+            "task that schedules the next LLM call, its result recorded as a marker with that command: one "
+            "workflow task less per step; a status query or cancel during the tool call waits until it ends (or "
+            "the task's next heartbeat, up to 8 s). `activity`: its own activity, for tools that run long. "
+            "Not `local_activity` with `llm_call: local_activity`."
         )
     ),
 ]
@@ -64,7 +76,22 @@ class RunOptions(BaseModel):
     approval_timeout_seconds: ApprovalTimeoutSeconds = DEFAULT_APPROVAL_TIMEOUT_SECONDS
     context_budget_bytes: ContextBudgetBytes = DEFAULT_CONTEXT_BUDGET_BYTES
     llm_call: LLMCallMode = "activity"
+    tool_call: ToolCallMode = None
     metadata: Metadata = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_call_in_the_workflow_task(self) -> RunOptions:
+        if self.llm_call == "local_activity" and self.tool_call == "local_activity":
+            raise ValueError(
+                "llm_call and tool_call cannot both be local_activity: the whole run would be one workflow task"
+            )
+        return self
+
+    def tool_call_mode(self) -> Literal["local_activity", "activity"]:
+        """`tool_call`, or its default: a local activity unless the LLM call is one."""
+        if self.tool_call is not None:
+            return self.tool_call
+        return "activity" if self.llm_call == "local_activity" else "local_activity"
 
 
 class OrchestrationRequest(RunOptions):

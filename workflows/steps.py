@@ -7,15 +7,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from opentelemetry import trace
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, FailureError
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import approvals, contract, options
-    from workflows.activity_io import LLMReply, LLMRequest, ToolCallInput, ToolCallOutput
-    from workflows.context import fit_to_budget
+    from workflows import approvals, contract, options, patches
+    from workflows.activity_io import LLMDeltaRequest, LLMReply, LLMRequest, ToolCallInput, ToolCallOutput
+    from workflows.context import ConversationBudget
     from workflows.failures import RunFailed, failure_message, reraise_cancellation
     from workflows.limits import PAYLOAD_BUDGET_BYTES, json_bytes
     from workflows.messages import OUTPUT_PREVIEW_CHARS, RunEventType
@@ -25,6 +26,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.state import LLMCallRecord, OrchestrationState, ToolCallRecord
     from workflows.tool_calls import openai_tool
 
+
+TOOL_ACTIVITY_ID_PREFIX = "tool:"
+"""A tool call run as a local activity has the id `tool:<tool call id>`, which its marker in
+history keeps (a local activity's input is not recorded)."""
 
 _tracer = trace.get_tracer(__name__)
 """Spans of the run's own steps; with tracing off (or while replaying) they record nothing."""
@@ -55,23 +60,27 @@ class Steps:
         self._publish = publish
         self._notifications = notifications
         self._continue_as_new_due = continue_as_new_due
+        self._tools: list[dict[str, Any]] | None = None
+        self._tools_bytes = 0
+        self._budget = ConversationBudget(run.request.context_budget_bytes)
+        self._sent_length = 0
+        """Messages this workflow run's previous LLM call had (what the activity's worker keeps)."""
 
     async def call_llm(self, state: OrchestrationState) -> LLMReply:
         number = state.llm_calls + 1
         record = LLMCallRecord(index=len(state.steps), status="running", step=number, started_at=workflow.now())
         state.steps.append(record)
-        fit_to_budget(state.messages, self._run.request.context_budget_bytes)
-        request = LLMRequest(
-            model=state.model, messages=state.messages, tools=[openai_tool(tool) for tool in state.catalog.tools]
-        )
-        size = json_bytes(request)
+        elided = self._budget.fit(state.messages)
+        request = self.whole_request()
+        size = self._budget.bytes + self._tools_bytes
+        if size > PAYLOAD_BUDGET_BYTES * 3 // 4:  # near the limit: measured exactly
+            size = json_bytes(request)
         if size > PAYLOAD_BUDGET_BYTES:
             self._run.end_step(record, "failed")
             raise RunFailed(
                 f"the conversation and tool definitions are {size} bytes, over the {PAYLOAD_BUDGET_BYTES} one LLM "
                 "call can carry; start a new run, or lower context_budget_bytes"
             )
-        summary = f"llm {state.model} step {number}"
         self._publish.details(f"asking the model (step {number})")
         self._run.emit(RunEventType.LLM_STARTED, step_index=record.index, model=state.model, step=number)
         try:
@@ -82,15 +91,20 @@ class Steps:
                     options.activity_name(contract.CHAT_COMPLETION_ACTIVITY),
                     request,
                     result_type=LLMReply,
-                    summary=summary,
                     **options.llm_local_options(),
+                )
+            elif patches.patched(patches.CONVERSATION_DELTA):
+                reply = await workflow.execute_activity(
+                    contract.CHAT_COMPLETION_DELTA_ACTIVITY,
+                    self._delta(request, elided, number),
+                    result_type=LLMReply,
+                    **options.llm_options(),
                 )
             else:
                 reply = await workflow.execute_activity(
                     options.activity_name(contract.CHAT_COMPLETION_ACTIVITY),
                     request,
                     result_type=LLMReply,
-                    summary=summary,
                     **options.llm_options(),
                 )
         except FailureError as err:  # ActivityError; a local activity's failure may come unwrapped
@@ -114,8 +128,32 @@ class Steps:
             usage=reply.usage.model_dump(),
             tool_calls=len(reply.message.tool_calls or []),
         )
-        workflow.logger.info("llm step %d: %d tool call(s)", number, len(reply.message.tool_calls or []))
+        workflow.logger.debug("llm step %d: %d tool call(s)", number, len(reply.message.tool_calls or []))
         return reply
+
+    def whole_request(self) -> LLMRequest:
+        """The run's next LLM call as a whole: its conversation and tools (also what the
+        conversation query answers while the call is in flight)."""
+        state = self._run.state
+        assert state is not None
+        if self._tools is None:
+            self._tools = [openai_tool(tool) for tool in state.catalog.tools]
+            self._tools_bytes = json_bytes(self._tools)
+        return LLMRequest(model=state.model, messages=state.messages, tools=self._tools)
+
+    def _delta(self, request: LLMRequest, elided: list[int], number: int) -> LLMDeltaRequest:
+        """`request` as what changed since this workflow run's previous LLM call: the first call
+        of each run (and so of each continue-as-new) sends it whole."""
+        base = self._sent_length
+        self._sent_length = len(request.messages)
+        return LLMDeltaRequest(
+            model=request.model,
+            step=number,
+            base_length=base,
+            edited={index: request.messages[index] for index in elided if index < base},
+            appended=request.messages[base:],
+            tools=request.tools if base == 0 else None,
+        )
 
     async def settle(self, call: ToolCallRecord) -> None:
         """Give `call` its result: an error for a call that cannot run, a denial, or the tool's
@@ -149,7 +187,7 @@ class Steps:
             self._publish.approval_requested(call)
             self._notifications.send(
                 "orchestration.approval_requested",
-                {"orchestration_id": workflow.info().workflow_id, "tool_call": pending.model_dump(mode="json")},
+                lambda: {"orchestration_id": workflow.info().workflow_id, "tool_call": pending.model_dump(mode="json")},
             )
         self._publish.refresh()
         remaining = (self._run.expires_at(call) - workflow.now()).total_seconds()
@@ -183,22 +221,8 @@ class Steps:
         self._publish.details(f"running {call.server}.{call.tool}")
         try:
             with _tracer.start_as_current_span("orch.tool_call", attributes=_span_attributes(call)):
-                output = await workflow.execute_activity(
-                    options.activity_name(contract.CALL_TOOL_ACTIVITY),
-                    ToolCallInput(
-                        server=call.server,
-                        tool=call.tool,
-                        arguments=call.arguments,
-                        timeout_seconds=self._run.request.tool_timeout_seconds,
-                        output_limit_bytes=self._run.request.tool_output_limit_bytes,
-                        idempotency_key=f"{workflow.info().workflow_id}/{call.tool_call_id}",
-                        definition_hash=call.definition_hash or None,
-                    ),
-                    result_type=ToolCallOutput,
-                    summary=summary[:200],
-                    **options.tool_options(self._run.request.tool_timeout_seconds),
-                )
-        except ActivityError as err:
+                output = await self._call_tool(call, summary[:200])
+        except FailureError as err:  # ActivityError; a local activity's failure may come unwrapped
             reraise_cancellation(err)
             call.result = f"error: {failure_message(err)}"
             status = "error"
@@ -214,4 +238,35 @@ class Steps:
         call.output_preview = call.result[:OUTPUT_PREVIEW_CHARS]
         self._run.end_step(call, status)
         self._run.emit_tool_finished(call)
-        workflow.logger.info("tool %s.%s %s", call.server, call.tool, status)
+        workflow.logger.debug("tool %s.%s %s", call.server, call.tool, status)
+
+    async def _call_tool(self, call: ToolCallRecord, summary: str) -> ToolCallOutput:
+        assert call.server is not None and call.tool is not None
+        timeout = self._run.request.tool_timeout_seconds
+        input = ToolCallInput(
+            server=call.server,
+            tool=call.tool,
+            arguments=call.arguments,
+            timeout_seconds=timeout,
+            output_limit_bytes=self._run.request.tool_output_limit_bytes,
+            idempotency_key=f"{workflow.info().workflow_id}/{call.tool_call_id}",
+            definition_hash=call.definition_hash or None,
+        )
+        if self._run.request.tool_call_mode() == "local_activity" and patches.patched(patches.LOCAL_TOOL_CALLS):
+            # The result is recorded as a marker in the same task completion as the next LLM
+            # call's command, so it is recorded before the model is shown it.
+            return await workflow.execute_local_activity(
+                contract.CALL_TOOL_ACTIVITY,
+                input,
+                result_type=ToolCallOutput,
+                activity_id=f"{TOOL_ACTIVITY_ID_PREFIX}{call.tool_call_id}",
+                summary=summary,
+                **options.tool_local_options(timeout),
+            )
+        return await workflow.execute_activity(
+            options.activity_name(contract.CALL_TOOL_ACTIVITY),
+            input,
+            result_type=ToolCallOutput,
+            summary=summary,
+            **options.tool_options(timeout),
+        )

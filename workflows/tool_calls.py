@@ -3,6 +3,7 @@ decide on: pure, deterministic code."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -178,11 +179,10 @@ def schema_problem(schema: dict[str, Any], instance: Any) -> str | None:
     Never raises: the schemas come from MCP servers, and an exception here would fail the
     workflow task over and over instead of answering the model."""
     try:
-        validator_class = validators.validator_for(schema)
-        validator_class.check_schema(schema)
-        error = jsonschema_exceptions.best_match(validator_class(schema).iter_errors(instance))
-    except jsonschema_exceptions.SchemaError as err:
-        return f"the schema is invalid: {err.message}"
+        validator = _validator(json.dumps(schema, sort_keys=True))
+        if isinstance(validator, str):
+            return validator
+        error = jsonschema_exceptions.best_match(validator.iter_errors(instance))
     except (referencing_exceptions.Unresolvable, re.error) as err:
         return f"the schema cannot be used: {err}"
     except RecursionError:
@@ -191,6 +191,19 @@ def schema_problem(schema: dict[str, Any], instance: Any) -> str | None:
         return None
     where = "/".join(str(part) for part in error.absolute_path)
     return f"{where}: {error.message}" if where else error.message
+
+
+@functools.lru_cache(maxsize=256)
+def _validator(schema_json: str) -> Any:
+    """A checked validator for a schema (as canonical JSON), or why the schema is invalid: a
+    run's tools are checked once, not at every call (the check is most of the cost)."""
+    schema = json.loads(schema_json)
+    validator_class = validators.validator_for(schema)
+    try:
+        validator_class.check_schema(schema)
+    except jsonschema_exceptions.SchemaError as err:
+        return f"the schema is invalid: {err.message}"
+    return validator_class(schema)
 
 
 def model_arguments_text(arguments: dict[str, Any], intent: str | None, model_intent: bool) -> str:

@@ -3,6 +3,7 @@ expected outcome, what Temporal's history recorded of their tool calls, and the 
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from tests.scripted_llm import Reply, ScriptedLLM, Turn, tool_call
 from workflows.activity_io import ToolCallInput
 from workflows.messages import ApprovalDecision, OrchestrationStatus, StepRecord
 from workflows.orchestration import Orchestration
+from workflows.steps import TOOL_ACTIVITY_ID_PREFIX
 
 IDEMPOTENCY_KEY = "io.github.durable-orchestrations/idempotency-key"
 UNDECIDED_APPROVAL_TIMEOUT_SECONDS = 30.0
@@ -145,12 +147,15 @@ def _tool_step(final: OrchestrationStatus, tool_call_id: str) -> StepRecord:
 
 @dataclass
 class ToolActivity:
-    """What one run's history recorded of a `call_tool` activity (one idempotency key)."""
+    """What one run's history recorded of a `call_tool` activity or local activity (one
+    idempotency key)."""
 
     scheduled: int = 0
     attempt: int = 0
     recorded_at: float = float("inf")
-    """Epoch seconds of ActivityTaskCompleted: from then on the call must never run again."""
+    """Epoch seconds of ActivityTaskCompleted, or of the local activity's marker: from then on
+    the call must never run again."""
+    local: bool = False
 
 
 async def tool_activities(handle: WorkflowHandle[Any, Any]) -> dict[str, ToolActivity]:
@@ -176,6 +181,16 @@ async def tool_activities(handle: WorkflowHandle[Any, Any]) -> dict[str, ToolAct
             if completed.scheduled_event_id in keys:
                 when = event.event_time
                 found[keys[completed.scheduled_event_id]].recorded_at = when.seconds + when.nanos / 1e9
+        elif (
+            event.HasField("marker_recorded_event_attributes")
+            and "data" in event.marker_recorded_event_attributes.details
+        ):
+            data = json.loads(event.marker_recorded_event_attributes.details["data"].payloads[0].data)
+            if data.get("activity_type") != "orch.call_tool":
+                continue
+            key = f"{handle.id}/{data['activity_id'].removeprefix(TOOL_ACTIVITY_ID_PREFIX)}"
+            when = event.event_time
+            found[key] = ToolActivity(1, data["attempt"], when.seconds + when.nanos / 1e9, local=True)
     return found
 
 

@@ -252,11 +252,11 @@ async def continue_as_new_pending(s: Session) -> Histories:
     the last run answers. One history per run."""
     s.script(
         Reply(tool_calls=[transfer("pay", amount=7)]),
-        *[Reply(content=f"step {i}", tool_calls=[echo(f"e{i}", f"echo {i}")]) for i in range(1, 6)],
+        *[Reply(content=f"step {i}", tool_calls=[echo(f"e{i}", f"echo {i}")]) for i in range(1, 11)],
         Reply(content="all done"),
     )
     async with s.worker(tools_to_auto_execute=["echo"]) as h:
-        handle = await s.start(h, max_steps=10, continue_as_new_after_events=50)
+        handle = await s.start(h, max_steps=14, continue_as_new_after_events=50)
         await h.wait_pending(handle)
         first_run = handle.first_execution_run_id
         for i in range(60):
@@ -392,10 +392,12 @@ async def edited_arguments(s: Session) -> Histories:
 
 async def cancellation(s: Session) -> Histories:
     """Runs cancelled: while a call waits for approval; while a tool call runs (the toolbox's
-    `hold`, auto-executed); while the LLM call runs as a local activity."""
+    `hold`, auto-executed), as a local activity (the default) and as an activity; while the LLM
+    call runs as a local activity."""
     return {
         "waiting": await _cancel_while_waiting(s),
-        "tool_running": await _cancel_while_a_tool_runs(s),
+        "tool_running": await _cancel_while_a_tool_runs(s, "local_activity"),
+        "tool_activity_running": await _cancel_while_a_tool_runs(s, "activity"),
         "llm_local_activity": await _cancel_while_the_llm_answers(s),
     }
 
@@ -408,18 +410,21 @@ async def _cancel_while_waiting(s: Session) -> WorkflowHistory:
         return await cancelled(handle)
 
 
-async def _cancel_while_a_tool_runs(s: Session) -> WorkflowHistory:
-    gate = s.tmp / "never-opened"
+async def _cancel_while_a_tool_runs(s: Session, tool_call_mode: str) -> WorkflowHistory:
+    gate = s.tmp / f"never-opened-{tool_call_mode}"
     s.script(Reply(tool_calls=[tool_call("held", "toolbox__hold", {"gate": str(gate)})]))
     async with s.worker(tools_to_auto_execute=["*"]) as h:
-        handle = await s.start(h, tool_timeout_seconds=600)
-        await eventually(lambda: CallLog(s.calls).calls("hold"), "the held call reached the toolbox")
+        held_before = len(CallLog(s.calls).calls("hold"))
+        handle = await s.start(h, tool_timeout_seconds=600, tool_call=tool_call_mode)
+        await eventually(lambda: len(CallLog(s.calls).calls("hold")) > held_before, "the held call reached the toolbox")
         history = await cancelled(handle)
         gate.touch()
-    check(
-        any(e.HasField("activity_task_canceled_event_attributes") for e in history.events),
-        "the tool activity confirmed its cancellation",
-    )
+    if tool_call_mode == "activity":
+        check(
+            any(e.HasField("activity_task_canceled_event_attributes") for e in history.events),
+            "the tool activity confirmed its cancellation",
+        )
+    check(history.events[-1].HasField("workflow_execution_canceled_event_attributes"), "the run closed as cancelled")
     return history
 
 

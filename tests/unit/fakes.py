@@ -4,13 +4,14 @@ The pattern of Temporal's samples: `@activity.defn(name=...)` with the name the 
 schedules, the same input and output models, and scripted data instead of I/O. Every call is
 recorded, so a test asserts both on the run's result and on what each activity was given.
 
-| production                         | name              | input            | output         |
-|------------------------------------|-------------------|------------------|----------------|
-| `MCPActivities.prepare_run`        | `prepare_run`     | PrepareRunInput  | PreparedRun    |
-| `LLMActivities.chat_completion`    | `chat_completion` | LLMRequest       | LLMReply       |
-| `MCPActivities.call_tool`          | `call_tool`       | ToolCallInput    | ToolCallOutput |
-| `MCPActivities.describe_tools`     | `describe_tools`  | ListToolsInput   | ToolListing    |
-| `WebhookActivities.deliver_webhook`| `deliver_webhook` | WebhookEvent     | None           |
+| production                            | name                    | input           | output         |
+|---------------------------------------|-------------------------|-----------------|----------------|
+| `MCPActivities.prepare_run`           | `prepare_run`           | PrepareRunInput | PreparedRun    |
+| `LLMActivities.chat_completion`       | `chat_completion`       | LLMRequest      | LLMReply       |
+| `LLMActivities.chat_completion_delta` | `chat_completion_delta` | LLMDeltaRequest | LLMReply       |
+| `MCPActivities.call_tool`             | `call_tool`             | ToolCallInput   | ToolCallOutput |
+| `MCPActivities.describe_tools`        | `describe_tools`        | ListToolsInput  | ToolListing    |
+| `WebhookActivities.deliver_webhook`   | `deliver_webhook`       | WebhookEvent    | None           |
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.conversations import ConversationCache
 from workflows.activity_io import (
     ApprovalRule,
     CatalogTool,
     ListToolsInput,
+    LLMDeltaRequest,
     LLMReply,
     LLMRequest,
     PreparedRun,
@@ -44,6 +47,7 @@ from workflows.chat_messages import ChatMessage, FunctionCall, LLMToolCall
 from workflows.contract import (
     CALL_TOOL_ACTIVITY,
     CHAT_COMPLETION_ACTIVITY,
+    CHAT_COMPLETION_DELTA_ACTIVITY,
     DELIVER_WEBHOOK_ACTIVITY,
     DESCRIBE_TOOLS_ACTIVITY,
     PREPARE_RUN_ACTIVITY,
@@ -171,6 +175,7 @@ class FakeActivities:
 
     prepare_inputs: list[PrepareRunInput] = field(default_factory=list)
     llm_requests: list[LLMRequest] = field(default_factory=list)
+    conversations: ConversationCache = field(default_factory=ConversationCache)
     tool_calls: list[ToolCallInput] = field(default_factory=list)
     describe_inputs: list[ListToolsInput] = field(default_factory=list)
     webhooks: list[WebhookEvent] = field(default_factory=list)
@@ -179,7 +184,14 @@ class FakeActivities:
         self.llm_turns.extend(turns)
 
     def activities(self) -> list[Callable[..., Any]]:
-        return [self.prepare_run, self.chat_completion, self.call_tool, self.describe_tools, self.deliver_webhook]
+        return [
+            self.prepare_run,
+            self.chat_completion,
+            self.chat_completion_delta,
+            self.call_tool,
+            self.describe_tools,
+            self.deliver_webhook,
+        ]
 
     @activity.defn(name=PREPARE_RUN_ACTIVITY)
     async def prepare_run(self, input: PrepareRunInput) -> PreparedRun:
@@ -194,6 +206,17 @@ class FakeActivities:
         if not self.llm_turns:
             raise ApplicationError("the fake LLM's script ran out", type="ScriptExhausted", non_retryable=True)
         return _played(self.llm_turns.pop(0), request)
+
+    @activity.defn(name=CHAT_COMPLETION_DELTA_ACTIVITY)
+    async def chat_completion_delta(self, delta: LLMDeltaRequest) -> LLMReply:
+        """The real worker's cache rebuilds the whole request (this fake has no run to ask)."""
+        info = activity.info()
+        run = (info.workflow_id or "", info.workflow_run_id or "")
+        request = self.conversations.resolve(run, delta)
+        if request is None:
+            raise ApplicationError("the fake lost the conversation", type="ConversationLost", non_retryable=True)
+        self.conversations.store(run, delta.step, request)
+        return await self.chat_completion(request)
 
     @activity.defn(name=CALL_TOOL_ACTIVITY)
     async def call_tool(self, input: ToolCallInput) -> ToolCallOutput:

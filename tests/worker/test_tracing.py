@@ -77,12 +77,14 @@ async def test_one_trace_per_run_across_the_api_and_the_worker(
         "orch.approver": "",
     }
     assert tool_activity.attributes["orch.mcp.tool"] == "echo" and tool_activity.attributes["orch.run_id"] == run_id
-    llm_calls = [s for s in run if s.name == "RunActivity:orch.chat_completion"]
+    llm_calls = [s for s in run if s.name == "RunActivity:orch.chat_completion_delta"]
     assert len(llm_calls) == 2, tree
     for call in llm_calls:
         assert (call.attributes["gen_ai.request.model"], call.attributes["gen_ai.usage.input_tokens"]) == (model, 10)
     outbound = [s for s in run if str(s.attributes.get("http.url", "")).endswith("/chat/completions")]
-    assert len(outbound) == 2 and all(chain(s)[0] == "orch-worker:RunActivity:orch.chat_completion" for s in outbound)
+    assert len(outbound) == 2 and all(
+        chain(s)[0] == "orch-worker:RunActivity:orch.chat_completion_delta" for s in outbound
+    )
     assert all(chain(s)[-1] == "orch-api:POST /v1/orchestrations" for s in run if s is not request), tree
 
     # The worker's log lines made inside the run's spans name its trace.
