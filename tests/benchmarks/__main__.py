@@ -4,6 +4,7 @@ one run, print a table (median, p99, ratio, target) and write BENCHMARKS.md.
     python -m tests.benchmarks                 # the full run (10,000 parked runs)
     python -m tests.benchmarks --quick         # smaller counts, about two minutes
     python -m tests.benchmarks --cases a,b     # some cases only (the baseline always runs)
+    python -m tests.benchmarks --cases a,p     # this engine against its peers (pip install -e '.[bench]')
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from tests.benchmarks import cases
+from tests.benchmarks import cases, peers
 from tests.benchmarks.cases import Row
 from tests.benchmarks.stack import DEFAULT_SERVER_FLAGS, DEV_SERVER_FLAGS, stack
 from tests.conftest import REPO_ROOT, TEMPORAL_CLI
@@ -26,7 +27,7 @@ from tests.conftest import REPO_ROOT, TEMPORAL_CLI
 
 def _options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks", description=__doc__)
-    parser.add_argument("--cases", default="a,b,c,d,e,f", help="comma-separated subset of a,b,c,d,e,f")
+    parser.add_argument("--cases", default="a,b,c,d,e,f,g,p", help="comma-separated subset of a,b,c,d,e,f,g,p")
     parser.add_argument("--quick", action="store_true", help="smaller counts (for a look, not for the record)")
     parser.add_argument("--parked", type=int, help="runs parked in case d (default 10000; 1000 with --quick)")
     parser.add_argument(
@@ -48,6 +49,12 @@ async def _run(options: argparse.Namespace) -> list[Row]:
         if "a" in selected:
             rows += await cases.engine_overhead(bench, runs=10 if quick else 30, base=base)
             _progress(rows)
+        if "g" in selected:
+            rows += await cases.responsiveness(bench, reads=50 if quick else 200)
+            _progress(rows)
+        if "p" in selected:
+            rows += await peers.compare(bench, runs=5 if quick else 10)
+            _progress(rows)
         if "b" in selected:
             rows += await cases.mcp_calls(bench, calls=200 if quick else 1000, spawns=3 if quick else 10)
             _progress(rows)
@@ -60,7 +67,9 @@ async def _run(options: argparse.Namespace) -> list[Row]:
             rows += await cases.approval_latency(bench, runs=20 if quick else 50)
             _progress(rows)
         if "f" in selected:
-            rows += await cases.long_run(bench, steps=100 if quick else 500, output_bytes=8192)
+            rows += await cases.long_run(
+                bench, steps=100 if quick else 500, output_bytes=8192, shorter=(10,) if quick else (10, 100)
+            )
             _progress(rows)
         if "d" in selected:
             count = options.parked or (1000 if quick else 10_000)

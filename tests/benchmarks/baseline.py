@@ -8,15 +8,14 @@ from __future__ import annotations
 import sys
 import time
 import uuid
-from datetime import timedelta
 from typing import Any
 
 import httpx
 from mcp import Client, StdioServerParameters
-from temporalio import activity, workflow
 from temporalio.client import Client as TemporalClient
 from temporalio.worker import Worker
 
+from tests.benchmarks.floor_workflows import Steps, noop
 from tests.conftest import REPO_ROOT
 
 
@@ -46,43 +45,36 @@ def stdio_params() -> StdioServerParameters:
     return StdioServerParameters(command=sys.executable, args=["-m", "tests.mcp_servers.toolbox"], cwd=str(REPO_ROOT))
 
 
-@activity.defn(name="bench_noop")
-async def noop() -> None:
-    return None
+STEP_KINDS = ("activity", "local_activity", "both")
 
 
-@workflow.defn(name="BenchSteps", sandboxed=False)
-class Steps:
-    """`count` sequential no-op activities (regular or local)."""
-
-    @workflow.run
-    async def run(self, count: int, local: bool) -> None:
-        for _ in range(count):
-            if local:
-                await workflow.execute_local_activity(noop, start_to_close_timeout=timedelta(seconds=10))
-            else:
-                await workflow.execute_activity(noop, start_to_close_timeout=timedelta(seconds=10))
+async def floor_steps(client: TemporalClient, task_queue: str, kind: str, repeats: int, count: int = 50) -> list[float]:
+    """Seconds per step of `repeats` runs of `count` no-op steps of `kind` (a worker for `Steps`
+    polls `task_queue`)."""
+    seconds = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        await client.execute_workflow(
+            Steps.run, args=[count, kind], id=f"steps-{uuid.uuid4().hex}", task_queue=task_queue
+        )
+        seconds.append((time.perf_counter() - began) / count)
+    return seconds
 
 
 async def temporal_baselines(client: TemporalClient, repeats: int) -> dict[str, list[float]]:
-    """Per-step seconds of no-op activities and local activities; start->result of an empty
-    workflow, plain and with eager start."""
+    """Per-step seconds of no-op activities, local activities and both; start->result of an
+    empty workflow, plain and with eager start."""
     task_queue = f"bench-baseline-{uuid.uuid4().hex[:8]}"
-    figures: dict[str, list[float]] = {"activity": [], "local_activity": [], "empty": [], "empty_eager": []}
+    figures: dict[str, list[float]] = {kind: [] for kind in (*STEP_KINDS, "empty", "empty_eager")}
     async with Worker(client, task_queue=task_queue, workflows=[Steps], activities=[noop]):
-        for local in (False, True):
-            for _ in range(repeats):
-                began = time.perf_counter()
-                await client.execute_workflow(
-                    Steps.run, args=[50, local], id=f"steps-{uuid.uuid4().hex}", task_queue=task_queue
-                )
-                figures["local_activity" if local else "activity"].append((time.perf_counter() - began) / 50)
+        for kind in STEP_KINDS:
+            figures[kind] = await floor_steps(client, task_queue, kind, repeats)
         for eager in (False, True):
             for _ in range(repeats * 10):
                 began = time.perf_counter()
                 handle = await client.start_workflow(
                     Steps.run,
-                    args=[0, False],
+                    args=[0, "activity"],
                     id=f"empty-{uuid.uuid4().hex}",
                     task_queue=task_queue,
                     request_eager_start=eager,

@@ -23,7 +23,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from api.cli.dev_stack import dev_server_flags
 from tests.conftest import REPO_ROOT, TEMPORAL_CLI, CallLog, WorkerProcess, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, Turn, free_port, tool_call
-from tests.waiting import wait_for_port
+from tests.waiting import eventually, wait_for_port
 from workflows.contract import SEARCH_ATTRIBUTES
 
 DEV_SERVER_FLAGS = dev_server_flags()
@@ -40,6 +40,17 @@ def looping_model(request: dict[str, Any]) -> Turn:
         return Reply(content=f"done after {done} tool calls")
     arguments = {"size": int(argument)} if tool == "big_output" else {"text": argument}
     return Reply(tool_calls=[tool_call(f"c{done}", f"toolbox__{tool}", arguments)])
+
+
+def peer_model(request: dict[str, Any]) -> Turn:
+    """Model `peer-N`: calls the offered echo tool until N-1 tool results came back, then answers."""
+    steps = int(str(request["model"]).rsplit("-", 1)[1])
+    done = sum(1 for message in request["messages"] if message.get("role") == "tool")
+    if done + 1 >= steps:
+        return Reply(content=f"done after {done} tool calls")
+    names = [tool["function"]["name"] for tool in request.get("tools") or [] if tool.get("type") == "function"]
+    echo = next(name for name in names if name == "echo" or name.endswith("__echo") or name.endswith("_echo"))
+    return Reply(tool_calls=[tool_call(f"c{done}", echo, {"text": "x"})])
 
 
 def gated_model(request: dict[str, Any]) -> Turn:
@@ -66,6 +77,12 @@ class Stack:
         """A model name the scripted model answers with `steps` LLM calls (`steps - 1` tool calls)."""
         name = f"loop-{steps}-{tool}-{argument}"
         self.llm.respond(name, looping_model)
+        return name
+
+    def peer_model(self, steps: int) -> str:
+        """A model name every peer's agent answers with `steps` LLM calls (tests/benchmarks/peers)."""
+        name = f"peer-{steps}"
+        self.llm.respond(name, peer_model)
         return name
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -110,6 +127,13 @@ class Stack:
             await self._api.wait()
 
 
+async def _connected(address: str) -> Client | None:
+    try:
+        return await Client.connect(address, data_converter=pydantic_data_converter)
+    except RuntimeError:  # "Frontend is not healthy yet" just after the port opens
+        return None
+
+
 @contextlib.asynccontextmanager
 async def stack(server_flags: list[str] | None = None) -> AsyncIterator[Stack]:
     """A fresh dev server (in memory), the scripted model and a work directory; workers and
@@ -129,7 +153,9 @@ async def stack(server_flags: list[str] | None = None) -> AsyncIterator[Stack]:
         try:
             await wait_for_port(port, timeout=60)
             address = f"127.0.0.1:{port}"
-            client = await Client.connect(address, data_converter=pydantic_data_converter)
+            client = await eventually(
+                lambda: _connected(address), "the dev server's frontend answers", timeout=60, interval=0.2
+            )
             bench = Stack(
                 client=client,
                 llm=llm,
