@@ -36,18 +36,31 @@ class _Conversation:
     size: int
 
 
+MESSAGE_OVERHEAD_BYTES = 512
+"""What a message costs in memory beyond its text (the model object, its fields)."""
+TOOL_SETS_KEPT = 64
+
+
 def _size(message: ChatMessage) -> int:
-    return len(message.content) if isinstance(message.content, str) else len(json.dumps(message.content or ""))
+    text = message.content if isinstance(message.content, str) else json.dumps(message.content or "")
+    return len(text) + MESSAGE_OVERHEAD_BYTES
+
+
+def _request(model: str, messages: list[ChatMessage], tools: list[dict[str, Any]]) -> LLMRequest:
+    """A request of parts already validated, kept as they are (so that runs share one tool list)."""
+    return LLMRequest.model_construct(model=model, messages=messages, tools=tools)
 
 
 class ConversationCache:
     """Each run's conversation as of its latest LLM call, least recently used dropped first
-    beyond `max_bytes` (message text, approximately)."""
+    beyond `max_bytes` (of messages, approximately). Runs offered the same tools share one copy
+    of their definitions (most runs of a worker are offered the same ones)."""
 
     def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self._max_bytes = max_bytes
         self._bytes = 0
         self._entries: OrderedDict[RunKey, _Conversation] = OrderedDict()
+        self._tool_sets: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -56,7 +69,7 @@ class ConversationCache:
         """The whole request `delta` stands for, or None when this cache cannot tell."""
         known = self._entries.get(run)
         if known is not None and known.step == delta.step and len(known.messages) == delta.length():
-            return LLMRequest(model=delta.model, messages=known.messages, tools=known.tools)  # a retry
+            return _request(delta.model, known.messages, known.tools)  # a retry
         if delta.base_length == 0 and delta.tools is not None:
             base: list[ChatMessage] = []
             tools = delta.tools
@@ -70,18 +83,28 @@ class ConversationCache:
             if index >= delta.base_length:
                 raise ApplicationError(f"edited message {index} is not below base_length {delta.base_length}")
             messages[index] = message
-        return LLMRequest(model=delta.model, messages=messages, tools=tools)
+        return _request(delta.model, messages, tools)
 
     def store(self, run: RunKey, step: int, request: LLMRequest) -> None:
         previous = self._entries.pop(run, None)
         if previous is not None:
             self._bytes -= previous.size
-        size = sum(_size(message) for message in request.messages) + len(json.dumps(request.tools))
-        self._entries[run] = _Conversation(step, request.messages, request.tools, size)
+        same_tools = previous is not None and request.tools is previous.tools
+        tools = request.tools if same_tools else self._shared(request.tools)
+        size = sum(_size(message) for message in request.messages)
+        self._entries[run] = _Conversation(step, request.messages, tools, size)
         self._bytes += size
         while self._bytes > self._max_bytes and len(self._entries) > 1:
             _, dropped = self._entries.popitem(last=False)
             self._bytes -= dropped.size
+
+    def _shared(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        key = json.dumps(tools, sort_keys=True)
+        shared = self._tool_sets.pop(key, tools)
+        self._tool_sets[key] = shared
+        while len(self._tool_sets) > TOOL_SETS_KEPT:
+            self._tool_sets.popitem(last=False)
+        return shared
 
 
 class Conversations:

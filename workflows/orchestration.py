@@ -46,6 +46,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.tool_calls import unique_tool_call_ids
 
 
+CONTINUE_AS_NEW_AFTER_BYTES = 32 * 1024 * 1024
+"""History size at which a run continues as new whatever its event count: well under
+Temporal's 50 MB limit, with room for the task that does it."""
+
+
 @workflow.defn(name=contract.ORCHESTRATION_WORKFLOW)
 class Orchestration:
     """Runs the agent loop for one orchestration; see module docstring.
@@ -62,12 +67,14 @@ class Orchestration:
         self._publish = Publisher(self._run)
         self._notifications = Notifications(self._run)
         self._steps = Steps(self._run, self._publish, self._notifications, self._continue_as_new_due)
+        self._by_count = False
 
     # --- Temporal interface ---------------------------------------------------------
 
     @workflow.run
     async def run(self, input: OrchestrationInput) -> OrchestrationStatus:
         """Loop until a final answer, `max_steps`, a failure or cancellation."""
+        self._by_count = patches.patched(patches.CONTINUE_AS_NEW_BY_COUNT)
         try:
             if self._run.state is None:
                 self._run.state = await self._start_state()
@@ -273,11 +280,16 @@ class Orchestration:
         return {"orchestration": self.status().model_dump(mode="json")}
 
     def _continue_as_new_due(self) -> bool:
+        """At the run's event count, or near Temporal's size limit. A step records about what it
+        adds (ARCHITECTURE.md, "History per step"), so the server's suggestion (4 MB on a default
+        server) would only make runs with large tool outputs carry their state over and over;
+        runs from before the patch still follow it."""
         info = workflow.info()
-        return (
-            info.is_continue_as_new_suggested()
-            or info.get_current_history_length() >= self._run.request.continue_as_new_after_events
-        )
+        if info.get_current_history_length() >= self._run.request.continue_as_new_after_events:
+            return True
+        if self._by_count:
+            return info.get_current_history_size() >= CONTINUE_AS_NEW_AFTER_BYTES
+        return info.is_continue_as_new_suggested()
 
     async def _continue_as_new(self, state: OrchestrationState) -> None:
         await workflow.wait_condition(workflow.all_handlers_finished)

@@ -23,6 +23,9 @@ CONVERSATION_DELTA = "llm-conversation-delta"
 """Runs from before this patch sent every LLM call the whole conversation (`chat_completion`)."""
 LOCAL_TOOL_CALLS = "tool-calls-local"
 """Runs from before this patch ran every tool call as an activity."""
+CONTINUE_AS_NEW_BY_COUNT = "continue-as-new-by-count"
+"""Runs from before this patch also continued as new when the server suggested it (at 4 MB of
+history on a default server), not only at their event count."""
 
 BASELINE = "baseline-2026-11"
 """Recorded by every run started since: it has every patch above."""
@@ -34,6 +37,7 @@ IN_BASELINE = frozenset(
         ARGUMENTS_BOUNDED,
         CONVERSATION_DELTA,
         LOCAL_TOOL_CALLS,
+        CONTINUE_AS_NEW_BY_COUNT,
     }
 )
 

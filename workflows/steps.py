@@ -143,7 +143,9 @@ class Steps:
 
     def _delta(self, request: LLMRequest, elided: list[int], number: int) -> LLMDeltaRequest:
         """`request` as what changed since this workflow run's previous LLM call: the first call
-        of each run (and so of each continue-as-new) sends it whole."""
+        of each run (and so of each continue-as-new) sends it whole. Messages the previous call
+        had change only by elision (`elided`); a person's edit of a call's arguments changes the
+        newest assistant message, which that call did not have."""
         base = self._sent_length
         self._sent_length = len(request.messages)
         return LLMDeltaRequest(

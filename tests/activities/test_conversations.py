@@ -65,7 +65,7 @@ def test_the_cache_cannot_tell_another_run_a_gap_or_a_different_length() -> None
 
 
 def test_least_recently_used_conversations_are_dropped_beyond_the_budget() -> None:
-    cache = ConversationCache(max_bytes=2500)
+    cache = ConversationCache(max_bytes=3500)  # two conversations of one 1,000-character message
     for index in range(3):
         run = (f"orch-{index}", "r")
         delta = LLMDeltaRequest(model="m", step=1, base_length=0, appended=[_message("user", "x" * 1000)], tools=[])
@@ -76,3 +76,15 @@ def test_least_recently_used_conversations_are_dropped_beyond_the_budget() -> No
     later = LLMDeltaRequest(model="m", step=2, base_length=1, appended=[])
     assert cache.resolve(("orch-0", "r"), later) is None
     assert cache.resolve(("orch-2", "r"), later) is not None
+
+
+def test_runs_offered_the_same_tools_share_one_copy() -> None:
+    cache = ConversationCache()
+    for run in (("orch-a", "r"), ("orch-b", "r")):
+        delta = LLMDeltaRequest(model="m", step=1, base_length=0, appended=[_message("user", "go")], tools=list(TOOLS))
+        request = cache.resolve(run, delta)
+        assert request is not None
+        cache.store(run, 1, request)
+    later = LLMDeltaRequest(model="m", step=2, base_length=1, appended=[])
+    first, second = cache.resolve(("orch-a", "r"), later), cache.resolve(("orch-b", "r"), later)
+    assert first is not None and second is not None and first.tools is second.tools

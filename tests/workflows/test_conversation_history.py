@@ -82,3 +82,25 @@ async def test_a_worker_that_never_saw_the_run_gives_the_model_the_whole_convers
     assert after["messages"][3]["content"] == "transferred 5 to acme"
     first_call, second_call = await _llm_inputs(handle)
     assert (second_call["base_length"], len(second_call["appended"]), second_call["tools"]) == (2, 2, None)
+
+
+async def test_a_run_continues_as_new_for_its_event_count_not_when_the_server_suggests_it_for_size(
+    run_worker: WorkerFactory, llm: ScriptedLLM, call_log: CallLog
+) -> None:
+    """64 KiB tool outputs pass the server's 4 MB suggestion within 40 steps; the run carries on
+    (its state would otherwise be carried into a new run every ~60 steps)."""
+    model = "loop-70-big_output-65536"
+    llm.respond(model, looping_model)
+    async with run_worker({"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["big_output"])}) as h:
+        handle = await h.start({"input": "go", "model": model, "max_steps": 70})
+        final = await result_of(handle)
+        history = await handle.fetch_history()
+    assert final.status == "completed" and final.step == 70, final
+    suggested = [
+        event
+        for event in history.events
+        if event.HasField("workflow_task_started_event_attributes")
+        and event.workflow_task_started_event_attributes.suggest_continue_as_new
+    ]
+    assert suggested, "the server suggested continuing as new"
+    assert history.events[-1].HasField("workflow_execution_completed_event_attributes"), "the same run finished"

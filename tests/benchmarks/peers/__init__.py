@@ -62,8 +62,14 @@ class Peer(Protocol):
 
 
 def load(name: str) -> Peer:
+    """The peer of module `name` (its `PEER`, or the module itself); `this_engine_before`: the
+    engine of the checkout at BENCH_BEFORE_ROOT."""
+    if name == "this_engine_before":
+        from tests.benchmarks.peers.this_engine import ThisEngine
+
+        return ThisEngine(Path(os.environ["BENCH_BEFORE_ROOT"]))
     module: Any = importlib.import_module(f"tests.benchmarks.peers.{name}")
-    return module
+    return getattr(module, "PEER", module)  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -177,7 +183,8 @@ async def compare(bench: Any, runs: int) -> list[Any]:
 
     figures = {}
     rows: list[Row] = []
-    for name in PEERS:
+    before = ("this_engine_before",) if os.environ.get("BENCH_BEFORE_ROOT") else ()
+    for name in (*before, *PEERS):
         if not installed(name):
             rows.append(Row("p", f"{name}: not installed (pip install -e '.[bench]')", 0, None, ""))
             continue
