@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sys
 
 from worker.connection import TemporalConfigError, TemporalConnectError, TemporalConnection
@@ -28,7 +30,11 @@ def main() -> int:
         asyncio.run(run_worker(settings, mcp_config, temporal))
     except TemporalConnectError as err:
         sys.stderr.write(f"worker: {err}\n")
-        return 1
+        # Exit at once: after a refused connection the SDK core's threads have crashed the
+        # interpreter's teardown (SIGSEGV instead of exit status 1, seen once under load).
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(1)
     return 0
 
 
