@@ -26,12 +26,3 @@ class Steps:
                 await workflow.execute_activity(noop, start_to_close_timeout=timedelta(seconds=10))
             if kind in ("local_activity", "both"):
                 await workflow.execute_local_activity(noop, start_to_close_timeout=timedelta(seconds=10))
-
-
-@workflow.defn(name="BenchStepsUnsandboxed", sandboxed=False)
-class UnsandboxedSteps(Steps):
-    """The same outside the sandbox: the least a Python workflow can cost."""
-
-    @workflow.run
-    async def run(self, count: int, kind: str) -> None:
-        await super().run(count, kind)

@@ -1,6 +1,7 @@
 """Temporal's floor as a peer: a workflow whose every step is what this engine's default step
 schedules, with no work in it: one no-op activity (the LLM call's place) and one no-op local
-activity (the tool call's). No model, no MCP server: what Temporal itself costs per step here."""
+activity (the tool call's). No model, no MCP server: what Temporal itself costs per step here.
+The same workflow as case a's floor (tests/benchmarks/floor_workflows.py, the SDK's sandbox)."""
 
 from __future__ import annotations
 
@@ -8,29 +9,13 @@ import argparse
 import asyncio
 import signal
 import sys
-from datetime import timedelta
 
-from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from tests.benchmarks.floor_workflows import Steps, noop
+
 TITLE = "Temporal floor: no-op activity + no-op local activity per step"
-
-
-@activity.defn(name="floor_noop")
-async def noop() -> None:
-    return None
-
-
-@workflow.defn(name="FloorSteps", sandboxed=False)
-class FloorSteps:
-    @workflow.run
-    async def run(self, steps: int) -> str:
-        for step in range(steps):
-            await workflow.execute_activity(noop, start_to_close_timeout=timedelta(seconds=10))
-            if step + 1 < steps:
-                await workflow.execute_local_activity(noop, start_to_close_timeout=timedelta(seconds=10))
-        return "done"
 
 
 def worker_argv(temporal_address: str, task_queue: str, llm_base_url: str) -> list[str]:
@@ -47,7 +32,7 @@ async def connect(temporal_address: str) -> Client:
 
 async def run(client: Client, task_queue: str, model: str, workflow_id: str) -> None:
     steps = int(model.rsplit("-", 1)[1])
-    await client.execute_workflow(FloorSteps.run, steps, id=workflow_id, task_queue=task_queue)
+    await client.execute_workflow(Steps.run, args=[steps, "both"], id=workflow_id, task_queue=task_queue)
 
 
 async def _serve(temporal_address: str, task_queue: str) -> None:
@@ -55,7 +40,7 @@ async def _serve(temporal_address: str, task_queue: str) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-    async with Worker(client, task_queue=task_queue, workflows=[FloorSteps], activities=[noop]):
+    async with Worker(client, task_queue=task_queue, workflows=[Steps], activities=[noop]):
         await stop.wait()
 
 
