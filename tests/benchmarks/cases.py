@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import statistics
 import sys
@@ -22,6 +21,7 @@ from activities.mcp_pool import MCPSessionPool
 from tests.benchmarks.baseline import in_process_loop, stdio_params, temporal_baselines
 from tests.benchmarks.stack import Stack, gated_model
 from tests.conftest import toolbox_stdio
+from tests.history_text import local_activity
 from tests.scripted_llm import Stall, Turn
 from workflows.contract import CALL_TOOL_ACTIVITY, ORCHESTRATION_STATUS_ATTRIBUTE
 from workflows.messages import ApprovalDecision, OrchestrationStatus
@@ -80,10 +80,8 @@ async def step_gaps(handle: WorkflowHandle[Any, Any]) -> list[float]:
 def _is_tool_call(event: Any) -> bool:
     if event.HasField("activity_task_scheduled_event_attributes"):
         return bool(event.activity_task_scheduled_event_attributes.activity_type.name == CALL_TOOL_ACTIVITY)
-    if event.HasField("marker_recorded_event_attributes"):
-        data = event.marker_recorded_event_attributes.details.get("data")
-        return data is not None and json.loads(data.payloads[0].data).get("activity_type") == CALL_TOOL_ACTIVITY
-    return False
+    marker = local_activity(event)
+    return marker is not None and marker["activity_type"] == CALL_TOOL_ACTIVITY
 
 
 # --- Baseline -------------------------------------------------------------------------

@@ -3,7 +3,6 @@ expected outcome, what Temporal's history recorded of their tool calls, and the 
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from typing import Any, Literal
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from tests.history_text import local_activity
 from tests.scripted_llm import Reply, ScriptedLLM, Turn, tool_call
 from workflows.activity_io import ToolCallInput
 from workflows.messages import ApprovalDecision, OrchestrationStatus, StepRecord
@@ -181,12 +181,8 @@ async def tool_activities(handle: WorkflowHandle[Any, Any]) -> dict[str, ToolAct
             if completed.scheduled_event_id in keys:
                 when = event.event_time
                 found[keys[completed.scheduled_event_id]].recorded_at = when.seconds + when.nanos / 1e9
-        elif (
-            event.HasField("marker_recorded_event_attributes")
-            and "data" in event.marker_recorded_event_attributes.details
-        ):
-            data = json.loads(event.marker_recorded_event_attributes.details["data"].payloads[0].data)
-            if data.get("activity_type") != "orch.call_tool":
+        elif (data := local_activity(event)) is not None:
+            if data["activity_type"] != "orch.call_tool":
                 continue
             key = f"{handle.id}/{data['activity_id'].removeprefix(TOOL_ACTIVITY_ID_PREFIX)}"
             when = event.event_time

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import GRACEFUL_SHUTDOWN_SECONDS, REPO_ROOT, CallLog, toolbox_stdio
+from tests.history_text import local_activity
 from tests.scripted_llm import Reply, ScriptedLLM, tool_call
 from tests.waiting import WAIT_SECONDS, eventually, result_of
 from workflows.messages import ApprovalDecision
@@ -116,12 +117,7 @@ async def test_sigterm_lets_an_in_flight_tool_call_finish(
     assert await worker.stop(signal.SIGTERM) == 0
     history = await handle.fetch_history()
     completed = [e for e in history.events if e.HasField("activity_task_completed_event_attributes")]
-    markers = [
-        e
-        for e in history.events
-        if e.HasField("marker_recorded_event_attributes")
-        and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
-    ]
+    markers = [e for e in history.events if local_activity(e) is not None]
     # prepare_run and the LLM call completed, and the held tool call (a local activity: its result
     # is a marker) was recorded, before the worker exited.
     assert len(completed) == 2 and len(markers) == 1

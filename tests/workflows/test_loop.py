@@ -11,6 +11,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from tests.conftest import CallLog, WorkerFactory, toolbox_stdio
+from tests.history_text import local_activity
 from tests.scripted_llm import Reply, ScriptedLLM, tool_call
 from tests.waiting import WAIT_SECONDS, result_of
 from workflows.contract import INVALID_PAYLOAD, INVALID_REQUEST, ORCHESTRATION_WORKFLOW
@@ -114,12 +115,7 @@ async def test_llm_calls_as_local_activities_record_each_reply_with_the_commands
     scheduled = [e for e in events if e.HasField("activity_task_scheduled_event_attributes")]
     names = [e.activity_task_scheduled_event_attributes.activity_type.name for e in scheduled]
     assert names == ["orch.prepare_run", "orch.call_tool"], "no chat_completion activity"
-    markers = [
-        e.marker_recorded_event_attributes
-        for e in events
-        if e.HasField("marker_recorded_event_attributes")
-        and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
-    ]
+    markers = [e.marker_recorded_event_attributes for e in events if local_activity(e) is not None]
     assert len(markers) == 2
     # The first reply is recorded by the same workflow task completion that schedules its tool call.
     tool_call_scheduled = scheduled[1].activity_task_scheduled_event_attributes
