@@ -36,19 +36,17 @@ class ConversationBudget:
     def __init__(self, budget_bytes: int) -> None:
         self._budget = budget_bytes
         self._sizes: list[int] = []
+        self.bytes = 0
+        """The conversation's size at the last `fit` (the sum of `_sizes`)."""
         self._next = 0
         """Messages before this one are elided or cannot be."""
 
-    @property
-    def bytes(self) -> int:
-        """The conversation's size at the last `fit`."""
-        return sum(self._sizes)
-
     def fit(self, messages: list[ChatMessage]) -> list[int]:
-        self._sizes += [_size(message) for message in messages[len(self._sizes) :]]
-        total = sum(self._sizes)
+        added = [_size(message) for message in messages[len(self._sizes) :]]
+        self._sizes += added
+        self.bytes += sum(added)
         elided: list[int] = []
-        while total > self._budget and self._next < len(messages):
+        while self.bytes > self._budget and self._next < len(messages):
             index, message = self._next, messages[self._next]
             self._next += 1
             if message.role != "tool" or not isinstance(message.content, str):
@@ -58,7 +56,7 @@ class ConversationBudget:
             original = len(message.content.encode())
             message.content = f"{ELIDED_PREFIX}{original} bytes; it began] {message.content[:PREVIEW_CHARS]}"
             size = _size(message)
-            total -= self._sizes[index] - size
+            self.bytes -= self._sizes[index] - size
             self._sizes[index] = size
             elided.append(index)
         return elided
