@@ -25,6 +25,8 @@ from workflows.validation_errors import first_problem
 
 Transport = Literal["stdio", "streamable_http", "sse"]
 ToolPolicy = Literal["execute", "auto_execute", "denied"]
+Availability = Literal["force_on", "default_on", "default_off"]
+AuthType = Literal["none", "oauth_client_credentials", "oauth_per_key"]
 
 _TRANSPORT_ALIASES = {
     "http": "streamable_http",
@@ -58,6 +60,31 @@ class RuleConfig(BaseModel):
         return schema
 
 
+class ServerAuth(BaseModel):
+    """How the worker authenticates to an HTTP server beyond its static `headers`: OAuth 2.0
+    with the server's own client credentials (`oauth_client_credentials`, configured once), or
+    with the token each API key obtained by connecting (`oauth_per_key`: authorization code
+    with PKCE; `client_id` optional, the authorization server may register the client)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: AuthType = "none"
+    client_id: str | None = Field(default=None, max_length=500)
+    client_secret: str | None = Field(default=None, max_length=2000, description="Stored sealed, never returned.")
+    scope: str | None = Field(default=None, max_length=2000, description="Space-separated scopes to ask for.")
+    issuer: str | None = Field(
+        default=None, max_length=2000, description="The authorization server the client credentials belong to."
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> ServerAuth:
+        if self.type == "oauth_client_credentials" and not (self.client_id and self.client_secret):
+            raise ValueError("oauth_client_credentials needs `client_id` and `client_secret`")
+        if self.type == "none" and (self.client_id or self.client_secret):
+            raise ValueError("`client_id` and `client_secret` need type oauth_client_credentials or oauth_per_key")
+        return self
+
+
 class MCPServerConfig(BaseModel):
     """One entry of `mcpServers`: how to reach the server and which of its tools a run may use."""
 
@@ -79,6 +106,12 @@ class MCPServerConfig(BaseModel):
     model_intent: bool = False
     tool_pricing: dict[str, float] = Field(default_factory=dict)
     auto_approve_rules: dict[str, list[RuleConfig]] = Field(default_factory=dict)
+    availability: Availability = Field(
+        default="default_on",
+        description="`force_on`: offered to every run; `default_on`: unless the run names other servers; "
+        "`default_off`: only to runs that name it.",
+    )
+    auth: ServerAuth = Field(default_factory=ServerAuth)
 
     @field_validator("transport", mode="before")
     @classmethod
@@ -103,6 +136,8 @@ class MCPServerConfig(BaseModel):
             raise ValueError("transport stdio needs `command`")
         if self.transport != "stdio" and not self.url:
             raise ValueError(f"transport {self.transport} needs `url`")
+        if self.transport == "stdio" and self.auth.type != "none":
+            raise ValueError("OAuth (`auth`) is for streamable_http and sse servers")
         if "*" not in self.tools_to_execute:
             outside = [
                 name
@@ -150,6 +185,14 @@ class MCPConfig(BaseModel):
 
     def enabled_servers(self) -> list[str]:
         return [name for name, server in self.servers.items() if server.is_enabled]
+
+    def offered_servers(self, named: list[str] | None) -> list[str]:
+        """The servers a run is offered: those it names and every `force_on` one; when it names
+        none, every enabled server but the `default_off` ones."""
+        forced = [name for name, server in self.servers.items() if server.availability == "force_on"]
+        if named is not None:
+            return [*named, *(name for name in forced if name not in named and self.servers[name].is_enabled)]
+        return [name for name in self.enabled_servers() if self.servers[name].availability != "default_off"]
 
 
 def load_mcp_config(path: str | Path | None) -> MCPConfig:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from typing import Any, cast
 
+import httpx2
 import mcp_types
 from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.sse import sse_client
@@ -42,13 +43,33 @@ class MCPTransportError(Exception):
     """The session broke (process died, connection lost); the call may be retried."""
 
 
+class MCPAuthRequired(Exception):
+    """The server takes OAuth tokens per API key and the run's key has none (or they can no
+    longer be refreshed): the key's owner must connect first. Retrying cannot help."""
+
+
+AuthFactory = Callable[[str, MCPServerConfig, str | None], Awaitable[httpx2.Auth | None]]
+"""How the pool authenticates to an HTTP server: (server, its config, the API key the call is
+for) -> the httpx2 auth to send with (None: the static headers only). Raises MCPAuthRequired."""
+
+SessionKey = tuple[str, str | None]
+
+
 class _Session:
     """One live client session, owned by the task that opened it."""
 
-    def __init__(self, name: str, config: MCPServerConfig, environ: Mapping[str, str] | None) -> None:
-        self.name = name
-        self._config = config
+    def __init__(
+        self,
+        key: SessionKey,
+        config: MCPServerConfig,
+        environ: Mapping[str, str] | None,
+        auth: httpx2.Auth | None = None,
+    ) -> None:
+        self.key = key
+        self.name = key[0]
+        self.config = config
         self._environ = environ
+        self._auth = auth
         self._ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._client: Client | None = None
@@ -69,7 +90,9 @@ class _Session:
             await self.close()
             raise MCPTransportError(f"MCP server {self.name!r}: no session within {timeout:.0f}s") from None
         if self._client is None:
-            failure = self._failure
+            failure = _first_cause(self._failure)
+            if isinstance(failure, MCPAuthRequired):
+                raise failure
             if isinstance(failure, MCPConfigError):
                 raise MCPConfigError(f"MCP server {self.name!r}: {failure}") from None
             raise MCPTransportError(f"MCP server {self.name!r}: cannot connect: {describe_error(failure)}") from failure
@@ -99,7 +122,7 @@ class _Session:
             self._ready.set()
 
     async def _transport(self, stack: AsyncExitStack) -> Any:
-        config = self._config
+        config = self.config
         if config.transport == "stdio":
             assert config.command is not None
             return StdioServerParameters(
@@ -111,8 +134,8 @@ class _Session:
         assert config.url is not None
         headers = resolve_placeholders(config.headers, self._environ)
         if config.transport == "sse":
-            return sse_client(config.url, headers=headers)
-        http = await stack.enter_async_context(create_mcp_http_client(headers=headers))
+            return sse_client(config.url, headers=headers, auth=self._auth)
+        http = await stack.enter_async_context(create_mcp_http_client(headers=headers, auth=self._auth))
         return streamable_http_client(config.url, http_client=http)
 
 
@@ -128,21 +151,42 @@ class MCPSessionPool:
         *,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
         environ: Mapping[str, str] | None = None,
+        auth: AuthFactory | None = None,
     ) -> None:
         self._config = config
         self._connect_timeout = connect_timeout
         self._environ = environ
-        self._sessions: dict[str, _Session] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._auth = auth
+        self._sessions: dict[SessionKey, _Session] = {}
+        self._locks: dict[SessionKey, asyncio.Lock] = {}
 
     @property
     def config(self) -> MCPConfig:
         return self._config
 
-    async def list_tools(self, server: str) -> list[mcp_types.Tool]:
-        """All tools of `server`, following pagination, fresh from the server."""
-        tools: list[mcp_types.Tool] = []
+    async def update(self, config: MCPConfig) -> None:
+        """Use `config` from now on: sessions of servers removed or changed are closed (the next
+        call opens one with the new configuration); the others stay open."""
+        self._config = config
+        stale = [session for session in self._sessions.values() if config.servers.get(session.name) != session.config]
+        for session in stale:
+            await self._drop(session)
+
+    async def ping(self, server: str) -> None:
+        """Check `server` answers: MCP ping, or `tools/list` where the server does not know ping."""
         async with self._using(server) as client:
+            try:
+                await client.send_ping()
+            except MCPError as err:
+                if err.code != mcp_types.METHOD_NOT_FOUND:
+                    raise
+                await client.list_tools()
+
+    async def list_tools(self, server: str, subject: str | None = None) -> list[mcp_types.Tool]:
+        """All tools of `server`, following pagination, fresh from the server; `subject`: the API
+        key the listing is for (servers with OAuth per key answer each key with its token)."""
+        tools: list[mcp_types.Tool] = []
+        async with self._using(server, subject) as client:
             cursor: str | None = None
             while True:
                 page = await client.list_tools(cursor=cursor, cache_mode="refresh")
@@ -152,10 +196,17 @@ class MCPSessionPool:
                     return tools
 
     async def call_tool(
-        self, server: str, tool: str, arguments: dict[str, Any], *, timeout: float, meta: dict[str, Any]
+        self,
+        server: str,
+        tool: str,
+        arguments: dict[str, Any],
+        *,
+        timeout: float,
+        meta: dict[str, Any],
+        subject: str | None = None,
     ) -> mcp_types.CallToolResult:
         """One `tools/call`. A JSON-RPC error from the server becomes an error result."""
-        async with self._using(server) as client:
+        async with self._using(server, subject) as client:
             try:
                 return await client.call_tool(
                     tool, arguments, read_timeout_seconds=timeout, meta=cast(mcp_types.RequestParamsMeta, meta)
@@ -177,11 +228,11 @@ class MCPSessionPool:
         await asyncio.gather(*(session.close() for session in sessions), return_exceptions=True)
 
     @contextlib.asynccontextmanager
-    async def _using(self, server: str) -> AsyncIterator[Client]:
-        session = await self._session(server)
+    async def _using(self, server: str, subject: str | None = None) -> AsyncIterator[Client]:
+        session = await self._session(server, subject)
         try:
             yield session.client
-        except (MCPToolTimeout, MCPServerUnknown, MCPConfigError):
+        except (MCPToolTimeout, MCPServerUnknown, MCPConfigError, MCPAuthRequired):
             raise
         except MCPError as err:
             if err.code != mcp_types.CONNECTION_CLOSED:
@@ -192,35 +243,44 @@ class MCPSessionPool:
             await self._drop(session)
             raise MCPTransportError(f"MCP server {server!r}: {describe_error(err)}") from err
 
-    async def _session(self, server: str) -> _Session:
+    async def _session(self, server: str, subject: str | None) -> _Session:
         config = self._config.servers.get(server)
         if config is None:
             raise MCPServerUnknown(f"MCP server {server!r} is not configured on this worker")
-        lock = self._locks.setdefault(server, asyncio.Lock())
+        # A server with OAuth per key has one session per key, each with that key's token.
+        key: SessionKey = (server, subject if config.auth.type == "oauth_per_key" else None)
+        lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
-            session = self._sessions.get(server)
-            if session is not None and session._client is not None:
+            session = self._sessions.get(key)
+            if session is not None and session._client is not None and session.config == config:
                 return session
             if session is not None:
                 await self._drop(session)
-            session = _Session(server, config, self._environ)
+            auth = await self._auth(server, config, subject) if self._auth is not None else None
+            session = _Session(key, config, self._environ, auth)
             await session.open(self._connect_timeout)
-            self._sessions[server] = session
+            self._sessions[key] = session
             logger.info("MCP session to %s opened (%s)", server, config.transport)
             return session
 
     async def _drop(self, session: _Session) -> None:
-        if self._sessions.get(session.name) is session:
-            del self._sessions[session.name]
+        if self._sessions.get(session.key) is session:
+            del self._sessions[session.key]
         logger.info("MCP session to %s dropped", session.name)
         await session.close()
+
+
+def _first_cause(err: BaseException | None) -> BaseException | None:
+    """`err`, unwrapped from anyio's exception groups."""
+    while isinstance(err, BaseExceptionGroup) and err.exceptions:
+        err = err.exceptions[0]
+    return err
 
 
 def describe_error(err: BaseException | None) -> str:
     """A one-line description, redacted (HTTP errors name the URL, whose query may hold a
     token); exception groups from anyio are unwrapped to their first cause."""
-    while isinstance(err, BaseExceptionGroup) and err.exceptions:
-        err = err.exceptions[0]
+    err = _first_cause(err)
     if err is None:
         return "unknown error"
     return f"{type(err).__name__}: {redact(str(err))}" if str(err) else type(err).__name__

@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.heartbeat import heartbeating
 from activities.mcp_config import MCPConfigError, MCPServerConfig, ToolPolicy
-from activities.mcp_pool import MCPServerUnknown, MCPSessionPool, MCPToolTimeout, describe_error
+from activities.mcp_pool import MCPAuthRequired, MCPServerUnknown, MCPSessionPool, MCPToolTimeout, describe_error
 from activities.observed import annotate, measured
 from workflows import metrics
 from workflows.activity_io import (
@@ -59,10 +59,10 @@ class MCPActivities:
         and the run goes on without its tools.
         """
         config = self._pool.config
-        names = input.mcp_servers if input.mcp_servers is not None else config.enabled_servers()
+        named = input.mcp_servers or []
         catalog = ToolCatalog()
         used_names: set[str] = set()
-        for server in names:
+        for server in config.offered_servers(input.mcp_servers):
             server_config = config.servers.get(server)
             if server_config is None:
                 catalog.unavailable_servers[server] = "not configured on this worker"
@@ -71,11 +71,14 @@ class MCPActivities:
                 catalog.unavailable_servers[server] = "disabled in the MCP config"
                 continue
             if not scope_allows(input.tool_scope, server):
-                if input.mcp_servers is not None:
+                if server in named:
                     catalog.unavailable_servers[server] = "outside the API key's MCP scope"
                 continue
             try:
-                tools = await self._list_tools(server)
+                tools = await self._list_tools(server, input.owner)
+            except MCPAuthRequired as err:
+                catalog.unavailable_servers[server] = str(err)
+                continue
             except Exception as err:
                 catalog.unavailable_servers[server] = describe_error(err)
                 continue
@@ -110,16 +113,23 @@ class MCPActivities:
             if server_config is None:
                 continue
             entry = ServerTools(
-                name=name, transport=server_config.transport or "stdio", enabled=server_config.is_enabled
+                name=name,
+                transport=server_config.transport or "stdio",
+                enabled=server_config.is_enabled,
+                availability=server_config.availability,
+                auth=server_config.auth.type,
+                state="disconnected",
             )
             listing.servers.append(entry)
-            if not entry.enabled:
-                continue  # disabled means off everywhere: never connected to
+            if not entry.enabled or entry.auth == "oauth_per_key":
+                continue  # disabled: off everywhere; per key: each key's own tools, listed at its runs
             try:
                 tools = await self._list_tools(name)
             except Exception as err:
                 entry.error = describe_error(err)
+                entry.state = "error"
                 continue
+            entry.state = "connected"
             for tool in tools:
                 policy, rules = _policy(server_config, tool)
                 entry.tools.append(
@@ -146,7 +156,12 @@ class MCPActivities:
                     if input.definition_hash:
                         await self._check_pinned_definition(input)
                     result = await self._pool.call_tool(
-                        input.server, input.tool, input.arguments, timeout=input.timeout_seconds, meta=meta
+                        input.server,
+                        input.tool,
+                        input.arguments,
+                        timeout=input.timeout_seconds,
+                        meta=meta,
+                        subject=input.owner,
                     )
                 outcome["outcome"] = "error" if result.is_error else "ok"
         except MCPToolTimeout as err:
@@ -156,21 +171,25 @@ class MCPActivities:
             ) from None
         except MCPServerUnknown as err:
             raise ApplicationError(str(err), type="MCPServerNotConfigured", non_retryable=True) from None
+        except MCPAuthRequired as err:
+            raise ApplicationError(
+                str(err), type="MCPAuthRequired", non_retryable=True, category=ApplicationErrorCategory.BENIGN
+            ) from None
         except MCPConfigError as err:
             # e.g. a `${VAR}` the worker's environment lacks: retrying cannot help.
             raise ApplicationError(str(err), type="MCPConfigError", non_retryable=True) from None
         text, truncated = truncate_utf8(render_result(result), input.output_limit_bytes)
         return ToolCallOutput(text=text, is_error=bool(result.is_error), truncated=truncated)
 
-    async def _list_tools(self, server: str) -> list[mcp_types.Tool]:
-        """A server's tools, fresh, bounded in time, heartbeating meanwhile."""
+    async def _list_tools(self, server: str, subject: str | None = None) -> list[mcp_types.Tool]:
+        """A server's tools (as `subject`'s key sees them), fresh, bounded in time, heartbeating meanwhile."""
         async with heartbeating():
-            return await asyncio.wait_for(self._pool.list_tools(server), LIST_TOOLS_TIMEOUT_SECONDS)
+            return await asyncio.wait_for(self._pool.list_tools(server, subject), LIST_TOOLS_TIMEOUT_SECONDS)
 
     async def _check_pinned_definition(self, input: ToolCallInput) -> None:
         """Refuse a call whose tool changed its description or schema since the run started
         (a "rug pull": the person approved, and the model chose, the old definition)."""
-        tools = await self._pool.list_tools(input.server)
+        tools = await self._pool.list_tools(input.server, input.owner)
         current = next((tool for tool in tools if tool.name == input.tool), None)
         if current is None or _definition_hash(current) != input.definition_hash:
             what = "is gone" if current is None else "changed its description or input schema"

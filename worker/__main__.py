@@ -28,6 +28,9 @@ def main() -> int:
         return 2
     try:
         asyncio.run(run_worker(settings, mcp_config, temporal))
+    except WorkerConfigError as err:
+        sys.stderr.write(f"worker: {err}\n")
+        return 2
     except TemporalConnectError as err:
         sys.stderr.write(f"worker: {err}\n")
         # Exit at once: after a refused connection the SDK core's threads have crashed the

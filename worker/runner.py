@@ -27,8 +27,13 @@ from worker.codec import EncryptionKeyError
 from worker.connection import TemporalConnection
 from worker.converter import data_converter
 from worker.health import WorkerHealth, serving
+from worker.mcp_oauth import CALLBACK_PATH, oauth_auth_factory
+from worker.mcp_registry import ServerRegistry, kept_current
 from worker.plugin import OrchestrationPlugin
 from worker.settings import Settings
+from worker.store.database import StoreError
+from worker.store.sealing import SecretsKeyError
+from worker.store.shared import Store, open_store
 from workflows.activity_io import WorkerDefaults
 from workflows.contract import (
     ACTIVITIES_BEFORE_PREFIX,
@@ -78,14 +83,44 @@ async def worker_resources(
 
     `webhook_transport` replaces the webhook client's network transport (tests confine
     deliveries to loopback with it); by default only public addresses and the hosts in
-    ORCH_WEBHOOK_ALLOWED_HOSTS are reached.
+    ORCH_WEBHOOK_ALLOWED_HOSTS are reached. With ORCH_DATABASE_URL, the store's MCP servers
+    are added to `mcp_config`'s and kept current (`worker.mcp_registry`); WorkerConfigError
+    when the store cannot be used.
     """
     transport = webhook_transport or PublicAddressTransport(settings.webhook_hosts_allowed)
-    pool = MCPSessionPool(mcp_config)
+    try:
+        store = await open_store(settings)
+    except (StoreError, SecretsKeyError) as err:
+        raise WorkerConfigError(str(err)) from None
+    async with contextlib.AsyncExitStack() as stack:
+        if store is not None:
+            stack.push_async_callback(store.aclose)
+        pool = _pool(settings, mcp_config, store)
+        stack.push_async_callback(pool.aclose)
+        if store is not None:
+            registry = ServerRegistry(mcp_config, store, pool)
+            await stack.enter_async_context(
+                kept_current(registry, settings.store_poll_seconds, settings.health_check_seconds)
+            )
+        async with _activities(settings, pool, webhook_transport=transport) as resources:
+            yield resources
+
+
+def _pool(settings: Settings, mcp_config: MCPConfig, store: Store | None) -> MCPSessionPool:
+    if store is None:
+        return MCPSessionPool(mcp_config)
+    redirect_uri = settings.api_base_url + CALLBACK_PATH
+    return MCPSessionPool(mcp_config, auth=oauth_auth_factory(store.grants.storage, redirect_uri))
+
+
+@contextlib.asynccontextmanager
+async def _activities(
+    settings: Settings, pool: MCPSessionPool, *, webhook_transport: httpx.AsyncBaseTransport
+) -> AsyncIterator[WorkerResources]:
     # Temporal owns retries: httpx's transport retries stay at 0 (its default).
     async with (
         httpx.AsyncClient(timeout=DEFAULT_LLM_TIMEOUT) as llm_http,
-        httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT, transport=transport) as webhook_http,
+        httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT, transport=webhook_transport) as webhook_http,
     ):
         conversations = Conversations(ConversationCache(settings.conversation_cache_mb * 1024 * 1024))
         llm = LLMActivities(llm_http, settings.openai_base_url, settings.openai_api_key, conversations)
@@ -100,10 +135,7 @@ async def worker_resources(
             DELIVER_WEBHOOK_ACTIVITY: webhooks.deliver_webhook,
         }
         bare = [_under_bare_name(name, activities[name]) for name in ACTIVITIES_BEFORE_PREFIX]
-        try:
-            yield WorkerResources(activities=[*activities.values(), *bare], pool=pool)
-        finally:
-            await pool.aclose()
+        yield WorkerResources(activities=[*activities.values(), *bare], pool=pool)
 
 
 def _under_bare_name(name: str, method: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], Awaitable[Any]]:
@@ -160,7 +192,7 @@ async def run_worker(settings: Settings, mcp_config: MCPConfig, temporal: Tempor
             graceful_shutdown_seconds=settings.graceful_shutdown_seconds,
             max_cached_workflows=settings.max_cached_workflows,
         )
-        servers = ", ".join(mcp_config.servers) or "none"
+        servers = ", ".join(resources.pool.config.servers) or "none"
         logger.info(
             "worker polling task queue %r on %s; MCP servers: %s",
             settings.task_queue,

@@ -118,6 +118,45 @@ class Settings(BaseSettings):
         "is not kept is asked for it (one query).",
     )
 
+    database_url: str | None = Field(
+        default=None,
+        validation_alias="ORCH_DATABASE_URL",
+        repr=False,
+        description="The store of MCP servers added over the API, OAuth tokens and assistants "
+        "(sqlite:///path or postgresql://...), shared by the API and the workers. Unset: no store "
+        "(servers only from ORCH_MCP_CONFIG). `orch dev` keeps a SQLite file in its state directory.",
+    )
+    secrets_key: str | None = Field(
+        default=None,
+        validation_alias="ORCH_SECRETS_KEY",
+        repr=False,
+        description="Seals the secrets written through the API (header and env values, OAuth client "
+        "secrets and tokens): Fernet keys, comma-separated, the first seals (`orch keys secrets-key`).",
+    )
+    public_url: str | None = Field(
+        default=None,
+        validation_alias="ORCH_PUBLIC_URL",
+        description="The API's address as browsers reach it, for OAuth redirects. Unset: http://ORCH_API_HOST:ORCH_API_PORT.",
+    )
+    store_poll_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        validation_alias="ORCH_STORE_POLL_SECONDS",
+        description="How often a worker looks for MCP servers added, changed or removed over the API.",
+    )
+    health_check_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias="ORCH_HEALTH_CHECK_SECONDS",
+        description="How often a worker checks each MCP server (ping, or tools/list) for GET /v1/mcp/servers.",
+    )
+
+    @property
+    def api_base_url(self) -> str:
+        """The API's address as browsers reach it (ORCH_PUBLIC_URL, or its host and port)."""
+        return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
     @property
     def webhook_hosts_allowed(self) -> frozenset[str]:
         return frozenset(host.strip().lower() for host in self.webhook_allowed_hosts.split(",") if host.strip())

@@ -83,6 +83,7 @@ class PrepareRunInput(BaseModel):
 
     mcp_servers: list[str] | None = None
     tool_scope: list[str] | None = None
+    owner: str | None = Field(default=None, description="The API key that started the run (OAuth per key).")
 
 
 class LLMRequest(BaseModel):
@@ -133,6 +134,7 @@ class ToolCallInput(BaseModel):
     output_limit_bytes: int = DEFAULT_TOOL_OUTPUT_LIMIT_BYTES
     idempotency_key: str
     definition_hash: str | None = None
+    owner: str | None = Field(default=None, description="The API key that started the run (OAuth per key).")
 
 
 class ToolCallOutput(BaseModel):
@@ -161,6 +163,13 @@ class ServerTools(BaseModel):
     name: str
     transport: str
     enabled: bool
+    availability: Literal["force_on", "default_on", "default_off"] = "default_on"
+    auth: Literal["none", "oauth_client_credentials", "oauth_per_key"] = "none"
+    state: Literal["connected", "disconnected", "error"] | None = Field(
+        default=None,
+        description="`connected`: its tools were listed; `error`: they could not be (see `error`); "
+        "`disconnected`: not connected to (disabled, or OAuth per API key).",
+    )
     tools: list[ToolDescription] = Field(default_factory=list)
     error: str | None = None
 

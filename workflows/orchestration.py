@@ -195,7 +195,11 @@ class Orchestration:
         try:
             prepared = await workflow.execute_activity(
                 options.activity_name(contract.PREPARE_RUN_ACTIVITY),
-                PrepareRunInput(mcp_servers=self._run.request.mcp_servers, tool_scope=self._run.request.tool_scope),
+                PrepareRunInput(
+                    mcp_servers=self._run.request.mcp_servers,
+                    tool_scope=self._run.request.tool_scope,
+                    owner=self._run.request.owner,
+                ),
                 result_type=PreparedRun,
                 summary="list MCP tools and resolve policy",
                 **options.prepare_options(),

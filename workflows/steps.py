@@ -253,6 +253,7 @@ class Steps:
             output_limit_bytes=self._run.request.tool_output_limit_bytes,
             idempotency_key=f"{workflow.info().workflow_id}/{call.tool_call_id}",
             definition_hash=call.definition_hash or None,
+            owner=self._run.request.owner,
         )
         if self._run.request.tool_call_mode() == "local_activity" and patches.patched(patches.LOCAL_TOOL_CALLS):
             # The result is recorded as a marker in the same task completion as the next LLM
