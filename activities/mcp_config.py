@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from jsonschema import exceptions as jsonschema_exceptions
 from jsonschema import validators
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from workflows.activity_io import ApprovalRule
 from workflows.validation_errors import first_problem
@@ -38,6 +38,11 @@ _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 class MCPConfigError(Exception):
     """The config file is missing, not JSON or invalid; the message names the file and the problem."""
+
+
+class MCPAuthRequired(Exception):
+    """The server takes OAuth tokens per API key and the run's key has none (or they can no
+    longer be refreshed): the key's owner must connect first. Retrying cannot help."""
 
 
 class RuleConfig(BaseModel):
@@ -182,6 +187,17 @@ class MCPConfig(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     servers: dict[str, MCPServerConfig] = Field(default_factory=dict, alias="mcpServers")
+    _stored: frozenset[str] = PrivateAttr(default=frozenset())
+
+    def with_stored(self, stored: dict[str, MCPServerConfig]) -> MCPConfig:
+        """This file's servers and `stored` (added over the API; a name in both keeps the file's)."""
+        merged = self.model_copy(update={"servers": {**stored, **self.servers}})
+        merged._stored = frozenset(name for name in stored if name not in self.servers)
+        return merged
+
+    def source_of(self, name: str) -> Literal["api", "config"]:
+        """Where a server comes from: the store (`api`) or ORCH_MCP_CONFIG (`config`)."""
+        return "api" if name in self._stored else "config"
 
     def enabled_servers(self) -> list[str]:
         return [name for name, server in self.servers.items() if server.is_enabled]

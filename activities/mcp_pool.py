@@ -22,8 +22,9 @@ from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
-from activities.mcp_config import MCPConfig, MCPConfigError, MCPServerConfig, resolve_placeholders
+from activities.mcp_config import MCPAuthRequired, MCPConfig, MCPConfigError, MCPServerConfig, resolve_placeholders
 from activities.redaction import redact
 
 logger = logging.getLogger(__name__)
@@ -41,11 +42,6 @@ class MCPToolTimeout(Exception):
 
 class MCPTransportError(Exception):
     """The session broke (process died, connection lost); the call may be retried."""
-
-
-class MCPAuthRequired(Exception):
-    """The server takes OAuth tokens per API key and the run's key has none (or they can no
-    longer be refreshed): the key's owner must connect first. Retrying cannot help."""
 
 
 AuthFactory = Callable[[str, MCPServerConfig, str | None], Awaitable[httpx2.Auth | None]]
@@ -102,8 +98,11 @@ class _Session:
         if self._owner is not None and not self._owner.done():
             try:
                 await asyncio.wait_for(asyncio.shield(self._owner), 10)
-            except (TimeoutError, asyncio.CancelledError):
+            except TimeoutError:
                 self._owner.cancel()
+            except asyncio.CancelledError:
+                self._owner.cancel()
+                raise  # whoever closes was cancelled: it must stop too (swallowing it hung the registry's stop)
 
     async def _own(self) -> None:
         try:
@@ -173,14 +172,17 @@ class MCPSessionPool:
             await self._drop(session)
 
     async def ping(self, server: str) -> None:
-        """Check `server` answers: MCP ping, or `tools/list` where the server does not know ping."""
+        """Check `server` answers: MCP ping where its protocol has it (handshake-era versions;
+        2026-07-28 removed it), `tools/list` otherwise or where the server does not answer ping."""
         async with self._using(server) as client:
-            try:
-                await client.send_ping()
-            except MCPError as err:
-                if err.code != mcp_types.METHOD_NOT_FOUND:
-                    raise
-                await client.list_tools()
+            if client.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
+                try:
+                    await client.session.send_ping()
+                    return
+                except MCPError as err:
+                    if err.code != mcp_types.METHOD_NOT_FOUND:
+                        raise
+            await client.list_tools(cache_mode="refresh")
 
     async def list_tools(self, server: str, subject: str | None = None) -> list[mcp_types.Tool]:
         """All tools of `server`, following pagination, fresh from the server; `subject`: the API

@@ -13,8 +13,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.heartbeat import heartbeating
-from activities.mcp_config import MCPConfigError, MCPServerConfig, ToolPolicy
-from activities.mcp_pool import MCPAuthRequired, MCPServerUnknown, MCPSessionPool, MCPToolTimeout, describe_error
+from activities.mcp_config import MCPAuthRequired, MCPConfigError, MCPServerConfig, ToolPolicy
+from activities.mcp_pool import MCPServerUnknown, MCPSessionPool, MCPToolTimeout, describe_error
 from activities.observed import annotate, measured
 from workflows import metrics
 from workflows.activity_io import (
@@ -116,6 +116,7 @@ class MCPActivities:
                 name=name,
                 transport=server_config.transport or "stdio",
                 enabled=server_config.is_enabled,
+                source=config.source_of(name),
                 availability=server_config.availability,
                 auth=server_config.auth.type,
                 state="disconnected",

@@ -15,11 +15,15 @@ from api.body_limit import BodySizeLimit
 from api.errors import install_error_handlers
 from api.events import RunEventsHub
 from api.loopback import origin_of
-from api.routers import chat, codec, health, orchestrations, tools, webhooks
+from api.mcp_connect import OAuthConnections
+from api.routers import assistants, chat, codec, health, mcp_servers, orchestrations, tools, webhooks
 from api.service import OrchestrationService
 from worker import tracing
 from worker.connection import TemporalConfigError, TemporalConnection
 from worker.settings import Settings
+from worker.store.database import StoreError
+from worker.store.sealing import SecretsKeyError
+from worker.store.shared import open_store
 
 
 def create_app(settings: Settings | None = None, temporal: TemporalConnection | None = None) -> FastAPI:
@@ -34,11 +38,20 @@ def create_app(settings: Settings | None = None, temporal: TemporalConnection | 
         # Lazy: the API starts (and /healthz answers) while Temporal is still coming up;
         # calls made meanwhile answer 503 within seconds.
         client = await connection.connect(resolved.encryption_key, lazy=True)
+        try:
+            store = await open_store(resolved)
+        except (StoreError, SecretsKeyError) as err:
+            raise SystemExit(f"api: {err}") from None
         app.state.settings = resolved
+        app.state.store = store
         app.state.service = service = OrchestrationService(client, resolved)
         app.state.events = hub = RunEventsHub(service.events, resolved.events_poll_seconds)
+        app.state.oauth_connections = connections = OAuthConnections(resolved.api_base_url)
         yield
         await hub.aclose()
+        await connections.aclose()
+        if store is not None:
+            await store.aclose()
 
     # FastAPI's /docs and /redoc load their scripts from a CDN, blank without internet; these
     # are the same pages with Swagger UI and ReDoc served by the API (fastapi-offline's files).
@@ -64,8 +77,10 @@ def create_app(settings: Settings | None = None, temporal: TemporalConnection | 
         allow_headers=["content-type", "x-namespace", "authorization"],
         allow_credentials=True,
     )
-    for router in (orchestrations.router, chat.router, webhooks.router, tools.router, codec.router, health.router):
-        app.include_router(router)
+    routers = (orchestrations, chat, webhooks, tools, mcp_servers, assistants, codec, health)
+    for module in routers:
+        app.include_router(module.router)
+    app.include_router(mcp_servers.callback_router)
     return app
 
 

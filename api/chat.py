@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.events import next_event
-from api.schemas import CreateOrchestration, Links
+from api.schemas import AssistantName, CreateOrchestration, Links
 from workflows.chat_messages import ChatMessage
 from workflows.limits import Metadata, ModelName, ServerNames
 from workflows.messages import (
@@ -37,7 +37,13 @@ class StreamOptions(BaseModel):
 class ChatCompletionRequest(BaseModel):
     """An OpenAI chat completion request, plus the orchestration's own fields. Sampling
     fields (`temperature`, `seed`, ...) are accepted and not forwarded: the run's model
-    calls use the worker's settings."""
+    calls use the worker's settings.
+
+    `assistant` names a saved assistant (`api.assistants`): its options apply where the request
+    sets none, its instructions as the system prompt before the messages. OpenAI's clients
+    always send `model`, so the assistant's model applies when `model` is omitted (or null) or
+    is the assistant's name (`model="support", extra_body={"assistant": "support"}`); any other
+    `model` is the request's own and wins."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -66,15 +72,25 @@ class ChatCompletionRequest(BaseModel):
         description="How long to wait while a tool call waits for approval before answering with the pending "
         "calls (default ORCH_CHAT_APPROVAL_WAIT_SECONDS).",
     )
+    assistant: AssistantName | None = Field(
+        default=None,
+        description="A saved assistant (`/v1/assistants`): its options apply where this request sets none; its "
+        "model when `model` is omitted or is the assistant's name.",
+    )
 
     def to_run(self, execute_tools: bool) -> CreateOrchestration:
-        return CreateOrchestration(
-            messages=self.messages,
-            model=self.model,
-            mcp_servers=self.mcp_servers if execute_tools else [],
-            metadata=self.metadata,
-            **({"max_steps": self.max_steps} if self.max_steps is not None else {}),
-        )
+        """The run's body. It sets only what this request set, so that an assistant's options
+        fill in the rest (`api.assistants`)."""
+        options: dict[str, Any] = {}
+        if self.model is not None and self.model != self.assistant:
+            options["model"] = self.model
+        if not execute_tools:
+            options["mcp_servers"] = []
+        elif "mcp_servers" in self.model_fields_set:
+            options["mcp_servers"] = self.mcp_servers
+        if self.max_steps is not None:
+            options["max_steps"] = self.max_steps
+        return CreateOrchestration(messages=self.messages, metadata=self.metadata, assistant=self.assistant, **options)
 
 
 class ChatCompletionMessage(BaseModel):

@@ -1,14 +1,17 @@
 """Starting a run, idempotently: the checks every start passes (`api.limits`, the workers' MCP
 servers), the workflow id (random, or from the caller's Idempotency-Key, so Temporal itself
 makes concurrent starts one run), and telling a retried start (same body: the run it started)
-from a reused key (another body: 422)."""
+from a reused key (another body: 422). A body that names an assistant arrives here filled in
+from it (`PresetRun`); its key is bound to the body as sent."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import uuid
+from typing import Any
 
+from pydantic import PrivateAttr
 from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
@@ -30,6 +33,7 @@ from worker.settings import Settings
 from workflows import contract, metrics
 from workflows.contract import ORCHESTRATION_OWNER_ATTRIBUTE, ORCHESTRATION_STATUS_ATTRIBUTE
 from workflows.messages import OrchestrationStatus, RunMemo, RunStatus
+from workflows.run_request import OrchestrationRequest
 from workflows.state import OrchestrationInput
 
 
@@ -47,10 +51,8 @@ async def start_run(
     check_scope(body, caller)
     if body.mcp_servers:
         await tools.check_servers(body.mcp_servers)
-    request = body.to_run_request()
-    request.owner = caller.name
-    request.tool_scope = list(caller.mcp_scopes) if caller.mcp_scopes is not None else None
-    request_hash = hashlib.sha256(json.dumps(request.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+    request = _owned_request(body, caller)
+    request_hash = _request_hash(body.as_sent if isinstance(body, PresetRun) else body, caller)
     nonce = uuid.uuid4().hex
     workflow_id = _workflow_id(idempotency_key, caller)
     attributes = [SearchAttributePair(ORCHESTRATION_STATUS_ATTRIBUTE, RunStatus.RUNNING.value)]
@@ -88,6 +90,43 @@ async def start_run(
             422, "idempotency_key_reused", "this Idempotency-Key was already used with a different request body"
         )
     return workflow_id, status_of(description, memo), False
+
+
+class PresetRun(CreateOrchestration):
+    """A run body with a preset's options (an assistant's) filled in where the client set none.
+    The client's Idempotency-Key stays bound to `as_sent`, the body it sent: a retry finds its
+    run even when the preset changed in between."""
+
+    _as_sent: CreateOrchestration = PrivateAttr()
+
+    @classmethod
+    def fill(cls, sent: CreateOrchestration, options: dict[str, Any]) -> PresetRun:
+        """`sent`, taking each of `options` (validated run options) that it did not set itself."""
+        own = {name: getattr(sent, name) for name in sent.model_fields_set}
+        run = cls.model_validate({**options, **own})
+        run._as_sent = sent
+        return run
+
+    @property
+    def as_sent(self) -> CreateOrchestration:
+        return self._as_sent
+
+
+def _owned_request(body: CreateOrchestration, caller: Principal) -> OrchestrationRequest:
+    """The workflow's request: the body, with the caller's key and scope."""
+    request = body.to_run_request()
+    request.owner = caller.name
+    request.tool_scope = list(caller.mcp_scopes) if caller.mcp_scopes is not None else None
+    return request
+
+
+def _request_hash(body: CreateOrchestration, caller: Principal) -> str:
+    """What an Idempotency-Key is bound to: the request `body` asks for, and the assistant it names
+    (added only then, so the hashes of runs without one are what they were)."""
+    fields = _owned_request(body, caller).model_dump(mode="json")
+    if body.assistant is not None:
+        fields["assistant"] = body.assistant
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 def _workflow_id(idempotency_key: str | None, caller: Principal) -> str:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
@@ -12,6 +12,15 @@ from workflows.activity_io import ServerTools
 from workflows.limits import ModelName, ServerNames
 from workflows.messages import ApprovalDecision, RunStatus, StopReason
 from workflows.run_request import OrchestrationRequest, RunOptions
+
+AssistantName = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="An assistant's name: letters, digits, `_` and `-`."),
+]
+ASSISTANT_FIELD_DESCRIPTION = (
+    "A saved assistant (`/v1/assistants`): each of its options this body does not set itself applies; "
+    "what the body sets wins."
+)
 
 
 class CreateOrchestration(RunOptions):
@@ -22,6 +31,7 @@ class CreateOrchestration(RunOptions):
     model: ModelName = Field(default=None, description="Default: the worker's ORCH_DEFAULT_MODEL.")
     mcp_servers: ServerNames = Field(default=None, description="Server names; default: every enabled one.")
     webhook_url: AnyHttpUrl | None = Field(default=None, description="Where this run's events are POSTed.")
+    assistant: AssistantName | None = Field(default=None, description=ASSISTANT_FIELD_DESCRIPTION)
 
     @model_validator(mode="after")
     def _needs_a_prompt(self) -> CreateOrchestration:
@@ -32,7 +42,7 @@ class CreateOrchestration(RunOptions):
 
     def to_run_request(self) -> OrchestrationRequest:
         return OrchestrationRequest.model_validate(
-            self.model_dump(exclude={"webhook_url"})
+            self.model_dump(exclude={"webhook_url", "assistant"})
             | {"webhook_url": str(self.webhook_url) if self.webhook_url else None}
         )
 

@@ -54,6 +54,11 @@ class ToolListings:
         if disabled:
             raise APIError(422, "mcp_server_disabled", f"mcp_servers names disabled servers: {disabled}")
 
+    def forget(self) -> None:
+        """Drop the cached listing (a server was added, changed or removed over the API)."""
+        self._latest = None
+        self._failure = None
+
     async def get(self, max_age: float = TOOLS_CACHE_SECONDS) -> ToolsResponse:
         """The worker's view of the configured tools, at most `max_age` seconds old. One
         listing at a time: concurrent callers wait for it instead of starting their own."""

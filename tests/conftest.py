@@ -38,6 +38,7 @@ from tests.waiting import WAIT_SECONDS, eventually
 from worker.plugin import OrchestrationPlugin
 from worker.runner import build_worker, worker_resources
 from worker.settings import Settings
+from worker.store.database import create_engine, upgrade
 from workflows.contract import SEARCH_ATTRIBUTES
 from workflows.messages import OrchestrationStatus
 from workflows.orchestration import Orchestration
@@ -211,6 +212,8 @@ def run_worker(temporal_env: WorkflowEnvironment, llm: ScriptedLLM) -> WorkerFac
         webhook_transport: httpx.AsyncBaseTransport | None = None,
         webhook_allowed_hosts: str = "127.0.0.1",
         task_queue: str | None = None,
+        database_url: str | None = None,
+        public_url: str | None = None,
     ) -> AsyncIterator[Harness]:
         environment = env or temporal_env
         settings = Settings(
@@ -219,6 +222,11 @@ def run_worker(temporal_env: WorkflowEnvironment, llm: ScriptedLLM) -> WorkerFac
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
             webhook_allowed_hosts=webhook_allowed_hosts,
+            database_url=database_url,
+            secrets_key=SECRETS_KEY,
+            public_url=public_url,
+            store_poll_seconds=STORE_POLL_SECONDS,
+            health_check_seconds=HEALTH_CHECK_SECONDS,
         )
         config = MCPConfig.model_validate({"mcpServers": servers or {}})
         task_queue = task_queue or f"tq-{uuid.uuid4().hex[:12]}"
@@ -228,6 +236,26 @@ def run_worker(temporal_env: WorkflowEnvironment, llm: ScriptedLLM) -> WorkerFac
                 yield Harness(client=environment.client, task_queue=task_queue, llm=llm)
 
     return factory
+
+
+SECRETS_KEY = "kH3mP6dYf2Xb1Yh9Jc0wq8nT4sVZr5LuA7eGiOtQxEc="
+"""The tests' ORCH_SECRETS_KEY (a Fernet key)."""
+STORE_POLL_SECONDS = 0.2
+"""How often the tests' workers look for servers changed over the API."""
+HEALTH_CHECK_SECONDS = 0.5
+"""How often the tests' workers check their MCP servers' health (with a store)."""
+
+
+@pytest.fixture
+async def store_url(tmp_path: Path) -> str:
+    """A SQLite store in the test's directory, migrated to the newest schema (`orch db upgrade`)."""
+    url = f"sqlite:///{tmp_path / 'orch.db'}"
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+    return url
 
 
 GRACEFUL_SHUTDOWN_SECONDS = int(WAIT_SECONDS)

@@ -12,7 +12,7 @@ and registrations are kept in the store (`worker.store.oauth_grants`), sealed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import httpx2
 from mcp.client.auth import OAuthClientProvider, TokenStorage
@@ -20,8 +20,10 @@ from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuth
 from mcp.shared.auth import OAuthClientMetadata
 from pydantic import AnyUrl
 
-from activities.mcp_config import MCPServerConfig, ServerAuth, resolve_placeholders
-from activities.mcp_pool import AuthFactory, MCPAuthRequired
+from activities.mcp_config import MCPAuthRequired, MCPServerConfig, ServerAuth, resolve_placeholders
+
+if TYPE_CHECKING:  # the API imports this module, and no activity
+    from activities.mcp_pool import AuthFactory
 
 CALLBACK_PATH = "/v1/mcp/oauth/callback"
 CLIENT_NAME = "durable-orchestrations"

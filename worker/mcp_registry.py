@@ -39,9 +39,9 @@ class ServerRegistry:
         revisions = await self._store.servers.revisions()
         if revisions == self._revisions:
             return False
-        servers: dict[str, MCPServerConfig] = dict(self._file.servers)
+        servers: dict[str, MCPServerConfig] = {}
         for stored in await self._store.servers.list(with_secrets=False):
-            if stored.name in servers:
+            if stored.name in self._file.servers:
                 logger.warning("MCP server %s is in ORCH_MCP_CONFIG and in the store: the file's is used", stored.name)
                 continue
             try:
@@ -51,7 +51,7 @@ class ServerRegistry:
                 continue
             if opened is not None:
                 servers[stored.name] = opened.config
-        await self._pool.update(self._file.model_copy(update={"servers": servers}))
+        await self._pool.update(self._file.with_stored(servers))
         if self._revisions is not None:
             logger.info("MCP servers reloaded from the store (%d in all)", len(servers))
         self._revisions = revisions

@@ -163,6 +163,9 @@ class ServerTools(BaseModel):
     name: str
     transport: str
     enabled: bool
+    source: Literal["api", "config"] = Field(
+        default="config", description="`api`: added over /v1/mcp/servers; `config`: ORCH_MCP_CONFIG's."
+    )
     availability: Literal["force_on", "default_on", "default_off"] = "default_on"
     auth: Literal["none", "oauth_client_credentials", "oauth_per_key"] = "none"
     state: Literal["connected", "disconnected", "error"] | None = Field(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -87,7 +88,48 @@ class OrchestrationsClient:
     def cancel(self, run_id: str) -> dict[str, Any]:
         return self._call("POST", f"/v1/orchestrations/{run_id}/cancel")
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    # Assistants (/v1/assistants) and MCP servers (/v1/mcp/servers). PATCH bodies are JSON
+    # merge patches: omitted fields stay, null resets.
+
+    def assistants(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/assistants")
+
+    def assistant(self, name: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/assistants/{_segment(name)}")
+
+    def create_assistant(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/v1/assistants", json=body)
+
+    def update_assistant(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return self._call("PATCH", f"/v1/assistants/{_segment(name)}", json=patch)
+
+    def delete_assistant(self, name: str) -> None:
+        self._call("DELETE", f"/v1/assistants/{_segment(name)}", empty=True)
+
+    def servers(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/mcp/servers")
+
+    def server(self, name: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/mcp/servers/{_segment(name)}")
+
+    def add_server(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/v1/mcp/servers", json=body)
+
+    def update_server(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return self._call("PATCH", f"/v1/mcp/servers/{_segment(name)}", json=patch)
+
+    def remove_server(self, name: str) -> None:
+        self._call("DELETE", f"/v1/mcp/servers/{_segment(name)}", empty=True)
+
+    def connect_server(self, name: str) -> dict[str, Any]:
+        """Start connecting this API key to a server with OAuth: `authorization_url` to open."""
+        return self._call("GET", f"/v1/mcp/servers/{_segment(name)}/oauth/connect")
+
+    def disconnect_server(self, name: str) -> None:
+        self._call("DELETE", f"/v1/mcp/servers/{_segment(name)}/oauth/connect", empty=True)
+
+    def _call(self, method: str, path: str, *, empty: bool = False, **kwargs: Any) -> dict[str, Any]:
+        """The API's JSON object answer (`empty`: the answer has no body, e.g. 204)."""
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as err:
@@ -95,6 +137,8 @@ class OrchestrationsClient:
                 f"cannot reach the API at {self._base_url} ({type(err).__name__}); is `orch dev` running?"
             ) from None
         self._raise_for_error(response)
+        if empty:
+            return {}
         try:
             body = response.json()
         except ValueError:
@@ -114,6 +158,11 @@ class OrchestrationsClient:
             body = {}
         error = body.get("error", {}) if isinstance(body, dict) else {}
         raise CLIError(f"{response.status_code}: {error.get('message') or response.text[:200]}")
+
+
+def _segment(name: str) -> str:
+    """`name` as one path segment (a `/` or `?` in it cannot reach another route)."""
+    return quote(name, safe="")
 
 
 def _server_sent_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:

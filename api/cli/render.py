@@ -101,3 +101,144 @@ def _short(text: str | None, limit: int = 40) -> str:
         return ""
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+ASSISTANT_OPTIONS = (
+    "model",
+    "instructions",
+    "mcp_servers",
+    "max_steps",
+    "tool_timeout_seconds",
+    "approval_timeout_seconds",
+    "context_budget_bytes",
+)
+
+
+def assistants_table(assistants: list[dict[str, Any]]) -> str:
+    if not assistants:
+        return "no assistants"
+    rows = [
+        [
+            a["name"],
+            a.get("model") or "-",
+            _names(a.get("mcp_servers")),
+            _or_dash(a.get("max_steps")),
+            _short(a.get("description")) or "",
+        ]
+        for a in assistants
+    ]
+    return table(rows, ["name", "model", "servers", "max steps", "description"])
+
+
+def assistant_view(assistant: dict[str, Any]) -> str:
+    """An assistant's options (those it leaves unset as `-`: the run's own or its default)."""
+    rows = [("name", assistant["name"]), ("description", _or_dash(assistant.get("description")))]
+    rows += [(option, _value(assistant.get(option))) for option in ASSISTANT_OPTIONS]
+    rows += [("updated", (assistant.get("updated_at") or "-")[:19])]
+    return _fields(rows)
+
+
+def servers_table(servers: list[dict[str, Any]]) -> str:
+    """One line per MCP server: where it comes from, how it is reached, whether runs get it, and
+    its health as the workers last saw it."""
+    if not servers:
+        return "no MCP servers"
+    rows = []
+    for server in servers:
+        health = server.get("health") or {}
+        rows.append(
+            [
+                server["name"],
+                server.get("source") or "-",
+                server.get("transport") or "-",
+                "yes" if server.get("enabled", True) else "no",
+                server.get("availability") or "-",
+                (server.get("auth") or {}).get("type") or "none",
+                health.get("state") or "-",
+                _short(health.get("last_error"), 60),
+            ]
+        )
+    return table(rows, ["name", "source", "transport", "enabled", "availability", "auth", "state", "last error"])
+
+
+def server_view(server: dict[str, Any]) -> str:
+    """An MCP server's settings (secrets are never shown, only that they are set), auth and health."""
+    auth = server.get("auth") or {}
+    health = server.get("health") or {}
+    source = server.get("source") or "-"
+    rows = [
+        ("name", server["name"]),
+        ("source", f"{source} (read-only)" if server.get("read_only") else source),
+        ("transport", _or_dash(server.get("transport"))),
+    ]
+    if server.get("command"):
+        rows.append(("command", " ".join([server["command"], *(server.get("args") or [])])))
+    for field in ("cwd", "url"):
+        if server.get(field):
+            rows.append((field, server[field]))
+    for field in ("headers", "env"):
+        if server.get(field):
+            rows.append((field, ", ".join(f"{name}=<secret>" for name in server[field])))
+    rows += [
+        ("enabled", "yes" if server.get("enabled", True) else "no"),
+        ("availability", _or_dash(server.get("availability"))),
+        ("tools", _value(server.get("tools_to_execute"))),
+        ("auto-approved", _value(server.get("tools_to_auto_execute"))),
+        ("denied", _value(server.get("tool_deny_list"))),
+        ("auth", _auth(auth)),
+        ("state", _health(health)),
+    ]
+    if server.get("oauth_connected_keys"):
+        rows.append(("connected keys", ", ".join(server["oauth_connected_keys"])))
+    if server.get("revision") is not None:
+        rows.append(("revision", str(server["revision"])))
+    return _fields(rows)
+
+
+def connect_view(name: str, started: dict[str, Any]) -> str:
+    """What to do with the authorization URL of `orch servers connect`."""
+    expires = started.get("expires_in")
+    within = f" within {expires // 60} minutes" if isinstance(expires, int) and expires >= 60 else ""
+    return (
+        f"Open this URL in a browser and allow access{within}, to connect your API key to MCP server {name}:\n"
+        f"  {started['authorization_url']}"
+    )
+
+
+def _auth(auth: dict[str, Any]) -> str:
+    kind = auth.get("type") or "none"
+    details = [f"{field} {auth[field]}" for field in ("client_id", "scope", "issuer") if auth.get(field)]
+    if auth.get("has_secret"):
+        details.append("secret set")
+    return kind + (f" ({', '.join(details)})" if details else "")
+
+
+def _health(health: dict[str, Any]) -> str:
+    if not health:
+        return "not checked yet"
+    state = health.get("state") or "-"
+    checked = f" (checked {health['checked_at'][:19]})" if health.get("checked_at") else ""
+    error = f": {health['last_error']}" if health.get("last_error") else ""
+    return state + checked + error
+
+
+def _fields(rows: list[tuple[str, str]]) -> str:
+    width = max(len(label) for label, _ in rows) + 1
+    return "\n".join(f"{(label + ':').ljust(width)}  {value}" for label, value in rows)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, list):
+        return _names(value)
+    return _or_dash(value)
+
+
+def _names(names: list[str] | None) -> str:
+    """Unset (`-`: the default) is not the same as an empty list (`none`)."""
+    if names is None:
+        return "-"
+    return ", ".join(names) if names else "none"
+
+
+def _or_dash(value: Any) -> str:
+    return "-" if value is None else str(value)

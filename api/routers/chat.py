@@ -13,6 +13,7 @@ from fastapi import APIRouter
 from fastapi.sse import KEEPALIVE_COMMENT, EventSourceResponse, format_sse_event
 from pydantic import ValidationError
 
+from api.assistants import AssistantPresetsDep
 from api.auth import Principal, Runner
 from api.chat import (
     ChatCompletion,
@@ -55,11 +56,14 @@ async def chat_completions(
     service: ServiceDep,
     settings: SettingsDep,
     hub: EventsHubDep,
+    presets: AssistantPresetsDep,
 ) -> Any:
     """Run the messages as an orchestration (MCP tools executed, approvals as configured) and
     answer with the final message and usage. If a tool call waits for approval longer than
     `approval_wait_seconds`, the answer says so, with the orchestration id and the pending
-    calls (also in the `orchestration` extension field): approve them and follow the run."""
+    calls (also in the `orchestration` extension field): approve them and follow the run.
+    With `assistant`, its options apply where the request sets none (its model when `model`
+    is omitted or is the assistant's name); 422 `unknown_assistant` when there is none."""
     if body.tools:
         raise APIError(
             422, "client_tools_unsupported", "`tools` is not supported: tools come from the MCP servers (`mcp_servers`)"
@@ -69,7 +73,7 @@ async def chat_completions(
         run_body = body.to_run(execute)
     except ValidationError as err:
         raise APIError(422, "invalid_request", first_problem(err, located=False)) from None
-    run_id, _, _ = await service.start(run_body, None, caller)
+    run_id, _, _ = await service.start(await presets.apply(run_body), None, caller)
     approval_wait = (
         settings.chat_approval_wait_seconds if body.approval_wait_seconds is None else body.approval_wait_seconds
     )

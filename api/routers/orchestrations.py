@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from api.assistants import AssistantPresetsDep
 from api.auth import Approver, Caller, Principal, Runner
 from api.deps import EventsHubDep, ServiceDep, SettingsDep
 from api.errors import APIError, error_responses
@@ -50,11 +51,15 @@ async def create_orchestration(
     body: CreateOrchestration,
     caller: Runner,
     service: ServiceDep,
+    presets: AssistantPresetsDep,
     response: Response,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
 ) -> CreatedOrchestration:
-    """Start a run. It goes on in the background: poll `links.self` (or watch the Temporal UI)."""
-    run_id, run_status, created = await service.start(body, idempotency_key, caller)
+    """Start a run. It goes on in the background: poll `links.self` (or watch the Temporal UI).
+    With `assistant`, the assistant's options apply where the body sets none (422
+    `unknown_assistant` when there is no such assistant)."""
+    run = await presets.apply(body)
+    run_id, run_status, created = await service.start(run, idempotency_key, caller)
     response.headers["Location"] = f"/v1/orchestrations/{run_id}"
     if not created:
         response.status_code = status.HTTP_200_OK

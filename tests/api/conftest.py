@@ -16,7 +16,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from tests.conftest import Harness, LoopbackOnlyTransport, WorkerFactory
+from tests.conftest import SECRETS_KEY, Harness, LoopbackOnlyTransport, WorkerFactory
 from tests.scripted_llm import free_port
 from tests.waiting import WAIT_SECONDS, eventually
 from worker.connection import TemporalConnection
@@ -55,10 +55,12 @@ async def serve_api(
     *,
     temporal: str = "127.0.0.1:1",
     connection: TemporalConnection | None = None,
+    port: int | None = None,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
     """`app` (default: `create_app(settings)` connecting as `connection` says, else to the dev
-    server at `temporal`, whose default address has none) under uvicorn on a free loopback port."""
-    port = free_port()
+    server at `temporal`, whose default address has none) under uvicorn on `port` (default: a
+    free loopback port)."""
+    port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             app or create_app(settings, connection or TemporalConnection.plain(temporal)),
@@ -96,16 +98,28 @@ def api_stack(run_worker: WorkerFactory, temporal_env) -> APIFactory:
         target = temporal_env.client.service_client.config.target_host
         client = await Client.connect(target, namespace=namespace, plugins=[OrchestrationPlugin()])
         env = WorkflowEnvironment.from_client(client)
-        # Runs may name any webhook_url; deliveries never leave this machine.
-        async with run_worker(servers, env=env, webhook_transport=LoopbackOnlyTransport()) as worker:
+        # Runs may name any webhook_url; deliveries never leave this machine. A store
+        # (`database_url=store_url`) is shared by the worker and the API, as in a deployment.
+        database_url = settings.get("database_url")
+        port = free_port()
+        public_url = f"http://127.0.0.1:{port}"
+        async with run_worker(
+            servers,
+            env=env,
+            webhook_transport=LoopbackOnlyTransport(),
+            database_url=database_url,
+            public_url=public_url,
+        ) as worker:
             api_settings = Settings(
                 task_queue=worker.task_queue,
                 webhook_secret=WEBHOOK_SECRET,
                 temporal_ui_url="http://127.0.0.1:8233",
+                secrets_key=SECRETS_KEY,
+                public_url=public_url,
                 **settings,
             )
             app = create_app(api_settings, TemporalConnection.plain(target, namespace))
-            async with serve_api(api_settings, app) as (http, base_url):
+            async with serve_api(api_settings, app, port=port) as (http, base_url):
                 yield APIHarness(http=http, worker=worker, base_url=base_url, app=app)
 
     return factory

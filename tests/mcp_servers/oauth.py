@@ -22,17 +22,19 @@ support (`create_auth_routes`) over the in-memory `InMemoryAuthorizationServer` 
 - `POST /token`: `authorization_code` and `refresh_token` (the SDK's handler, which checks
   PKCE and client secrets) and `client_credentials` (handled here, for the client given by
   --client-id/--client-secret, with client_secret_basic or client_secret_post);
-- `POST /revoke`: RFC 7009 revocation (the SDK's handler);
+- `POST /revoke`: RFC 7009 revocation of a token's whole grant (the SDK's handler, which
+  wants `client_id` and `client_secret` in the form);
 - `GET /_stats`: test-only JSON counters, see `InMemoryAuthorizationServer.stats`.
 
 Access tokens expire after --token-seconds (default 3600); refresh tokens do not expire
 and are rotated on every use; client_credentials tokens come without a refresh token.
 
 The MCP server (streamable HTTP at `http://127.0.0.1:M/mcp`) is the SDK's `MCPServer` as an
-OAuth resource server: a request without a valid token with scope `mcp` gets 401 and a
-`WWW-Authenticate` header naming its protected resource metadata
-(`/.well-known/oauth-protected-resource/mcp`), which names the authorization server above.
-It checks tokens against the authorization server's token table directly (same process).
+OAuth resource server: a request without a valid token gets 401 (a token without scope
+`mcp`: 403) and a `WWW-Authenticate` header naming its protected resource metadata
+(`/.well-known/oauth-protected-resource/mcp`), which names the authorization server above
+and the scope `mcp`. It checks tokens against the authorization server's token table directly
+(same process): unknown, revoked, expired, or bound (RFC 8707) to another resource: refused.
 Tools: `whoami()` (the token's subject: the user who logged in, or `client:<id>`) and
 `echo(text)`.
 
@@ -164,6 +166,18 @@ class InMemoryAuthorizationServer(
         self.issuer = str(self.metadata.issuer)
 
         self.clients: dict[str, OAuthClientInformationFull] = {}
+        self.registered_clients = 0
+        if client_id is not None and client_secret is not None:
+            # The pre-registered client of the client_credentials grant, known to the SDK's
+            # handlers too, so it can revoke its tokens (the SDK's /revoke wants client_secret
+            # in the form, whatever the method; our /token takes Basic or the form).
+            self.clients[client_id] = OAuthClientInformationFull(
+                client_id=client_id,
+                client_secret=client_secret,
+                grant_types=["client_credentials"],
+                token_endpoint_auth_method="client_secret_post",
+                scope=SCOPE,
+            )
         self.pending: dict[str, PendingAuthorization] = {}
         self.codes: dict[str, AuthorizationCode] = {}
         self.access_tokens: dict[str, IssuedAccessToken] = {}
@@ -178,6 +192,7 @@ class InMemoryAuthorizationServer(
 
     async def register_client(self, client_info: OAuthClientInformationFull) -> None:
         self.clients[client_info.client_id] = client_info
+        self.registered_clients += 1
 
     # -- authorization code + PKCE ---------------------------------------------------------
 
@@ -396,10 +411,10 @@ class InMemoryAuthorizationServer(
     # -- the HTTP application --------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        """`GET /_stats`: tokens issued per grant type, and how many clients registered."""
+        """`GET /_stats`: tokens issued per grant type, and how many clients registered themselves."""
         return {
             "tokens_issued": {grant: self.issued[grant] for grant in GRANT_TYPES},
-            "registered_clients": len(self.clients),
+            "registered_clients": self.registered_clients,
         }
 
     async def _stats(self, request: Request) -> Response:
@@ -470,6 +485,7 @@ def build_mcp_server(authorization_server: InMemoryAuthorizationServer) -> MCPSe
     """The protected MCP server: a resource server of `authorization_server`."""
     server = MCPServer(
         "oauth-protected",
+        log_level="WARNING",
         token_verifier=MCPServerTokenVerifier(authorization_server),
         auth=authorization_server.settings,
     )

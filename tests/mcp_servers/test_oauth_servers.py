@@ -181,6 +181,19 @@ async def test_client_credentials_with_a_wrong_secret_get_no_token(servers: OAut
     assert response.json()["error"] == "invalid_client"
 
 
+async def test_a_revoked_token_is_refused(servers: OAuthServers) -> None:
+    async with httpx.AsyncClient(timeout=WAIT_SECONDS) as http:
+        response = await http.post(
+            servers.issuer + "/token", data={"grant_type": "client_credentials"}, auth=(CLIENT_ID, CLIENT_SECRET)
+        )
+        token = response.json()["access_token"]
+        headers = {**MCP_HEADERS, "Authorization": f"Bearer {token}"}
+        assert (await http.post(servers.mcp_url, json=INITIALIZE, headers=headers)).status_code == 200
+        revoke = {"token": token, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+        assert (await http.post(servers.issuer + "/revoke", data=revoke)).status_code == 200
+        assert (await http.post(servers.mcp_url, json=INITIALIZE, headers=headers)).status_code == 401
+
+
 async def test_authorization_code_flow_logs_in_the_user(servers: OAuthServers) -> None:
     before = await servers.stats()
     storage, browser = MemoryTokenStorage(), Browser("alice")
