@@ -250,15 +250,25 @@ class MCPSessionPool:
         if config is None:
             raise MCPServerUnknown(f"MCP server {server!r} is not configured on this worker")
         # A server with OAuth per key has one session per key, each with that key's token.
-        key: SessionKey = (server, subject if config.auth.type == "oauth_per_key" else None)
+        per_key = config.auth.type == "oauth_per_key"
+        key: SessionKey = (server, subject if per_key else None)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             session = self._sessions.get(key)
+            try:
+                # Per key, the key's grant is looked up at every use: a key that disconnected
+                # (or whose refresh failed) is refused even while its session is open.
+                auth = await self._auth(server, config, subject) if self._auth is not None and per_key else None
+            except MCPAuthRequired:
+                if session is not None:
+                    await self._drop(session)
+                raise
             if session is not None and session._client is not None and session.config == config:
                 return session
             if session is not None:
                 await self._drop(session)
-            auth = await self._auth(server, config, subject) if self._auth is not None else None
+            if self._auth is not None and not per_key:
+                auth = await self._auth(server, config, subject)
             session = _Session(key, config, self._environ, auth)
             await session.open(self._connect_timeout)
             self._sessions[key] = session

@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlparse
 
 import httpx2
-from mcp.client.auth import OAuthClientProvider, TokenStorage
+from mcp.client.auth import OAuthClientProvider
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull
 from pydantic import AnyUrl
 
 from activities.mcp_config import MCPServerConfig
 from api.errors import APIError
 from worker.mcp_oauth import CALLBACK_PATH, client_metadata
+from worker.store.oauth_grants import Discovery, GrantStorage
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class OAuthConnections:
         self.redirect_uri = api_base_url + CALLBACK_PATH
         self._flows: dict[str, _Flow] = {}
 
-    async def start(self, server: str, config: MCPServerConfig, storage: TokenStorage, subject: str) -> str:
+    async def start(self, server: str, config: MCPServerConfig, storage: GrantStorage, subject: str) -> str:
         """The authorization URL for `subject` to open; the flow goes on in the background."""
         assert config.url is not None
         if config.auth.client_id:
@@ -87,7 +88,9 @@ class OAuthConnections:
             redirect_handler=redirect,
             callback_handler=callback,
         )
-        flow.task = task = asyncio.create_task(self._run(flow, config.url, provider), name=f"oauth-connect-{server}")
+        flow.task = task = asyncio.create_task(
+            self._run(flow, config.url, provider, storage), name=f"oauth-connect-{server}"
+        )
         waiting: set[asyncio.Future[object]] = {flow.url, task}  # type: ignore[arg-type]
         await asyncio.wait(waiting, timeout=DISCOVERY_SECONDS, return_when=asyncio.FIRST_COMPLETED)
         if flow.url.done():
@@ -123,9 +126,10 @@ class OAuthConnections:
                 with contextlib.suppress(BaseException):
                     await flow.task
 
-    async def _run(self, flow: _Flow, url: str, provider: OAuthClientProvider) -> None:
+    async def _run(self, flow: _Flow, url: str, provider: OAuthClientProvider, storage: GrantStorage) -> None:
         """One MCP request with the provider as auth: its 401 starts the flow, which ends once
-        the tokens are stored (the SDK then retries the request; its answer does not matter)."""
+        the tokens are stored (the SDK then retries the request; its answer does not matter).
+        What the SDK discovered is kept with the grant, for the workers' refreshes."""
         try:
             async with httpx2.AsyncClient(auth=provider, timeout=httpx2.Timeout(30.0, read=FLOW_SECONDS)) as http:
                 await http.post(
@@ -133,6 +137,8 @@ class OAuthConnections:
                     json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
                     headers={"Accept": "application/json, text/event-stream"},
                 )
+            context = provider.context
+            await storage.set_discovery(Discovery(context.oauth_metadata, context.protected_resource_metadata))
         finally:
             for state, pending in list(self._flows.items()):
                 if pending is flow:

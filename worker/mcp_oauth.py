@@ -12,15 +12,16 @@ and registrations are kept in the store (`worker.store.oauth_grants`), sealed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import httpx2
-from mcp.client.auth import OAuthClientProvider, TokenStorage
+from mcp.client.auth import OAuthClientProvider
 from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
 from mcp.shared.auth import OAuthClientMetadata
 from pydantic import AnyUrl
 
 from activities.mcp_config import MCPAuthRequired, MCPServerConfig, ServerAuth, resolve_placeholders
+from worker.store.oauth_grants import GrantStorage
 
 if TYPE_CHECKING:  # the API imports this module, and no activity
     from activities.mcp_pool import AuthFactory
@@ -31,7 +32,7 @@ SERVER_SUBJECT = ""
 LOCAL_SUBJECT = "local"
 """The subject of the loopback user (keys off), who connects per-key servers for itself."""
 
-StorageFor = Callable[[str, str], TokenStorage]
+StorageFor = Callable[[str, str], GrantStorage]
 
 
 def subject_of(key_name: str | None) -> str:
@@ -82,7 +83,7 @@ def oauth_auth_factory(storage_for: StorageFor, redirect_uri: str) -> AuthFactor
             async def needs_a_person(*_: object) -> NoReturn:
                 raise _not_connected(server, subject)
 
-            return OAuthClientProvider(
+            return StoredGrantProvider(
                 server_url=config.url,
                 client_metadata=client_metadata(auth, redirect_uri),
                 storage=storage,
@@ -92,6 +93,32 @@ def oauth_auth_factory(storage_for: StorageFor, redirect_uri: str) -> AuthFactor
         return None
 
     return auth_for
+
+
+class StoredGrantProvider(OAuthClientProvider):
+    """The SDK's provider over a grant read back from the store. The SDK learns a token's expiry
+    and the token endpoint only in the process that obtained the token; loaded from storage, a
+    token would count as valid until the server refuses it, and a 401 starts a new
+    authorization (a person's), not a refresh. Here both are restored (`GrantStorage` counts
+    the lifetime left and keeps what was discovered), so an expired token is refreshed first,
+    as the SDK does for tokens it obtained itself."""
+
+    def __init__(self, *, storage: GrantStorage, **kwargs: Any) -> None:
+        super().__init__(storage=storage, **kwargs)
+        self._grant = storage
+
+    async def _initialize(self) -> None:
+        await super()._initialize()
+        tokens = self.context.current_tokens
+        if tokens is not None and tokens.expires_in is not None:
+            self.context.update_token_expiry(tokens)
+        # Where to refresh: the token endpoint found when the key connected (the SDK otherwise
+        # knows it only after a 401 and a new discovery, which ends in a new authorization).
+        discovery = await self._grant.get_discovery()
+        self.context.oauth_metadata = discovery.authorization_server
+        self.context.protected_resource_metadata = discovery.resource
+        if discovery.authorization_server is not None:
+            self.context.auth_server_url = str(discovery.authorization_server.issuer)
 
 
 def _not_connected(server: str, subject: str) -> MCPAuthRequired:

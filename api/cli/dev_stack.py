@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -92,11 +92,15 @@ class DevStack:
             log.close()
 
 
-def start_stack(stack: DevStack, temporal: str, demo: bool, say: Callable[[str], None]) -> None:
+def start_stack(
+    stack: DevStack, temporal: str, demo: bool, store_env: Mapping[str, str], say: Callable[[str], None]
+) -> None:
     """Start Temporal and wait until it listens; then the demo model (when `demo`), the worker
-    and the API (with the demo MCP config unless ORCH_MCP_CONFIG names one); return once the
-    API is ready. A child that exits before then is a CLIError naming it."""
+    and the API (with the demo MCP config unless ORCH_MCP_CONFIG names one, and `store_env`, the
+    store's settings); return once the API is ready. A child that exits before then is a
+    CLIError naming it."""
     options = stack.options
+    api_url = f"http://127.0.0.1:{options.api_port}"
     # The children reach this stack's own dev server: no TLS, key, profile or config file of the
     # user's environment applies (worker.connection reads TEMPORAL_* and the config file).
     env = {name: value for name, value in os.environ.items() if not name.startswith("TEMPORAL_")}
@@ -127,6 +131,10 @@ def start_stack(stack: DevStack, temporal: str, demo: bool, say: Callable[[str],
         config = options.state_dir / "mcp.json"
         config.write_text(json.dumps(demo_mcp_config(), indent=2))
         env["ORCH_MCP_CONFIG"] = str(config)
+    # The store's settings (its secrets key among them) go to the worker and the API only.
+    env.update(store_env)
+    if not env.get("ORCH_PUBLIC_URL"):
+        env["ORCH_PUBLIC_URL"] = api_url  # where OAuth sends the browser back to
     say("orch dev: starting the worker and the API")
     stack.spawn("worker", [sys.executable, "-m", "worker"], env)
     stack.spawn("api", [sys.executable, "-m", "api"], env)
@@ -136,7 +144,7 @@ def start_stack(stack: DevStack, temporal: str, demo: bool, say: Callable[[str],
         if failed is not None:
             raise CLIError(failed)
         try:
-            if httpx.get(f"http://127.0.0.1:{options.api_port}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"{api_url}/readyz", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+import httpx
+
 from tests.api.conftest import APIFactory, APIHarness
 from tests.api.test_auth import as_key, keys_json
 from tests.conftest import CallLog, toolbox_stdio
@@ -20,11 +22,11 @@ def toolbox_body(call_log: CallLog, name: str = "box", **fields: Any) -> dict[st
     return {"name": name, **toolbox_stdio(call_log, **fields)}
 
 
-async def listed_tools(api: APIHarness, server: str) -> dict[str, str] | None:
+async def listed_tools(api: APIHarness, server: str, http: httpx.AsyncClient | None = None) -> dict[str, str] | None:
     """The tools GET /v1/tools shows for `server`, with their policy (None: the server is not
     listed), asking a worker afresh."""
     api.app.state.service.tools.forget()
-    response = await api.http.get("/v1/tools")
+    response = await (http or api.http).get("/v1/tools")
     assert response.status_code == 200, response.text
     for entry in response.json()["servers"]:
         if entry["name"] == server:

@@ -7,13 +7,28 @@ import json
 import os
 import signal
 import socket
+import stat
 import sys
 from pathlib import Path
+from typing import Any
 
-from tests.conftest import REPO_ROOT
+import httpx
+from cryptography.fernet import Fernet
+
+from tests.conftest import REPO_ROOT, CallLog, toolbox_stdio
 from tests.orch_cli import ORCH, run_orch
 from tests.scripted_llm import free_port
 from tests.waiting import WAIT_SECONDS, eventually
+
+NOT_INHERITED = (
+    "OPENAI_BASE_URL",
+    "ORCH_MCP_CONFIG",
+    "ORCH_API_PORT",
+    "ORCH_DATABASE_URL",
+    "ORCH_SECRETS_KEY",
+    "ORCH_PUBLIC_URL",
+)
+"""What a newcomer has not set: orch dev chooses these itself."""
 
 
 def _descendants(pid: int) -> set[int]:
@@ -53,9 +68,11 @@ class OrchDev:
         return f"http://127.0.0.1:{self.ports['api']}"
 
     async def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "ORCH_MCP_CONFIG", "ORCH_API_PORT")}
+        env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
         # A user whose shell points at another cluster: orch dev's stack still uses its own server.
         env |= {"TEMPORAL_ADDRESS": "elsewhere.example:7233", "TEMPORAL_API_KEY": "k", "TEMPORAL_PROFILE": "absent"}
+        # The worker checks its MCP servers often, so a test sees a new server's health soon.
+        env |= {"ORCH_HEALTH_CHECK_SECONDS": "0.2"}
         self.proc = await asyncio.create_subprocess_exec(
             ORCH, "dev", "--state-dir", str(self.state_dir),
             "--api-port", str(self.ports["api"]), "--temporal-port", str(self.ports["temporal"]),
@@ -94,7 +111,41 @@ async def _wait_status(api_url: str, run_id: str, predicate) -> dict:
     return await eventually(reached, f"the condition on {run_id}", interval=0.3)
 
 
-async def test_orch_dev_demo_flow_through_the_cli_then_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
+async def _health(http: httpx.AsyncClient, server: str) -> str | None:
+    """The state of `server` as the worker last checked it (None: not checked yet)."""
+    response = await http.get(f"/v1/mcp/servers/{server}")
+    assert response.status_code == 200, response.text
+    health: dict[str, Any] | None = response.json()["health"]
+    return health and health["state"]
+
+
+async def _tools_of(http: httpx.AsyncClient, server: str) -> set[str]:
+    """The tools GET /v1/tools lists for `server` (none while it is not listed)."""
+    response = await http.get("/v1/tools")
+    if response.status_code != 200:
+        return set()  # no worker answered yet
+    listed = {entry["name"]: entry["tools"] for entry in response.json()["servers"]}
+    return {tool["name"] for tool in listed.get(server, [])}
+
+
+async def _add_toolbox_and_see_it_used(api_url: str, call_log: CallLog) -> None:
+    """The store is there (no 503): a server added over the API is used by the worker."""
+    async with httpx.AsyncClient(base_url=api_url, timeout=WAIT_SECONDS) as http:
+        listed = await http.get("/v1/mcp/servers")
+        assert listed.status_code == 200, listed.text
+        assert [(s["name"], s["source"]) for s in listed.json()["servers"]] == [("time", "config")]
+        created = await http.post("/v1/mcp/servers", json={"name": "box", **toolbox_stdio(call_log)})
+        assert created.status_code == 201, created.text
+        # The worker checks a server's health only once it uses the server (with its env opened).
+        await eventually(lambda: _health(http, "box"), "the worker checked the new server", interval=0.2)
+        assert await _health(http, "box") == "connected"
+        tools = await eventually(lambda: _tools_of(http, "box"), "GET /v1/tools lists the new server", interval=0.3)
+        assert {"echo", "hold"} <= tools, tools
+
+
+async def test_orch_dev_demo_flow_and_its_store_then_ctrl_c_leaves_nothing_and_a_restart_keeps_both(
+    tmp_path: Path, call_log: CallLog
+) -> None:
     dev = OrchDev(tmp_path / "state")
     await dev.start()
     banner = "".join(dev.lines)
@@ -102,7 +153,16 @@ async def test_orch_dev_demo_flow_through_the_cli_then_ctrl_c_leaves_nothing(tmp
     # The banner's commands reach this API (its port is not the default).
     assert f'orch run --api-url {dev.api_url} "convert 9:00 UTC to Paris"' in banner
     assert "demo model (rule-based, not an LLM)" in banner
+    # Out of the box: a SQLite store and its secrets key in the state directory.
+    key_file = dev.state_dir / "secrets.key"
+    store_line = f"Store:        sqlite:///{(dev.state_dir / 'orch.db').resolve()} (secrets key: {key_file})"
+    assert store_line in banner, banner
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    secrets_key = key_file.read_text()
+    Fernet(secrets_key.strip())
     try:
+        await _add_toolbox_and_see_it_used(dev.api_url, call_log)
+
         # A second orch dev on the same state directory is refused, naming the first.
         other = {name: str(free_port()) for name in ("api", "temporal", "ui", "model")}
         code, out, err = await run_orch(
@@ -164,10 +224,20 @@ async def test_orch_dev_demo_flow_through_the_cli_then_ctrl_c_leaves_nothing(tmp
     await eventually(lambda: not [pid for pid in children if _alive(pid)], "no process left behind by Ctrl-C")
 
     # Runs survive a restart: the dev server keeps them in the SQLite file under the state dir.
+    # So do the servers added over the API, in the store, and the key that opens their secrets.
     again = OrchDev(tmp_path / "state")
     await again.start()
     try:
         assert (await _status(again.api_url, run_id))["status"] == "completed"
+        assert key_file.read_text() == secrets_key
+        async with httpx.AsyncClient(base_url=again.api_url, timeout=WAIT_SECONDS) as http:
+            listed = (await http.get("/v1/mcp/servers")).json()["servers"]
+            assert [(s["name"], s["source"]) for s in listed] == [("box", "api"), ("time", "config")]
+            # Listed only if the worker opened the server's sealed env with the kept key.
+            tools = await eventually(lambda: _tools_of(http, "box"), "the stored server is listed", interval=0.3)
+            assert "echo" in tools
+            await eventually(lambda: _health(http, "box"), "the worker checked the stored server", interval=0.2)
+            assert await _health(http, "box") == "connected"
     finally:
         code, _ = await again.interrupt()
     assert code == 0

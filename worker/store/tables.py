@@ -54,6 +54,9 @@ class OAuthGrantRow(Base):
     subject: Mapped[str] = mapped_column(String(200), primary_key=True)
     sealed_tokens: Mapped[str | None] = mapped_column(Text)
     sealed_client: Mapped[str | None] = mapped_column(Text)
+    discovery: Mapped[dict[str, Any] | None] = mapped_column(
+        comment="The authorization server's and the resource's metadata, as discovered when the grant was made"
+    )
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

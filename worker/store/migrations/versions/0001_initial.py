@@ -31,6 +31,12 @@ def upgrade() -> None:
         sa.Column("subject", sa.String(length=200), nullable=False),
         sa.Column("sealed_tokens", sa.Text(), nullable=True),
         sa.Column("sealed_client", sa.Text(), nullable=True),
+        sa.Column(
+            "discovery",
+            sa.JSON(),
+            nullable=True,
+            comment="The authorization server's and the resource's metadata, as discovered when the grant was made",
+        ),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("server", "subject"),
     )
