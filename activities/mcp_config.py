@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from jsonschema import exceptions as jsonschema_exceptions
 from jsonschema import validators
@@ -117,6 +118,15 @@ class MCPServerConfig(BaseModel):
         "`default_off`: only to runs that name it.",
     )
     auth: ServerAuth = Field(default_factory=ServerAuth)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            parsed = urlsplit(url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise ValueError("must be an http:// or https:// URL with a host")
+        return url
 
     @field_validator("transport", mode="before")
     @classmethod

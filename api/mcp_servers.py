@@ -199,7 +199,7 @@ def _health_view(health: ServerHealth | None) -> HealthView | None:
     )
 
 
-def merged(current: MCPServerConfig, patch: UpdateMCPServer) -> MCPServerConfig:
+def merged(current: MCPServerConfig, patch: UpdateMCPServer, *, commands: bool) -> MCPServerConfig:
     """`current` with `patch` applied, validated as a whole (422 naming the field otherwise)."""
     document: dict[str, Any] = current.model_dump(mode="json", exclude_defaults=True)
     document.pop("type", None)  # resolved into `transport` when it was first validated
@@ -217,14 +217,24 @@ def merged(current: MCPServerConfig, patch: UpdateMCPServer) -> MCPServerConfig:
             document.pop(field, None)
         else:
             document[field] = value.model_dump(mode="json") if isinstance(value, BaseModel) else _plain(value)
-    return validated(document)
+    return validated(document, commands=commands)
 
 
-def validated(document: dict[str, Any]) -> MCPServerConfig:
+def validated(document: dict[str, Any], *, commands: bool) -> MCPServerConfig:
+    """The server the API would store (422 naming the field otherwise); a stdio server (a
+    command the workers run) only when ORCH_MCP_API_COMMANDS allows it."""
     try:
-        return MCPServerConfig.model_validate(document)
+        config = MCPServerConfig.model_validate(document)
     except ValidationError as err:
         raise APIError(422, "invalid_request", first_problem(err)) from None
+    if config.transport == "stdio" and not commands:
+        raise APIError(
+            422,
+            "stdio_not_allowed",
+            "command: stdio servers (commands the workers run) are added over the API only with "
+            "ORCH_MCP_API_COMMANDS=true; put them in ORCH_MCP_CONFIG, or use an HTTP server (`url`)",
+        )
+    return config
 
 
 def _plain(value: Any) -> Any:

@@ -214,6 +214,7 @@ def run_worker(temporal_env: WorkflowEnvironment, llm: ScriptedLLM) -> WorkerFac
         task_queue: str | None = None,
         database_url: str | None = None,
         public_url: str | None = None,
+        mcp_api_commands: bool = True,
     ) -> AsyncIterator[Harness]:
         environment = env or temporal_env
         settings = Settings(
@@ -227,6 +228,7 @@ def run_worker(temporal_env: WorkflowEnvironment, llm: ScriptedLLM) -> WorkerFac
             public_url=public_url,
             store_poll_seconds=STORE_POLL_SECONDS,
             health_check_seconds=HEALTH_CHECK_SECONDS,
+            mcp_api_commands=mcp_api_commands,
         )
         config = MCPConfig.model_validate({"mcpServers": servers or {}})
         task_queue = task_queue or f"tq-{uuid.uuid4().hex[:12]}"

@@ -23,15 +23,17 @@ from worker.store.shared import Store
 logger = logging.getLogger(__name__)
 
 PING_TIMEOUT_SECONDS = 10.0
+COMMANDS_REFUSED = "a stdio server from the store: this worker runs none (ORCH_MCP_API_COMMANDS is off)"
 
 
 class ServerRegistry:
     """Keeps `pool`'s configuration equal to the file's servers plus the store's."""
 
-    def __init__(self, file_config: MCPConfig, store: Store, pool: MCPSessionPool) -> None:
+    def __init__(self, file_config: MCPConfig, store: Store, pool: MCPSessionPool, *, commands: bool) -> None:
         self._file = file_config
         self._store = store
         self._pool = pool
+        self._commands = commands
         self._revisions: dict[str, int] | None = None
 
     async def refresh(self) -> bool:
@@ -43,6 +45,9 @@ class ServerRegistry:
         for stored in await self._store.servers.list(with_secrets=False):
             if stored.name in self._file.servers:
                 logger.warning("MCP server %s is in ORCH_MCP_CONFIG and in the store: the file's is used", stored.name)
+                continue
+            if stored.config.transport == "stdio" and not self._commands:
+                await self._store.servers.record_health(stored.name, "error", COMMANDS_REFUSED)
                 continue
             try:
                 opened = await self._store.servers.get(stored.name, with_secrets=True)

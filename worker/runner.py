@@ -98,7 +98,7 @@ async def worker_resources(
         pool = _pool(settings, mcp_config, store)
         stack.push_async_callback(pool.aclose)
         if store is not None:
-            registry = ServerRegistry(mcp_config, store, pool)
+            registry = ServerRegistry(mcp_config, store, pool, commands=settings.mcp_api_commands)
             await stack.enter_async_context(
                 kept_current(registry, settings.store_poll_seconds, settings.health_check_seconds)
             )

@@ -138,6 +138,12 @@ class Settings(BaseSettings):
         validation_alias="ORCH_PUBLIC_URL",
         description="The API's address as browsers reach it, for OAuth redirects. Unset: http://ORCH_API_HOST:ORCH_API_PORT.",
     )
+    mcp_api_commands: bool = Field(
+        default=False,
+        validation_alias="ORCH_MCP_API_COMMANDS",
+        description="Allow stdio MCP servers (commands the workers run) to be added over the API. Off: only "
+        "HTTP servers can be; commands come from ORCH_MCP_CONFIG. Checked by the API and by each worker.",
+    )
     store_poll_seconds: float = Field(
         default=2.0,
         gt=0,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import HTMLResponse
 
 from api.auth import Admin, Caller
-from api.deps import OAuthConnectionsDep, ServiceDep, StoreDep
+from api.deps import OAuthConnectionsDep, ServiceDep, SettingsDep, StoreDep
 from api.errors import APIError, error_responses
 from api.mcp_connect import FLOW_SECONDS
 from api.mcp_servers import (
@@ -53,14 +53,21 @@ async def list_servers(_: Admin, store: StoreDep, service: ServiceDep) -> MCPSer
 
 
 @router.post(
-    "/servers", status_code=201, response_model=MCPServerView, responses=error_responses(401, 403, 409, 422, 503)
+    "/servers",
+    status_code=201,
+    response_model=MCPServerView,
+    responses=error_responses(400, 401, 403, 409, 413, 422, 503),
 )
-async def create_server(body: CreateMCPServer, _: Admin, store: StoreDep, service: ServiceDep) -> MCPServerView:
+async def create_server(
+    body: CreateMCPServer, _: Admin, store: StoreDep, service: ServiceDep, settings: SettingsDep
+) -> MCPServerView:
     """Add a server. Secrets in `headers`, `env` and `auth.client_secret` are stored sealed with
     ORCH_SECRETS_KEY and never returned. Workers use it within seconds."""
     if any(listed.name == body.name for listed in await _file_entries(service)):
         raise APIError(409, "server_read_only", f"MCP server {body.name!r} is defined in the workers' ORCH_MCP_CONFIG")
-    config = validated(body.model_dump(mode="json", exclude={"name"}, exclude_unset=True))
+    config = validated(
+        body.model_dump(mode="json", exclude={"name"}, exclude_unset=True), commands=settings.mcp_api_commands
+    )
     try:
         stored = await store.servers.create(body.name, config)
     except ServerExists:
@@ -82,15 +89,17 @@ async def get_server(name: str, _: Admin, store: StoreDep, service: ServiceDep) 
     raise _unknown(name)
 
 
-@router.patch("/servers/{name}", response_model=MCPServerView, responses=error_responses(401, 403, 404, 409, 422, 503))
+@router.patch(
+    "/servers/{name}", response_model=MCPServerView, responses=error_responses(400, 401, 403, 404, 409, 413, 422, 503)
+)
 async def update_server(
-    name: str, patch: UpdateMCPServer, _: Admin, store: StoreDep, service: ServiceDep
+    name: str, patch: UpdateMCPServer, _: Admin, store: StoreDep, service: ServiceDep, settings: SettingsDep
 ) -> MCPServerView:
     """Change a server (a JSON merge patch: omitted fields stay, `null` resets, `headers`, `env`
     and `auth` merge by member). Runs already started keep the tools and policy they pinned."""
     current = await _stored_with_secrets(store, service, name)
     try:
-        stored = await store.servers.replace(name, merged(current.config, patch))
+        stored = await store.servers.replace(name, merged(current.config, patch, commands=settings.mcp_api_commands))
     except SecretsKeyError as err:
         raise _no_secrets_key(err) from None
     if stored is None:
@@ -140,7 +149,11 @@ async def disconnect(name: str, caller: Caller, store: StoreDep) -> Response:
     return Response(status_code=204)
 
 
-@callback_router.get(CALLBACK_PATH, response_class=HTMLResponse, responses=error_responses(400, 502))
+@callback_router.get(
+    CALLBACK_PATH,
+    response_class=HTMLResponse,
+    responses={200: {"content": {"text/html": {}}}, **error_responses(400, 422, 502, json_beside=True)},
+)
 async def oauth_callback(
     connections: OAuthConnectionsDep,
     state: Annotated[str, Query(max_length=500)],

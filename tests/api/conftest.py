@@ -101,6 +101,7 @@ def api_stack(run_worker: WorkerFactory, temporal_env) -> APIFactory:
         # Runs may name any webhook_url; deliveries never leave this machine. A store
         # (`database_url=store_url`) is shared by the worker and the API, as in a deployment.
         database_url = settings.get("database_url")
+        settings.setdefault("mcp_api_commands", True)  # the tests add the toolbox (stdio) over the API
         port = free_port()
         public_url = f"http://127.0.0.1:{port}"
         async with run_worker(
@@ -109,6 +110,7 @@ def api_stack(run_worker: WorkerFactory, temporal_env) -> APIFactory:
             webhook_transport=LoopbackOnlyTransport(),
             database_url=database_url,
             public_url=public_url,
+            mcp_api_commands=settings["mcp_api_commands"],
         ) as worker:
             api_settings = Settings(
                 task_queue=worker.task_queue,

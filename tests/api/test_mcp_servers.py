@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from activities.mcp_config import MCPServerConfig
 from tests.api.conftest import APIFactory, APIHarness
 from tests.api.test_auth import as_key, keys_json
 from tests.conftest import CallLog, toolbox_stdio
@@ -220,3 +221,29 @@ async def _lacks_tool(api: APIHarness, server: str, tool: str) -> bool:
 
 async def _gone(api: APIHarness, server: str) -> bool:
     return await listed_tools(api, server) is None
+
+
+async def test_commands_are_refused_over_the_api_and_by_workers_unless_allowed(
+    api_stack: APIFactory, store_url: str, call_log: CallLog
+) -> None:
+    async with api_stack({}, database_url=store_url, mcp_api_commands=False) as api:
+        refused = await api.http.post(SERVERS, json=toolbox_body(call_log))
+        assert refused.status_code == 422 and refused.json()["error"]["code"] == "stdio_not_allowed"
+        assert "ORCH_MCP_API_COMMANDS" in refused.json()["error"]["message"]
+        remote = {"name": "remote", "url": f"http://127.0.0.1:{free_port()}/mcp"}
+        assert (await api.http.post(SERVERS, json=remote)).status_code == 201
+        to_stdio = await api.http.patch(f"{SERVERS}/remote", json={"url": None, "transport": "stdio", "command": "sh"})
+        assert to_stdio.status_code == 422 and to_stdio.json()["error"]["code"] == "stdio_not_allowed"
+
+        # Written to the store some other way, a worker that runs no commands still refuses it.
+        config = MCPServerConfig.model_validate(toolbox_stdio(call_log))
+        await api.app.state.store.servers.create("sneaked", config)
+
+        async def refused_by_the_worker() -> dict[str, Any] | None:
+            health = (await api.http.get(f"{SERVERS}/sneaked")).json()["health"]
+            return health if health and health["state"] == "error" else None
+
+        health = await eventually(refused_by_the_worker, "the worker refuses the stored command")
+        assert "ORCH_MCP_API_COMMANDS" in health["last_error"]
+        assert await listed_tools(api, "sneaked") is None
+    assert call_log.calls() == []

@@ -32,13 +32,16 @@ FUZZ_KEY = "orch_fuzz-admin"
 
 @pytest.mark.timeout(400)
 async def test_schemathesis_finds_no_server_error_or_schema_violation(
-    api_stack: APIFactory, call_log: CallLog, tmp_path: Path
+    api_stack: APIFactory, call_log: CallLog, tmp_path: Path, store_url: str
 ) -> None:
     servers = {"toolbox": toolbox_stdio(call_log, tools_to_auto_execute=["echo"])}
     keys = {"keys": [{"name": "fuzz", "sha256": hash_key(FUZZ_KEY), "roles": ["admin"]}]}
     # Streams and chat completions that wait on a run end within seconds here.
     quick = {"events_stream_seconds": 3, "chat_approval_wait_seconds": 1, "chat_timeout_seconds": 5}
-    async with api_stack(servers, namespace=FUZZ_NAMESPACE, api_keys=json.dumps(keys), **quick) as api:
+    # With a store, so /v1/mcp/servers and /v1/assistants are fuzzed too; servers added by the
+    # fuzzer are never commands a worker would run (ORCH_MCP_API_COMMANDS off).
+    store = {"database_url": store_url, "mcp_api_commands": False}
+    async with api_stack(servers, namespace=FUZZ_NAMESPACE, api_keys=json.dumps(keys), **quick, **store) as api:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "schemathesis.cli", "run", f"{api.base_url}/openapi.json",
             "--checks", "all", "--exclude-checks", EXCLUDED_CHECKS, "--header", f"Authorization: Bearer {FUZZ_KEY}",
@@ -49,4 +52,4 @@ async def test_schemathesis_finds_no_server_error_or_schema_violation(
         )  # fmt: skip
         output, _ = await asyncio.wait_for(proc.communicate(), 400)
     text = output.decode(errors="replace")
-    assert proc.returncode == 0, text[-6000:]
+    assert proc.returncode == 0, text[-12000:]

@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from api.cli.dev_stack import DevOptions, DevStack
 from api.cli.render import event_line, status_view, waiting_for
 from tests.conftest import REPO_ROOT
 from tests.orch_cli import run_orch
+from tests.scripted_llm import free_port
 from tests.waiting import eventually
 
 
@@ -58,6 +60,7 @@ def _config(tmp_path: Path, servers: dict) -> str:
         ({"ORCH_ENCRYPTION_KEY": "not-a-key"}, "ORCH_ENCRYPTION_KEY"),
         ({"ORCH_API_KEYS": '{"keys": [{"name": "x"}]}'}, "keys"),
         ({"ORCH_MAX_REQUEST_BYTES": "lots"}, "ORCH_MAX_REQUEST_BYTES"),
+        ({"ORCH_SECRETS_KEY": "not-a-key"}, "ORCH_SECRETS_KEY: each key must be 32 url-safe base64-encoded bytes"),
     ],
 )
 async def test_dev_refuses_a_broken_config_before_starting_anything(tmp_path: Path, env: dict, says: str) -> None:
@@ -72,7 +75,57 @@ async def test_dev_refuses_a_broken_config_before_starting_anything(tmp_path: Pa
     code, out, err = await run_orch("dev", "--state-dir", str(state), **env)
     assert code == 1 and "starting" not in out, out + err
     assert says in err and err.startswith("orch: ") and err.count("\n") == 1, err
+    assert not state.exists()  # no logs, Temporal file, store or secrets key
+
+
+@pytest.mark.parametrize(
+    ("database_url", "says"),
+    [
+        ("sqlite:///{tmp}/absent/orch.db", "ORCH_DATABASE_URL: the SQLite file's directory {tmp}/absent does not"),
+        ("mysql://db.example/orch", "cannot migrate the store: ORCH_DATABASE_URL: 'mysql' is not supported"),
+        (
+            "postgresql://orch:pw@127.0.0.1:{closed}/orch",
+            "cannot migrate the store postgresql://orch:***@127.0.0.1:{closed}/orch: ",
+        ),
+    ],
+)
+async def test_dev_says_in_one_line_why_the_store_cannot_be_migrated(
+    tmp_path: Path, database_url: str, says: str
+) -> None:
+    values = {"tmp": str(tmp_path), "closed": str(free_port())}
+    state = tmp_path / "state"
+    code, out, err = await run_orch(
+        "dev", *_free_ports(), "--state-dir", str(state), ORCH_DATABASE_URL=database_url.format(**values)
+    )
+    assert code == 1 and "starting" not in out, out + err
+    assert err.startswith("orch: " + says.format(**values)) and err.count("\n") == 1, err
+    assert "pw" not in err
     assert not (state / "logs").exists() and not (state / "temporal.db").exists()
+
+
+async def test_dev_refuses_a_damaged_secrets_key_file(tmp_path: Path) -> None:
+    (tmp_path / "secrets.key").write_text("not a key\n")
+    code, out, err = await run_orch("dev", *_free_ports(), "--state-dir", str(tmp_path))
+    assert code == 1 and "starting" not in out, out + err
+    assert err.startswith(f"orch: the secrets key {tmp_path / 'secrets.key'} is not usable"), err
+    assert "delete it to make a new one" in err and err.count("\n") == 1, err
+    assert (tmp_path / "secrets.key").read_text() == "not a key\n"  # kept for the user to restore
+
+
+def _free_ports() -> list[str]:
+    return [
+        *("--api-port", str(free_port()), "--temporal-port", str(free_port())),
+        *("--ui-port", str(free_port()), "--model-port", str(free_port())),
+    ]
+
+
+async def test_secrets_key_prints_a_new_fernet_key_alone() -> None:
+    first, second = await run_orch("keys", "secrets-key"), await run_orch("keys", "secrets-key")
+    assert first[0] == 0 and first[2] == "", first
+    assert first[1].endswith("\n") and first[1].count("\n") == 1  # for $(orch keys secrets-key)
+    key = first[1].strip()
+    assert Fernet(key).decrypt(Fernet(key).encrypt(b"sealed")) == b"sealed"
+    assert second[1].strip() != key
 
 
 async def test_a_child_that_exits_is_named_with_the_last_line_it_wrote(tmp_path: Path) -> None:

@@ -56,6 +56,19 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def _started(parent: int, *command: str) -> dict[str, str]:
+    """The environment of the process below `parent` whose command line ends with `command`."""
+    for pid in _descendants(parent):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+            if [arg.decode() for arg in argv[-len(command) :]] == list(command):
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")[:-1]
+                return dict(entry.decode().partition("=")[::2] for entry in environ)
+        except OSError:
+            continue
+    raise AssertionError(f"no {command} below {parent}")
+
+
 class OrchDev:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
@@ -71,8 +84,9 @@ class OrchDev:
         env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
         # A user whose shell points at another cluster: orch dev's stack still uses its own server.
         env |= {"TEMPORAL_ADDRESS": "elsewhere.example:7233", "TEMPORAL_API_KEY": "k", "TEMPORAL_PROFILE": "absent"}
-        # The worker checks its MCP servers often, so a test sees a new server's health soon.
-        env |= {"ORCH_HEALTH_CHECK_SECONDS": "0.2"}
+        # The test adds the toolbox (a stdio server) over the API, which the user allows; the worker
+        # checks its servers every second, so the test sees a new server's health soon.
+        env |= {"ORCH_MCP_API_COMMANDS": "true", "ORCH_HEALTH_CHECK_SECONDS": "1"}
         self.proc = await asyncio.create_subprocess_exec(
             ORCH, "dev", "--state-dir", str(self.state_dir),
             "--api-port", str(self.ports["api"]), "--temporal-port", str(self.ports["temporal"]),
@@ -153,14 +167,21 @@ async def test_orch_dev_demo_flow_and_its_store_then_ctrl_c_leaves_nothing_and_a
     # The banner's commands reach this API (its port is not the default).
     assert f'orch run --api-url {dev.api_url} "convert 9:00 UTC to Paris"' in banner
     assert "demo model (rule-based, not an LLM)" in banner
-    # Out of the box: a SQLite store and its secrets key in the state directory.
     key_file = dev.state_dir / "secrets.key"
-    store_line = f"Store:        sqlite:///{(dev.state_dir / 'orch.db').resolve()} (secrets key: {key_file})"
-    assert store_line in banner, banner
-    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    secrets_key = key_file.read_text()
-    Fernet(secrets_key.strip())
+    database_url = f"sqlite:///{(dev.state_dir / 'orch.db').resolve()}"
+    assert dev.proc is not None
     try:
+        # Out of the box: a SQLite store and its secrets key in the state directory.
+        assert f"Store:        {database_url} (secrets key: {key_file})" in banner, banner
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        secrets_key = key_file.read_text()
+        Fernet(secrets_key.strip())
+        # The worker and the API get the store, its key and the API's own URL for OAuth callbacks.
+        for command in (["-m", "worker"], ["-m", "api"]):
+            env = _started(dev.proc.pid, *command)
+            assert env["ORCH_DATABASE_URL"] == database_url and env["ORCH_SECRETS_KEY"] == secrets_key.strip()
+            assert env["ORCH_PUBLIC_URL"] == dev.api_url
+        assert "ORCH_SECRETS_KEY" not in _started(dev.proc.pid, "--log-level", "warn")  # Temporal's
         await _add_toolbox_and_see_it_used(dev.api_url, call_log)
 
         # A second orch dev on the same state directory is refused, naming the first.

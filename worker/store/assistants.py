@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from worker.store.database import sessions
@@ -42,11 +43,14 @@ class AssistantStore:
             return None if row is None else _stored(row)
 
     async def create(self, name: str, spec: dict[str, Any]) -> StoredAssistant:
-        async with self._sessions.begin() as session:
-            if await session.get(AssistantRow, name) is not None:
-                raise AssistantExists(name)
-            row = AssistantRow(name=name, spec=spec)
-            session.add(row)
+        try:
+            async with self._sessions.begin() as session:
+                if await session.get(AssistantRow, name) is not None:
+                    raise AssistantExists(name)
+                row = AssistantRow(name=name, spec=spec)
+                session.add(row)
+        except IntegrityError:  # created meanwhile by another request
+            raise AssistantExists(name) from None
         return _stored(row)
 
     async def replace(self, name: str, spec: dict[str, Any]) -> StoredAssistant | None:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.mcp_config import MCPServerConfig
@@ -75,11 +76,14 @@ class ServerStore:
 
     async def create(self, name: str, config: MCPServerConfig) -> StoredServer:
         public, secrets = split_secrets(config)
-        async with self._sessions.begin() as session:
-            if await session.get(MCPServerRow, name) is not None:
-                raise ServerExists(name)
-            row = MCPServerRow(name=name, config=public, sealed_secrets=self._seal(secrets), revision=1)
-            session.add(row)
+        try:
+            async with self._sessions.begin() as session:
+                if await session.get(MCPServerRow, name) is not None:
+                    raise ServerExists(name)
+                row = MCPServerRow(name=name, config=public, sealed_secrets=self._seal(secrets), revision=1)
+                session.add(row)
+        except IntegrityError:  # created meanwhile by another request
+            raise ServerExists(name) from None
         return self._stored(row, with_secrets=False)
 
     async def replace(self, name: str, config: MCPServerConfig) -> StoredServer | None:
