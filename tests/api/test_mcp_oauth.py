@@ -8,13 +8,16 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.api.conftest import APIFactory, APIHarness
 from tests.api.test_auth import as_key, keys_json
 from tests.api.test_mcp_servers import SERVERS, listed_tools
+from tests.history_text import payload_texts
 from tests.mcp_servers.oauth import log_in, oauth_servers
 from tests.scripted_llm import Reply, ScriptedLLM, tool_call
 from tests.waiting import WAIT_SECONDS, eventually
+from worker.mcp_oauth import SERVER_SUBJECT
 
 CLIENT_ID = "orchestrator"
 CLIENT_SECRET = "cc-secret-5d1e"
@@ -53,7 +56,7 @@ async def _connect(http: httpx.AsyncClient, server: str, user: str) -> None:
 
 
 async def test_a_server_with_client_credentials_is_called_with_the_servers_own_token(
-    api_stack: APIFactory, store_url: str, llm: ScriptedLLM
+    api_stack: APIFactory, store_url: str, llm: ScriptedLLM, caplog: pytest.LogCaptureFixture
 ) -> None:
     llm.script("m-cc", Reply(tool_calls=[tool_call("c1", "secured__whoami", {})]), Reply(content="done"))
     async with (
@@ -79,6 +82,14 @@ async def test_a_server_with_client_credentials_is_called_with_the_servers_own_t
         assert run["status"] == "completed", run
         assert _tool_results(run) == ["client:orchestrator"]
         assert (await oauth.stats())["tokens_issued"]["client_credentials"] >= 1
+
+        # Neither the client secret nor the token is in the run's history or any log line.
+        tokens, _ = await api.app.state.store.grants.read("secured", SERVER_SUBJECT)
+        assert tokens is not None
+        history = await api.worker.client.get_workflow_handle(run["id"]).fetch_history()
+        for secret in (CLIENT_SECRET, tokens.access_token):
+            assert not any(secret in text for text in payload_texts(history))
+            assert secret not in caplog.text
 
 
 async def test_each_api_key_connects_once_and_its_runs_use_its_own_token(

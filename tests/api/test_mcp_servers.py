@@ -7,6 +7,7 @@ import sqlite3
 from typing import Any
 
 import httpx
+import pytest
 
 from activities.mcp_config import MCPServerConfig
 from tests.api.conftest import APIFactory, APIHarness
@@ -94,8 +95,8 @@ async def test_servers_are_created_read_patched_and_deleted_with_strict_validati
         assert (await api.http.delete(f"{SERVERS}/filed")).status_code == 409
 
 
-async def test_secrets_are_sealed_in_the_store_and_never_returned(
-    api_stack: APIFactory, store_url: str, call_log: CallLog
+async def test_secrets_are_sealed_in_the_store_and_never_returned_or_logged(
+    api_stack: APIFactory, store_url: str, call_log: CallLog, caplog: pytest.LogCaptureFixture
 ) -> None:
     port = free_port()
     body = {
@@ -123,6 +124,7 @@ async def test_secrets_are_sealed_in_the_store_and_never_returned(
         database.close()
     assert "remote" in dump and "Authorization" in dump
     assert SECRET not in dump, "header values and client secrets are stored sealed"
+    assert SECRET not in caplog.text
 
 
 async def test_a_worker_uses_a_server_added_changed_or_removed_over_the_api_without_a_restart(
