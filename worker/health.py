@@ -61,7 +61,9 @@ class WorkerHealth:
     async def _mcp_servers(self) -> dict[str, str]:
         if time.monotonic() - self._mcp_checked_at < MCP_CHECK_SECONDS:
             return self._mcp
-        names = self._pool.config.enabled_servers()
+        config = self._pool.config
+        # A server with OAuth per key answers each key with its own token: none to check with here.
+        names = [name for name in config.enabled_servers() if config.servers[name].auth.type != "oauth_per_key"]
         states = await asyncio.gather(*(self._mcp_server(name) for name in names))
         self._mcp, self._mcp_checked_at = dict(zip(names, states, strict=True)), time.monotonic()
         return self._mcp

@@ -22,7 +22,9 @@ async def _probe(port: int, path: str) -> httpx.Response:
 async def test_ready_while_polling_with_every_mcp_server_answering(
     worker_process: Callable[..., Any], call_log: CallLog
 ) -> None:
-    process, _ = worker_process({"toolbox": toolbox_stdio(call_log)})
+    # A server with OAuth per key is not checked: each key's session uses that key's token.
+    per_key = {"url": "http://127.0.0.1:1/mcp", "auth": {"type": "oauth_per_key"}}
+    process, _ = worker_process({"toolbox": toolbox_stdio(call_log), "personal": per_key})
     port = free_port()
     process.env |= {"ORCH_HEALTH_PORT": str(port), "ORCH_HEALTH_HOST": "127.0.0.1"}
     await process.start()
