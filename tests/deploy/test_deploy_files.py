@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from pydantic import AliasChoices
+from sqlalchemy.engine import make_url
 from temporalio.common import SearchAttributeIndexedValueType
 
 from activities.mcp_config import load_mcp_config
@@ -22,7 +23,10 @@ from api.app import create_app
 from api.loopback import is_loopback
 from worker.connection import ENVIRONMENT_VARIABLES, TemporalConnection
 from worker.health import CHECK_TIMEOUT_SECONDS, WorkerHealth
+from worker.mcp_oauth import CALLBACK_PATH
 from worker.settings import Settings
+from worker.store.database import async_url
+from worker.store.sealing import Sealer, SecretsKeyError
 from workflows import metrics
 from workflows.contract import SEARCH_ATTRIBUTES
 
@@ -30,6 +34,8 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S = DEPLOY / "k8s"
 APP_SERVICES = {"worker": "worker", "api": "api"}  # compose service -> module it runs
 APP_DEPLOYMENTS = {"orch-worker": "worker", "orch-api": "api"}  # k8s Deployment -> module it runs
+MIGRATE = ["python", "-m", "worker.store", "upgrade"]  # the store's migration (`orch db upgrade`)
+STORE_SETTINGS = ("ORCH_DATABASE_URL", "ORCH_SECRETS_KEY")
 
 
 # --- loading ------------------------------------------------------------------------------
@@ -64,6 +70,10 @@ def k8s_object(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str,
     return found[0]
 
 
+def pod_spec(objects: list[dict[str, Any]], deployment: str) -> dict[str, Any]:
+    return k8s_object(objects, "Deployment", deployment)["spec"]["template"]["spec"]
+
+
 def container(objects: list[dict[str, Any]], deployment: str) -> dict[str, Any]:
     containers = k8s_object(objects, "Deployment", deployment)["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1, f"{deployment}: expected one container"
@@ -72,6 +82,28 @@ def container(objects: list[dict[str, Any]], deployment: str) -> dict[str, Any]:
 
 def k8s_config(objects: list[dict[str, Any]]) -> dict[str, str]:
     return k8s_object(objects, "ConfigMap", "orch-config")["data"]
+
+
+def resolved_env(objects: list[dict[str, Any]], spec: dict[str, Any]) -> dict[str, str]:
+    """A container's environment as Kubernetes gives it: envFrom's ConfigMaps and Secrets, then
+    `env` (literal values, secretKeyRef, configMapKeyRef), each source looked up in the manifests."""
+    env: dict[str, str] = {}
+    for source in spec.get("envFrom", []):
+        if "configMapRef" in source:
+            env |= k8s_object(objects, "ConfigMap", source["configMapRef"]["name"])["data"]
+        if "secretRef" in source:
+            env |= k8s_object(objects, "Secret", source["secretRef"]["name"])["stringData"]
+    for entry in spec.get("env", []):
+        source = entry.get("valueFrom", {})
+        if "secretKeyRef" in source:
+            ref = source["secretKeyRef"]
+            env[entry["name"]] = k8s_object(objects, "Secret", ref["name"])["stringData"][ref["key"]]
+        elif "configMapKeyRef" in source:
+            ref = source["configMapKeyRef"]
+            env[entry["name"]] = k8s_object(objects, "ConfigMap", ref["name"])["data"][ref["key"]]
+        else:
+            env[entry["name"]] = entry["value"]
+    return env
 
 
 def command_module(command: str | list[str]) -> str:
@@ -123,7 +155,7 @@ def test_kustomization_lists_every_manifest() -> None:
 
 def test_compose_app_env_names_are_read_by_settings(compose: dict[str, Any]) -> None:
     known = settings_env_names()
-    for service in APP_SERVICES:
+    for service in [*APP_SERVICES, "migrate"]:
         unknown = set(compose["services"][service]["environment"]) - known
         assert not unknown, f"compose service {service} sets variables Settings does not read: {unknown}"
 
@@ -132,23 +164,18 @@ def test_k8s_env_names_are_read_by_settings(k8s: list[dict[str, Any]]) -> None:
     known = settings_env_names()
     names = set(k8s_config(k8s)) | set(k8s_object(k8s, "Secret", "orch-secrets")["stringData"])
     for deployment in APP_DEPLOYMENTS:
-        names |= {env["name"] for env in container(k8s, deployment).get("env", [])}
+        pod = pod_spec(k8s, deployment)
+        for spec in [*pod["containers"], *pod.get("initContainers", [])]:
+            names |= {env["name"] for env in spec.get("env", [])}
     assert not names - known, f"k8s sets variables Settings does not read: {names - known}"
 
 
 def test_k8s_env_sources_exist(k8s: list[dict[str, Any]]) -> None:
     """envFrom, secretKeyRef and configMap volumes name objects (and keys) that the manifests define."""
     for deployment in APP_DEPLOYMENTS:
-        pod = k8s_object(k8s, "Deployment", deployment)["spec"]["template"]["spec"]
-        for source in pod["containers"][0].get("envFrom", []):
-            if "configMapRef" in source:
-                k8s_object(k8s, "ConfigMap", source["configMapRef"]["name"])
-            if "secretRef" in source:
-                k8s_object(k8s, "Secret", source["secretRef"]["name"])
-        for env in pod["containers"][0].get("env", []):
-            ref = env.get("valueFrom", {}).get("secretKeyRef")
-            if ref:
-                assert ref["key"] in k8s_object(k8s, "Secret", ref["name"])["stringData"]
+        pod = pod_spec(k8s, deployment)
+        for spec in [*pod["containers"], *pod.get("initContainers", [])]:
+            resolved_env(k8s, spec)  # every source and key is there
         for volume in pod.get("volumes", []):
             if "configMap" in volume:
                 k8s_object(k8s, "ConfigMap", volume["configMap"]["name"])
@@ -474,3 +501,122 @@ def test_k8s_pods_are_annotated_for_scraping_on_the_metrics_port(k8s: list[dict[
             "prometheus.io/path": "/metrics",
         }
         assert {p["name"]: p["containerPort"] for p in container(k8s, deployment)["ports"]}["metrics"] == port
+
+
+# --- The store: its database, the secrets key, its migration, the public URL -------------------
+
+
+def compose_value(value: str) -> str:
+    """A Compose value as Compose fills it in with no host variable set: `${NAME:-default}` is
+    the default; `${NAME:?message}` (required) reads `<name>`."""
+    value = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(value))
+    return _substituted(value)
+
+
+def test_every_compose_app_gets_the_store_and_the_secrets_key(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    url = services["migrate"]["environment"]["ORCH_DATABASE_URL"]
+    for service in APP_SERVICES:
+        env = services[service]["environment"]
+        assert env["ORCH_DATABASE_URL"] == url, f"{service} and the migration use one store"
+        # Required, as ORCH_API_KEYS is: Compose stops with the message when it is not set.
+        assert env["ORCH_SECRETS_KEY"].startswith("${ORCH_SECRETS_KEY:?"), service
+    parsed = make_url(compose_value(url))
+    assert async_url(str(parsed)).startswith("postgresql+asyncpg://")
+    database = services[parsed.host]["environment"]
+    assert parsed.port == 5432 and "healthcheck" in services[parsed.host]
+    assert (parsed.username, parsed.database) == (database["POSTGRES_USER"], database["POSTGRES_DB"])
+    assert parsed.password == compose_value(database["POSTGRES_PASSWORD"])
+
+
+def test_compose_migrates_the_store_before_the_apps_start(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    migrate = services["migrate"]
+    assert migrate["command"] == MIGRATE and importlib.util.find_spec("worker.store.__main__") is not None
+    assert migrate["restart"] == "no", "a one-shot job"
+    assert migrate["image"] == services["api"]["image"] == services["worker"]["image"]
+    database = make_url(compose_value(migrate["environment"]["ORCH_DATABASE_URL"])).host
+    assert migrate["depends_on"] == {database: {"condition": "service_healthy"}}
+    for service in APP_SERVICES:
+        assert services[service]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+
+
+def test_compose_declares_every_named_volume(compose: dict[str, Any]) -> None:
+    used = {
+        volume.split(":")[0]
+        for service in compose["services"].values()
+        for volume in service.get("volumes", [])
+        if not volume.startswith((".", "/"))
+    }
+    assert used == set(compose["volumes"])
+
+
+@pytest.mark.parametrize("way", CLOUD_WAYS)
+def test_compose_temporal_cloud_overrides_start_the_store_and_its_migration(way: str, compose: dict[str, Any]) -> None:
+    """Started with --no-deps (no local Temporal), the documented command names every service
+    the apps need but Temporal's, so the store is there and migrated first."""
+    header = (DEPLOY / f"docker-compose.temporal-cloud-{way}.yml").read_text()
+    command = re.search(r"up --build --no-deps ([a-z -]+)", header)
+    assert command, "no `up --build --no-deps ...` command in the header"
+    started = set(command.group(1).split())
+    needed: set[str] = set()
+    waiting = list(APP_SERVICES)
+    while waiting:
+        service = waiting.pop()
+        needed.add(service)
+        waiting.extend(set(compose["services"][service].get("depends_on", {})) - needed)
+    temporal = {"temporal", "temporal-setup", "postgresql"}
+    assert started == needed - temporal
+
+
+def test_every_k8s_app_container_gets_the_store_and_the_secrets_key(k8s: list[dict[str, Any]]) -> None:
+    urls = set()
+    for deployment in APP_DEPLOYMENTS:
+        env = resolved_env(k8s, container(k8s, deployment))
+        assert set(STORE_SETTINGS) <= set(env), deployment
+        urls.add(env["ORCH_DATABASE_URL"])
+    (url,) = urls
+    assert async_url(url).startswith("postgresql+asyncpg://")
+    secret = k8s_object(k8s, "Secret", "orch-secrets")["stringData"]
+    assert secret["ORCH_DATABASE_URL"] == url and "ORCH_SECRETS_KEY" in secret
+
+
+def test_k8s_placeholder_secrets_key_is_refused(k8s: list[dict[str, Any]]) -> None:
+    """The template's key is not a key: the pods refuse to start until it is replaced, rather
+    than seal secrets with a value copied from this repository."""
+    with pytest.raises(SecretsKeyError):
+        Sealer(k8s_object(k8s, "Secret", "orch-secrets")["stringData"]["ORCH_SECRETS_KEY"])
+
+
+def test_k8s_pods_migrate_the_store_before_their_app_starts(k8s: list[dict[str, Any]]) -> None:
+    for deployment in APP_DEPLOYMENTS:
+        pod = pod_spec(k8s, deployment)
+        (migrate,) = pod["initContainers"]
+        assert migrate["command"] == MIGRATE, deployment
+        assert migrate["image"] == container(k8s, deployment)["image"], deployment
+        store = resolved_env(k8s, migrate)["ORCH_DATABASE_URL"]
+        assert store == resolved_env(k8s, container(k8s, deployment))["ORCH_DATABASE_URL"], deployment
+
+
+def test_the_api_and_the_workers_agree_on_the_public_url(compose: dict[str, Any], k8s: list[dict[str, Any]]) -> None:
+    """ORCH_PUBLIC_URL is where OAuth callbacks come back: the API serves the callback there and
+    the workers register that same redirect."""
+    compose_urls = {compose_value(compose["services"][s]["environment"]["ORCH_PUBLIC_URL"]) for s in APP_SERVICES}
+    k8s_urls = {resolved_env(k8s, container(k8s, d))["ORCH_PUBLIC_URL"] for d in APP_DEPLOYMENTS}
+    for where, urls in (("compose", compose_urls), ("k8s", k8s_urls)):
+        assert len(urls) == 1, f"{where}: the API and the workers have different ORCH_PUBLIC_URLs: {urls}"
+        (url,) = urls
+        assert urlsplit(url).scheme in ("http", "https") and urlsplit(url).path in ("", "/"), (where, url)
+    assert CALLBACK_PATH in api_served_paths()
+
+
+def test_the_image_ships_the_migrations() -> None:
+    """The image installs the project with `pip install .`, which ships packages (directories
+    with an __init__.py): every directory of the store holding Python files must be one, or the
+    image's `migrate` finds no migration to run."""
+    store = DEPLOY.parent / "worker" / "store"
+    directories = [store, *(path for path in store.rglob("*") if path.is_dir() and path.name != "__pycache__")]
+    assert store / "migrations" / "versions" in directories
+    for directory in directories:
+        if any(directory.glob("*.py")):
+            assert (directory / "__init__.py").exists(), f"{directory} is not a package: pip install . leaves it out"

@@ -7,15 +7,18 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from cryptography.fernet import Fernet
-from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
-from pydantic import AnyUrl
+from mcp.shared.auth import OAuthClientInformationFull, OAuthMetadata, OAuthToken, ProtectedResourceMetadata
+from pydantic import AnyHttpUrl, AnyUrl
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,7 +31,7 @@ from tests.waiting import WAIT_SECONDS, eventually
 from worker.settings import Settings
 from worker.store.assistants import AssistantExists
 from worker.store.database import StoreError, check_current, create_engine, current_revision, head_revision, upgrade
-from worker.store.oauth_grants import OAuthGrants
+from worker.store.oauth_grants import Discovery, OAuthGrants
 from worker.store.sealing import Sealer, SecretsKeyError
 from worker.store.servers import SEALED, ServerExists, ServerStore
 from worker.store.shared import Store, open_store
@@ -41,7 +44,7 @@ CLIENT_SECRET = "client-secret-77aa"
 
 
 @pytest.fixture(params=BACKENDS)
-def empty_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database with no migration run: a new SQLite file, or a new PostgreSQL database."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'empty.db'}"
@@ -95,7 +98,12 @@ async def _store_command(url: str, *args: str) -> tuple[int, str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    output, _ = await asyncio.wait_for(process.communicate(), WAIT_SECONDS)
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), WAIT_SECONDS)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
     return await process.wait(), output.decode()
 
 
@@ -181,6 +189,7 @@ async def test_servers_are_created_read_listed_replaced_and_deleted(store: Store
     created = await servers.create("remote", remote_server(tools_to_auto_execute=["read"]))
     assert (created.name, created.revision) == ("remote", 1)
     assert created.config.tools_to_auto_execute == ["read"] and created.secret_headers == {"Authorization"}
+    assert created.created_at.utcoffset() == timedelta(0), "times read back in UTC on every database"
     await servers.create("local", local_server())
     with pytest.raises(ServerExists):
         await servers.create("local", local_server())
@@ -195,6 +204,7 @@ async def test_servers_are_created_read_listed_replaced_and_deleted(store: Store
     assert again is not None and again.revision == 3 and again.updated_at >= replaced.updated_at
     read = await servers.get("local", with_secrets=True)
     assert read is not None and read.config.availability == "force_on" and read.config.env == {"TOKEN": ENV_SECRET}
+    assert read.updated_at.utcoffset() == timedelta(0) and read.updated_at >= read.created_at
     assert await servers.revisions() == {"local": 3, "remote": 1}
     assert await servers.replace("nope", local_server()) is None
 
@@ -279,6 +289,15 @@ async def test_health_keeps_the_last_error_and_when(store: Store) -> None:
 
 # --- OAuth grants -------------------------------------------------------------------------------
 
+AUTHORIZATION_SERVER = OAuthMetadata(
+    issuer=AnyHttpUrl("https://auth.example.com"),
+    authorization_endpoint=AnyHttpUrl("https://auth.example.com/authorize"),
+    token_endpoint=AnyHttpUrl("https://auth.example.com/token"),
+)
+RESOURCE = ProtectedResourceMetadata(
+    resource=AnyHttpUrl("https://mcp.example.com/mcp"), authorization_servers=[AnyHttpUrl("https://auth.example.com")]
+)
+
 
 async def test_oauth_grants_are_written_read_listed_and_forgotten(store: Store) -> None:
     grants = store.grants
@@ -289,13 +308,20 @@ async def test_oauth_grants_are_written_read_listed_and_forgotten(store: Store) 
     alice = grants.storage("remote", "key:alice")
     assert await alice.get_tokens() is None and await alice.get_client_info() is None
     await alice.set_client_info(client)
+    await alice.set_discovery(Discovery(AUTHORIZATION_SERVER, RESOURCE))
     assert await grants.connected("remote") == [], "a registration alone is not a connection"
+    written = time.monotonic()
     await alice.set_tokens(token)
     await grants.write("remote", "key:bob", tokens=OAuthToken(access_token="bob-token"))
     await grants.write("other", "", tokens=OAuthToken(access_token="server-token"))
 
-    assert await alice.get_tokens() == token
+    read = await alice.get_tokens()
+    assert read is not None and read.model_copy(update={"expires_in": 3600}) == token
+    # Read back, the lifetime is what is left of it (at most the time since the write is gone).
+    assert read.expires_in is not None and 3600 - (time.monotonic() - written) - 1 <= read.expires_in <= 3600
     assert await alice.get_client_info() == client
+    discovery = await alice.get_discovery()
+    assert (discovery.authorization_server, discovery.resource) == (AUTHORIZATION_SERVER, RESOURCE)
     assert sorted(await grants.connected("remote")) == ["key:alice", "key:bob"]
     async with store.engine.connect() as connection:
         raw = str((await connection.execute(text("SELECT * FROM mcp_oauth_grants"))).all())
@@ -304,6 +330,7 @@ async def test_oauth_grants_are_written_read_listed_and_forgotten(store: Store) 
 
     assert await grants.forget("remote", "key:alice") is True
     assert await grants.read("remote", "key:alice") == (None, None)
+    assert (await alice.get_discovery()).authorization_server is None
     assert await grants.connected("remote") == ["key:bob"]
     assert await grants.forget("remote") is True
     assert await grants.forget("remote") is False
@@ -326,7 +353,7 @@ async def test_assistants_are_created_read_listed_replaced_and_deleted(store: St
 
     assert [a.name for a in await assistants.list()] == ["another", "helper"]
     read = await assistants.get("helper")
-    assert read is not None and read.spec == spec
+    assert read is not None and read.spec == spec and read.created_at.utcoffset() == timedelta(0)
     assert await assistants.get("nope") is None
 
     replaced = await assistants.replace("helper", {"model": "other"})
@@ -360,3 +387,15 @@ async def test_a_server_added_over_the_api_is_listed_by_a_worker_sharing_a_postg
         assert tools["echo"] == "auto_execute" and tools["transfer"] == "execute"
         shown = await api.http.get(f"{SERVERS}/box")
         assert shown.status_code == 200 and shown.json()["source"] == "api"
+
+
+async def test_replicas_migrating_at_once_take_turns(empty_url: str) -> None:
+    """Init containers of several replicas migrate together on a first rollout: on PostgreSQL
+    an advisory lock makes them take turns (without it, some failed creating the same tables)."""
+    engines = [create_engine(empty_url) for _ in range(4)]
+    try:
+        await asyncio.gather(*(upgrade(engine) for engine in engines))
+        assert await current_revision(engines[0]) == head_revision()
+    finally:
+        for engine in engines:
+            await engine.dispose()

@@ -8,6 +8,7 @@ import asyncio
 import sys
 
 from alembic import command
+from sqlalchemy.exc import SQLAlchemyError
 
 from worker.settings import Settings
 from worker.store.database import StoreError, alembic_config, create_engine, current_revision, head_revision, upgrade
@@ -32,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_run(args.command, url))
     except StoreError as err:
         print(err, file=sys.stderr)  # noqa: T201
+        return 1
+    except (OSError, SQLAlchemyError) as err:  # unreachable, refused, bad credentials: one line
+        print(f"ORCH_DATABASE_URL: {type(err).__name__}: {str(err).splitlines()[0]}", file=sys.stderr)  # noqa: T201
         return 1
 
 

@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -72,10 +72,20 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+MIGRATION_LOCK = 7_412_300_118
+"""The PostgreSQL advisory lock migrations hold: replicas that start together (init containers)
+migrate one after the other instead of racing to create the same tables."""
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Migrate the store to `revision` (Alembic's `upgrade`), on this engine's connection."""
+    """Migrate the store to `revision` (Alembic's `upgrade`), on this engine's connection, one
+    process at a time: PostgreSQL's advisory lock, SQLite's write lock taken at the start."""
 
     def run(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        else:  # the driver would begin the transaction only at the first write, after the version is read
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
