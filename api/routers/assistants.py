@@ -21,7 +21,7 @@ from api.auth import Admin, Caller
 from api.deps import SettingsDep, StoreDep
 from api.errors import APIError, ErrorResponse, error_responses
 from api.schemas import AssistantName
-from worker.store.assistants import AssistantExists
+from worker.store.assistants import AssistantChanged, AssistantExists
 
 router = APIRouter(prefix="/v1/assistants", tags=["assistants"])
 
@@ -68,7 +68,9 @@ async def get_assistant(name: NamePath, _: Caller, store: StoreDep) -> Assistant
 
 
 @router.patch(
-    "/{name}", response_model=Assistant, responses={**_UNKNOWN, **error_responses(400, 401, 403, 413, 422, 503)}
+    "/{name}",
+    response_model=Assistant,
+    responses={**_UNKNOWN, **error_responses(400, 401, 403, 409, 413, 422, 503)},
 )
 async def update_assistant(
     name: NamePath, patch: AssistantOptions, _: Admin, store: StoreDep, settings: SettingsDep
@@ -80,7 +82,12 @@ async def update_assistant(
         raise unknown_assistant(name)
     options = options_of(stored).patched(patch)
     check_prompt_size(options, settings)
-    replaced = await store.assistants.replace(name, options.model_dump(mode="json", exclude_none=True))
+    try:
+        replaced = await store.assistants.replace(
+            name, options.model_dump(mode="json", exclude_none=True), was=stored.spec
+        )
+    except AssistantChanged:
+        raise APIError(409, "changed_meanwhile", f"assistant {name!r} changed meanwhile: read it and retry") from None
     if replaced is None:  # deleted meanwhile
         raise unknown_assistant(name)
     return view_of(replaced)

@@ -26,7 +26,7 @@ from api.mcp_servers import (
 from api.service import OrchestrationService
 from worker.mcp_oauth import CALLBACK_PATH, subject_of
 from worker.store.sealing import SecretsKeyError
-from worker.store.servers import ServerExists, StoredServer
+from worker.store.servers import ServerChanged, ServerExists, StoredServer
 from worker.store.shared import Store
 from workflows.activity_io import ServerTools
 
@@ -99,9 +99,14 @@ async def update_server(
     and `auth` merge by member). Runs already started keep the tools and policy they pinned."""
     current = await _stored_with_secrets(store, service, name)
     try:
-        stored = await store.servers.replace(name, merged(current.config, patch, commands=settings.mcp_api_commands))
+        changed = merged(current.config, patch, commands=settings.mcp_api_commands)
+        stored = await store.servers.replace(name, changed, revision=current.revision)
     except SecretsKeyError as err:
         raise _no_secrets_key(err) from None
+    except ServerChanged:
+        raise APIError(
+            409, "changed_meanwhile", f"MCP server {name!r} changed meanwhile (revision): read it and retry"
+        ) from None
     if stored is None:
         raise _unknown(name)
     service.tools.forget()

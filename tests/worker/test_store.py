@@ -29,11 +29,11 @@ from tests.conftest import REPO_ROOT, SECRETS_KEY, CallLog
 from tests.postgres import postgres_server_fixture, postgres_url_fixture  # noqa: F401
 from tests.waiting import WAIT_SECONDS, eventually
 from worker.settings import Settings
-from worker.store.assistants import AssistantExists
+from worker.store.assistants import AssistantChanged, AssistantExists
 from worker.store.database import StoreError, check_current, create_engine, current_revision, head_revision, upgrade
 from worker.store.oauth_grants import Discovery, OAuthGrants
 from worker.store.sealing import Sealer, SecretsKeyError
-from worker.store.servers import SEALED, ServerExists, ServerStore
+from worker.store.servers import SEALED, ServerChanged, ServerExists, ServerStore
 from worker.store.shared import Store, open_store
 from worker.store.tables import Base
 
@@ -207,6 +207,10 @@ async def test_servers_are_created_read_listed_replaced_and_deleted(store: Store
     assert read.updated_at.utcoffset() == timedelta(0) and read.updated_at >= read.created_at
     assert await servers.revisions() == {"local": 3, "remote": 1}
     assert await servers.replace("nope", local_server()) is None
+    # A change made from an older revision (a concurrent PATCH read before this one wrote) is refused.
+    with pytest.raises(ServerChanged):
+        await servers.replace("local", local_server(), revision=2)
+    assert (await servers.replace("local", local_server(), revision=3) or created).revision == 4
 
     assert await servers.delete("local") is True
     assert await servers.delete("local") is False
@@ -361,6 +365,9 @@ async def test_assistants_are_created_read_listed_replaced_and_deleted(store: St
     read = await assistants.get("helper")
     assert read is not None and read.spec == {"model": "other"}
     assert await assistants.replace("nope", {}) is None
+    with pytest.raises(AssistantChanged):  # made from what it was before the last change
+        await assistants.replace("helper", {"model": "third"}, was=spec)
+    assert await assistants.replace("helper", {"model": "third"}, was={"model": "other"}) is not None
 
     assert await assistants.delete("helper") is True
     assert await assistants.delete("helper") is False

@@ -26,6 +26,10 @@ class AssistantExists(Exception):
     pass
 
 
+class AssistantChanged(Exception):
+    """The assistant is no longer what the change was made from (another change came first)."""
+
+
 class AssistantStore:
     """The `assistants` table."""
 
@@ -53,11 +57,17 @@ class AssistantStore:
             raise AssistantExists(name) from None
         return _stored(row)
 
-    async def replace(self, name: str, spec: dict[str, Any]) -> StoredAssistant | None:
+    async def replace(
+        self, name: str, spec: dict[str, Any], *, was: dict[str, Any] | None = None
+    ) -> StoredAssistant | None:
+        """Store `spec`; None when there is no such assistant. With `was` (the spec it was
+        derived from), AssistantChanged if the stored one differs by now."""
         async with self._sessions.begin() as session:
             row = await session.get(AssistantRow, name, with_for_update=True)
             if row is None:
                 return None
+            if was is not None and row.spec != was:
+                raise AssistantChanged(name)
             row.spec = spec
             row.updated_at = utcnow()
         return _stored(row)

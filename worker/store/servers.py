@@ -51,6 +51,10 @@ class ServerExists(Exception):
     pass
 
 
+class ServerChanged(Exception):
+    """The server's revision is not the one the change was made from (another change came first)."""
+
+
 class ServerStore:
     """The `mcp_servers` and `mcp_server_health` tables."""
 
@@ -86,13 +90,17 @@ class ServerStore:
             raise ServerExists(name) from None
         return self._stored(row, with_secrets=False)
 
-    async def replace(self, name: str, config: MCPServerConfig) -> StoredServer | None:
-        """Store `config` as the server's whole configuration; None when there is no such server."""
+    async def replace(self, name: str, config: MCPServerConfig, *, revision: int | None = None) -> StoredServer | None:
+        """Store `config` as the server's whole configuration; None when there is no such server.
+        With `revision` (the one `config` was derived from), ServerChanged if it is no longer
+        current, so that of two concurrent PATCHes neither undoes the other unseen."""
         public, secrets = split_secrets(config)
         async with self._sessions.begin() as session:
             row = await session.get(MCPServerRow, name, with_for_update=True)
             if row is None:
                 return None
+            if revision is not None and row.revision != revision:
+                raise ServerChanged(name)
             row.config = public
             row.sealed_secrets = self._seal(secrets)
             row.revision += 1
