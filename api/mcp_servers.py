@@ -205,18 +205,15 @@ def merged(current: MCPServerConfig, patch: UpdateMCPServer, *, commands: bool) 
     document.pop("type", None)  # resolved into `transport` when it was first validated
     document.pop("disabled", None)
     document["enabled"] = current.is_enabled
-    for field in patch.model_fields_set:
-        value = getattr(patch, field)
-        if field in ("headers", "env") and value is not None:
+    # Dumped with exclude_unset: what the client sent, nested members of `auth` included.
+    for field, value in patch.model_dump(mode="json", exclude_unset=True).items():
+        if field in ("headers", "env", "auth") and value is not None:
             members = {**document.get(field, {}), **value}
             document[field] = {key: member for key, member in members.items() if member is not None}
-        elif field == "auth" and value is not None:
-            members = {**document.get("auth", {}), **value.model_dump(include=value.model_fields_set)}
-            document["auth"] = {key: member for key, member in members.items() if member is not None}
         elif value is None:
             document.pop(field, None)
         else:
-            document[field] = value.model_dump(mode="json") if isinstance(value, BaseModel) else _plain(value)
+            document[field] = value
     return validated(document, commands=commands)
 
 
@@ -235,11 +232,3 @@ def validated(document: dict[str, Any], *, commands: bool) -> MCPServerConfig:
             "ORCH_MCP_API_COMMANDS=true; put them in ORCH_MCP_CONFIG, or use an HTTP server (`url`)",
         )
     return config
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _plain(member) for key, member in value.items()}
-    if isinstance(value, list):
-        return [_plain(member) for member in value]
-    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
