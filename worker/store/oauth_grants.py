@@ -51,18 +51,6 @@ class OAuthGrants:
             ProtectedResourceMetadata.model_validate(found["resource"]) if found.get("resource") else None,
         )
 
-    async def remember_discovery(self, server: str, subject: str, discovery: Discovery) -> None:
-        async with self._sessions.begin() as session:
-            row = await session.get(OAuthGrantRow, (server, subject), with_for_update=True)
-            if row is None:
-                row = OAuthGrantRow(server=server, subject=subject)
-                session.add(row)
-            row.discovery = {
-                "authorization_server": _json(discovery.authorization_server),
-                "resource": _json(discovery.resource),
-            }
-            row.updated_at = utcnow()
-
     async def read(self, server: str, subject: str) -> tuple[OAuthToken | None, OAuthClientInformationFull | None]:
         async with self._sessions() as session:
             row = await session.get(OAuthGrantRow, (server, subject))
@@ -83,7 +71,9 @@ class OAuthGrants:
         *,
         tokens: OAuthToken | None = None,
         client: OAuthClientInformationFull | None = None,
+        discovery: Discovery | None = None,
     ) -> None:
+        """Write what is given of `subject`'s grant for `server` (the row made if need be)."""
         async with self._sessions.begin() as session:
             row = await session.get(OAuthGrantRow, (server, subject), with_for_update=True)
             if row is None:
@@ -96,6 +86,11 @@ class OAuthGrants:
                 row.sealed_tokens = self._sealer.seal(stored)
             if client is not None:
                 row.sealed_client = self._sealer.seal(client.model_dump(mode="json", exclude_none=True))
+            if discovery is not None:
+                row.discovery = {
+                    "authorization_server": _json(discovery.authorization_server),
+                    "resource": _json(discovery.resource),
+                }
             row.updated_at = utcnow()
 
 
@@ -148,4 +143,4 @@ class GrantStorage:
         return await self._grants.discovery(self.server, self.subject)
 
     async def set_discovery(self, discovery: Discovery) -> None:
-        await self._grants.remember_discovery(self.server, self.subject, discovery)
+        await self._grants.write(self.server, self.subject, discovery=discovery)
