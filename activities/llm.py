@@ -66,6 +66,8 @@ class LLMActivities:
         }
         if request.tools:
             body["tools"] = request.tools
+        if request.max_tokens is not None:
+            body["max_tokens"] = request.max_tokens
         with measured(metrics.LLM_CALLS, metrics.LLM_CALL_LATENCY, {"model": request.model}) as outcome:
             try:
                 async with heartbeating():

@@ -21,7 +21,7 @@ from jsonschema import exceptions as jsonschema_exceptions
 from jsonschema import validators
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from workflows.activity_io import ApprovalRule
+from workflows.activity_io import ApprovalRule, SamplingPolicy
 from workflows.validation_errors import first_problem
 
 Transport = Literal["stdio", "streamable_http", "sse"]
@@ -91,6 +91,22 @@ class ServerAuth(BaseModel):
         return self
 
 
+class RootConfig(BaseModel):
+    """One entry of `roots`: a directory the server may work in, as MCP's `roots/list` answers it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uri: str = Field(max_length=2000, description="A `file://` URI.")
+    name: str | None = Field(default=None, max_length=200)
+
+    @field_validator("uri")
+    @classmethod
+    def _file_uri(cls, uri: str) -> str:
+        if not uri.startswith("file://"):
+            raise ValueError("must be a file:// URI")
+        return uri
+
+
 class MCPServerConfig(BaseModel):
     """One entry of `mcpServers`: how to reach the server and which of its tools a run may use."""
 
@@ -118,6 +134,12 @@ class MCPServerConfig(BaseModel):
         "`default_off`: only to runs that name it.",
     )
     auth: ServerAuth = Field(default_factory=ServerAuth)
+    sampling: SamplingPolicy = Field(
+        default="approve",
+        description="The server's requests to use the model during a tool call: `approve` (a person allows each "
+        "first), `auto` (the run's model answers at once) or `deny`.",
+    )
+    roots: list[RootConfig] = Field(default_factory=list, description="What the server's `roots/list` is answered.")
 
     @field_validator("url")
     @classmethod

@@ -14,17 +14,21 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import httpx2
 import mcp_types
-from mcp import Client, MCPError, StdioServerParameters
+from mcp import Client, ClientSession, MCPError, StdioServerParameters
+from mcp.client.session import ClientRequestContext
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from mcp.shared.dispatcher import ProgressFnT
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+from pydantic import TypeAdapter
 
 from activities.mcp_config import MCPAuthRequired, MCPConfig, MCPConfigError, MCPServerConfig, resolve_placeholders
+from activities.mcp_tasks import CreatedTask, TasksExtension
 from activities.redaction import redact
 
 logger = logging.getLogger(__name__)
@@ -49,6 +53,22 @@ AuthFactory = Callable[[str, MCPServerConfig, str | None], Awaitable[httpx2.Auth
 for) -> the httpx2 auth to send with (None: the static headers only). Raises MCPAuthRequired."""
 
 SessionKey = tuple[str, str | None]
+ProgressCallback = ProgressFnT
+ToolAnswer = mcp_types.CallToolResult | mcp_types.InputRequiredResult | CreatedTask
+_INPUT_RESPONSE: TypeAdapter[mcp_types.InputResponse] = TypeAdapter(mcp_types.InputResponse)
+
+IN_SESSION_DECLINED = (
+    "The server {server} asked for {what} in the middle of the call, on its session ({method}); this service "
+    "answers such requests only in the stateless form (MCP 2026-07-28: the tool call returns "
+    "InputRequiredResult), so it was declined at once. The server should use that form."
+)
+
+
+class CallAnswer(NamedTuple):
+    """A `tools/call`'s answer, and what the model is told beside it."""
+
+    result: ToolAnswer
+    notes: list[str]
 
 
 class _Session:
@@ -71,6 +91,8 @@ class _Session:
         self._client: Client | None = None
         self._failure: BaseException | None = None
         self._owner: asyncio.Task[None] | None = None
+        self.declined: list[str] = []
+        """Requests the server sent in the middle of calls on this session, declined (newest last)."""
 
     @property
     def client(self) -> Client:
@@ -108,7 +130,19 @@ class _Session:
         try:
             async with AsyncExitStack() as stack:
                 transport = await self._transport(stack)
-                client = await stack.enter_async_context(Client(transport, client_info=_CLIENT_INFO))
+                client = await stack.enter_async_context(
+                    Client(
+                        transport,
+                        client_info=_CLIENT_INFO,
+                        # The stateless forms are what the run answers; these callbacks declare the
+                        # capabilities (so servers send requests in InputRequiredResult) and answer
+                        # the in-session forms of older servers.
+                        elicitation_callback=self._in_session_elicitation,
+                        sampling_callback=self._in_session_sampling,
+                        list_roots_callback=self._roots,
+                        extensions=[TasksExtension()],
+                    )
+                )
                 self._client = client
                 self._ready.set()
                 await self._stop.wait()
@@ -119,6 +153,26 @@ class _Session:
         finally:
             self._client = None
             self._ready.set()
+
+    async def _in_session_elicitation(
+        self, context: ClientRequestContext, params: mcp_types.ElicitRequestParams
+    ) -> mcp_types.ElicitResult:
+        self.declined.append(IN_SESSION_DECLINED.format(server=self.name, what="input", method="elicitation/create"))
+        logger.warning("MCP server %s: in-session elicitation declined", self.name)
+        return mcp_types.ElicitResult(action="decline")
+
+    async def _in_session_sampling(
+        self, context: ClientRequestContext, params: mcp_types.CreateMessageRequestParams
+    ) -> mcp_types.ErrorData:
+        what = "the model (sampling)"
+        self.declined.append(IN_SESSION_DECLINED.format(server=self.name, what=what, method="sampling/createMessage"))
+        logger.warning("MCP server %s: in-session sampling declined", self.name)
+        return mcp_types.ErrorData(
+            code=mcp_types.INVALID_REQUEST, message="sampling is answered only in InputRequiredResult"
+        )
+
+    async def _roots(self, context: ClientRequestContext) -> mcp_types.ListRootsResult:
+        return roots_of(self.config)
 
     async def _transport(self, stack: AsyncExitStack) -> Any:
         config = self.config
@@ -174,7 +228,8 @@ class MCPSessionPool:
     async def ping(self, server: str) -> None:
         """Check `server` answers: MCP ping where its protocol has it (handshake-era versions;
         2026-07-28 removed it), `tools/list` otherwise or where the server does not answer ping."""
-        async with self._using(server) as client:
+        async with self._using(server) as session:
+            client = session.client
             if client.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
                 try:
                     await client.session.send_ping()
@@ -188,10 +243,10 @@ class MCPSessionPool:
         """All tools of `server`, following pagination, fresh from the server; `subject`: the API
         key the listing is for (servers with OAuth per key answer each key with its token)."""
         tools: list[mcp_types.Tool] = []
-        async with self._using(server, subject) as client:
+        async with self._using(server, subject) as session:
             cursor: str | None = None
             while True:
-                page = await client.list_tools(cursor=cursor, cache_mode="refresh")
+                page = await session.client.list_tools(cursor=cursor, cache_mode="refresh")
                 tools.extend(page.tools)
                 cursor = page.next_cursor
                 if not cursor:
@@ -206,12 +261,20 @@ class MCPSessionPool:
         timeout: float,
         meta: dict[str, Any],
         subject: str | None = None,
-    ) -> mcp_types.CallToolResult:
-        """One `tools/call`. A JSON-RPC error from the server becomes an error result."""
-        async with self._using(server, subject) as client:
+        input_responses: dict[str, dict[str, Any]] | None = None,
+        request_state: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> CallAnswer:
+        """One `tools/call` (or its retry with the answers to an `InputRequiredResult`). The
+        answer is the result, the server's need for input, or a task; a JSON-RPC error from the
+        server becomes an error result."""
+        async with self._using(server, subject) as session:
+            client = session.client
+            declined_before = len(session.declined)
+            responses = {key: _INPUT_RESPONSE.validate_python(value) for key, value in (input_responses or {}).items()}
             try:
-                return await client.call_tool(
-                    tool, arguments, read_timeout_seconds=timeout, meta=cast(mcp_types.RequestParamsMeta, meta)
+                result = await self._send_call(
+                    client, tool, arguments, timeout, meta, responses or None, request_state, on_progress
                 )
             except MCPError as err:
                 if err.code == mcp_types.REQUEST_TIMEOUT:
@@ -220,20 +283,61 @@ class MCPSessionPool:
                     raise
                 # The server answered with a protocol error (unknown tool, bad params):
                 # that is information for the model, not a transport failure.
-                return mcp_types.CallToolResult(
+                result = mcp_types.CallToolResult(
                     content=[mcp_types.TextContent(type="text", text=f"MCP error {err.code}: {err.error.message}")],
                     is_error=True,
                 )
+            return CallAnswer(cast(ToolAnswer, result), session.declined[declined_before:])
+
+    async def _send_call(
+        self,
+        client: Client,
+        tool: str,
+        arguments: dict[str, Any],
+        timeout: float,
+        meta: dict[str, Any],
+        responses: mcp_types.InputResponses | None,
+        request_state: str | None,
+        on_progress: ProgressCallback | None,
+    ) -> mcp_types.CallToolResult | mcp_types.InputRequiredResult | mcp_types.Result:
+        async def send() -> mcp_types.CallToolResult | mcp_types.InputRequiredResult | mcp_types.Result:
+            return await client.session.call_tool(
+                tool,
+                arguments,
+                read_timeout_seconds=timeout,
+                progress_callback=on_progress,
+                input_responses=responses,
+                request_state=request_state,
+                meta=cast(mcp_types.RequestParamsMeta, meta),
+                allow_input_required=True,
+                allow_claimed=True,
+            )
+
+        try:
+            return await send()
+        except MCPError as err:
+            # 2026-07-28 mirrors some arguments into headers from the tool's listing: a stale
+            # listing is refreshed and the call sent once more (as the SDK's Client.call_tool does).
+            if err.code != mcp_types.HEADER_MISMATCH or client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+                raise
+            await client.list_tools(cache_mode="refresh")
+            return await send()
+
+    @contextlib.asynccontextmanager
+    async def task_session(self, server: str, subject: str | None = None) -> AsyncIterator[ClientSession]:
+        """The session to `server` for a task's requests (`tasks/get`, `tasks/update`, `tasks/cancel`)."""
+        async with self._using(server, subject) as session:
+            yield session.client.session
 
     async def aclose(self) -> None:
         sessions, self._sessions = list(self._sessions.values()), {}
         await asyncio.gather(*(session.close() for session in sessions), return_exceptions=True)
 
     @contextlib.asynccontextmanager
-    async def _using(self, server: str, subject: str | None = None) -> AsyncIterator[Client]:
+    async def _using(self, server: str, subject: str | None = None) -> AsyncIterator[_Session]:
         session = await self._session(server, subject)
         try:
-            yield session.client
+            yield session
         except (MCPToolTimeout, MCPServerUnknown, MCPConfigError, MCPAuthRequired):
             raise
         except MCPError as err:
@@ -245,13 +349,17 @@ class MCPSessionPool:
             await self._drop(session)
             raise MCPTransportError(f"MCP server {server!r}: {describe_error(err)}") from err
 
-    async def _session(self, server: str, subject: str | None) -> _Session:
+    def _key(self, server: str, subject: str | None) -> SessionKey:
+        """A server with OAuth per key has one session per key, each with that key's token."""
         config = self._config.servers.get(server)
         if config is None:
             raise MCPServerUnknown(f"MCP server {server!r} is not configured on this worker")
-        # A server with OAuth per key has one session per key, each with that key's token.
+        return (server, subject if config.auth.type == "oauth_per_key" else None)
+
+    async def _session(self, server: str, subject: str | None) -> _Session:
+        key = self._key(server, subject)
+        config = self._config.servers[server]
         per_key = config.auth.type == "oauth_per_key"
-        key: SessionKey = (server, subject if per_key else None)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             session = self._sessions.get(key)
@@ -280,6 +388,11 @@ class MCPSessionPool:
             del self._sessions[session.key]
         logger.info("MCP session to %s dropped", session.name)
         await session.close()
+
+
+def roots_of(config: MCPServerConfig) -> mcp_types.ListRootsResult:
+    """The roots a server is told (its `roots` in the configuration)."""
+    return mcp_types.ListRootsResult(roots=[mcp_types.Root(uri=root.uri, name=root.name) for root in config.roots])
 
 
 def _first_cause(err: BaseException | None) -> BaseException | None:

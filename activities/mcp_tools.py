@@ -6,24 +6,36 @@ import asyncio
 import json
 import logging
 import re
+import time
 from typing import Any
 
 import mcp_types
+from mcp import MCPError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.heartbeat import heartbeating
 from activities.mcp_config import MCPAuthRequired, MCPConfigError, MCPServerConfig, ToolPolicy
-from activities.mcp_pool import MCPServerUnknown, MCPSessionPool, MCPToolTimeout, describe_error
+from activities.mcp_pool import (
+    MCPServerUnknown,
+    MCPSessionPool,
+    MCPToolTimeout,
+    describe_error,
+    roots_of,
+)
+from activities.mcp_tasks import CreatedTask, DetailedTask, cancel_task, get_task, server_task, update_task
 from activities.observed import annotate, measured
 from workflows import metrics
 from workflows.activity_io import (
     ApprovalRule,
     CatalogTool,
+    InputRequired,
     ListToolsInput,
     PreparedRun,
     PrepareRunInput,
+    ServerTask,
     ServerTools,
+    TaskRequest,
     ToolCallInput,
     ToolCallOutput,
     ToolCatalog,
@@ -31,13 +43,25 @@ from workflows.activity_io import (
     ToolListing,
     WorkerDefaults,
 )
-from workflows.contract import CALL_TOOL_ACTIVITY, DESCRIBE_TOOLS_ACTIVITY, PREPARE_RUN_ACTIVITY
+from workflows.contract import (
+    CALL_TOOL_ACTIVITY,
+    CANCEL_TASK_ACTIVITY,
+    DESCRIBE_TOOLS_ACTIVITY,
+    GET_TASK_ACTIVITY,
+    PREPARE_RUN_ACTIVITY,
+    TOOL_PROGRESS_SIGNAL,
+    UPDATE_TASK_ACTIVITY,
+)
+from workflows.messages import ToolProgress
 from workflows.scopes import scope_allows
 from workflows.tool_calls import definition_hash
 
 logger = logging.getLogger(__name__)
 
 LIST_TOOLS_TIMEOUT_SECONDS = 30.0
+TASK_REQUEST_TIMEOUT_SECONDS = 30.0
+PROGRESS_INTERVAL_SECONDS = 1.0
+"""A call's progress reaches its run at most this often (the last one always)."""
 _FUNCTION_NAME_INVALID = re.compile(r"[^A-Za-z0-9_-]")
 _FUNCTION_NAME_MAX = 64
 
@@ -98,6 +122,7 @@ class MCPActivities:
                         auto_approve_rules=rules,
                         price_usd=server_config.tool_pricing.get(tool.name, 0.0),
                         definition_hash=_definition_hash(tool),
+                        sampling=server_config.sampling,
                     )
                 )
         return PreparedRun(catalog=catalog, defaults=self._defaults)
@@ -146,25 +171,35 @@ class MCPActivities:
 
     @activity.defn(name=CALL_TOOL_ACTIVITY)
     async def call_tool(self, input: ToolCallInput) -> ToolCallOutput:
-        """Run one tool call. An MCP error result is data for the model; transport failures raise."""
+        """Run one tool call, or retry it with the answers to what its server asked. An MCP error
+        result is data for the model; transport failures raise. A server may answer that it needs
+        input (`input_required`; the roots it asks for are answered here, from its configuration)
+        or with a task, which the run follows."""
         # The idempotency key lets a server recognise a retried delivery of the same call.
         meta = {"io.github.durable-orchestrations/idempotency-key": input.idempotency_key}
         labels = {"server": input.server, "tool": input.tool}
         annotate({"orch.mcp.server": input.server, "orch.mcp.tool": input.tool})
+        progress = _ProgressReporter(input.tool_call_id) if input.tool_call_id else None
         try:
             with measured(metrics.TOOL_CALLS, metrics.TOOL_CALL_LATENCY, labels) as outcome:
                 async with heartbeating():
-                    if input.definition_hash:
+                    if input.definition_hash and input.request_state is None and input.input_responses is None:
                         await self._check_pinned_definition(input)
-                    result = await self._pool.call_tool(
+                    answer = await self._pool.call_tool(
                         input.server,
                         input.tool,
                         input.arguments,
                         timeout=input.timeout_seconds,
                         meta=meta,
                         subject=input.owner,
+                        input_responses=input.input_responses,
+                        request_state=input.request_state,
+                        on_progress=progress.report if progress else None,
                     )
-                outcome["outcome"] = "error" if result.is_error else "ok"
+                    if progress is not None:
+                        await progress.flush()
+                result = answer.result
+                outcome["outcome"] = "error" if getattr(result, "is_error", False) else "ok"
         except MCPToolTimeout as err:
             # Expected and reported to the model: logged without a traceback (BENIGN).
             raise ApplicationError(
@@ -179,8 +214,71 @@ class MCPActivities:
         except MCPConfigError as err:
             # e.g. a `${VAR}` the worker's environment lacks: retrying cannot help.
             raise ApplicationError(str(err), type="MCPConfigError", non_retryable=True) from None
-        text, truncated = truncate_utf8(render_result(result), input.output_limit_bytes)
-        return ToolCallOutput(text=text, is_error=bool(result.is_error), truncated=truncated)
+        if isinstance(result, mcp_types.InputRequiredResult):
+            return ToolCallOutput(input_required=self._input_required(input.server, result), notes=answer.notes)
+        if isinstance(result, CreatedTask):
+            return ToolCallOutput(task=server_task(result), notes=answer.notes)
+        output = _output(result, input.output_limit_bytes)
+        output.notes = answer.notes
+        return output
+
+    def _input_required(self, server: str, result: mcp_types.InputRequiredResult) -> InputRequired:
+        """What the server asks, as the run records it; roots answered from the server's configuration."""
+        asked = InputRequired(request_state=result.request_state)
+        for key, request in (result.input_requests or {}).items():
+            if isinstance(request, mcp_types.ListRootsRequest):
+                roots = roots_of(self._pool.config.servers[server])
+                asked.answered[key] = roots.model_dump(mode="json", by_alias=True, exclude_none=True)
+            else:
+                asked.requests[key] = request.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return asked
+
+    @activity.defn(name=GET_TASK_ACTIVITY)
+    async def get_task(self, input: TaskRequest) -> ServerTask:
+        """`tasks/get`: where a task a tool call answered with is; its result once it has one."""
+        task: DetailedTask = await self._task_request(input, get_task)
+        seen = server_task(task)
+        if task.status == "completed":
+            result = mcp_types.CallToolResult.model_validate(task.result or {"content": []}, by_name=False)
+            seen.output = _output(result, input.output_limit_bytes)
+        elif task.status == "failed":
+            error = task.error or {}
+            seen.output = ToolCallOutput(
+                text=f"MCP error {error.get('code', '')}: {error.get('message') or task.status_message or 'failed'}",
+                is_error=True,
+            )
+        return seen
+
+    @activity.defn(name=UPDATE_TASK_ACTIVITY)
+    async def update_task(self, input: TaskRequest) -> None:
+        """`tasks/update`: the answers to what an `input_required` task asked."""
+        responses = input.input_responses or {}
+        await self._task_request(
+            input, lambda session, task_id, timeout: update_task(session, task_id, responses, timeout)
+        )
+
+    @activity.defn(name=CANCEL_TASK_ACTIVITY)
+    async def cancel_task(self, input: TaskRequest) -> None:
+        """`tasks/cancel` (the run was cancelled)."""
+        await self._task_request(input, cancel_task)
+
+    async def _task_request(self, input: TaskRequest, send: Any) -> Any:
+        annotate({"orch.mcp.server": input.server, "orch.mcp.task": input.task_id})
+        try:
+            async with self._pool.task_session(input.server, input.owner) as session:
+                return await send(session, input.task_id, TASK_REQUEST_TIMEOUT_SECONDS)
+        except MCPServerUnknown as err:
+            raise ApplicationError(str(err), type="MCPServerNotConfigured", non_retryable=True) from None
+        except MCPAuthRequired as err:
+            raise ApplicationError(str(err), type="MCPAuthRequired", non_retryable=True) from None
+        except MCPError as err:
+            if err.code == mcp_types.INVALID_PARAMS:  # unknown or expired task: asking again cannot help
+                raise ApplicationError(
+                    f"task {input.task_id}: MCP error {err.code}: {err.error.message}",
+                    type="TaskGone",
+                    non_retryable=True,
+                ) from None
+            raise
 
     async def _list_tools(self, server: str, subject: str | None = None) -> list[mcp_types.Tool]:
         """A server's tools (as `subject`'s key sees them), fresh, bounded in time, heartbeating meanwhile."""
@@ -200,6 +298,43 @@ class MCPActivities:
                 non_retryable=True,
                 category=ApplicationErrorCategory.BENIGN,
             )
+
+
+class _ProgressReporter:
+    """Sends a call's `notifications/progress` to its run as the `tool_progress` signal: the first
+    at once, then at most one per PROGRESS_INTERVAL_SECONDS, the last one always (`flush`)."""
+
+    def __init__(self, tool_call_id: str) -> None:
+        self._tool_call_id = tool_call_id
+        self._sent_at = 0.0
+        self._unsent: ToolProgress | None = None
+
+    async def report(self, progress: float, total: float | None, message: str | None) -> None:
+        self._unsent = ToolProgress(
+            tool_call_id=self._tool_call_id,
+            progress=progress,
+            total=total,
+            message=(message or None) and message[:1000],
+        )
+        if time.monotonic() - self._sent_at >= PROGRESS_INTERVAL_SECONDS:
+            await self.flush()
+
+    async def flush(self) -> None:
+        update, self._unsent = self._unsent, None
+        if update is None:
+            return
+        self._sent_at = time.monotonic()
+        info = activity.info()
+        try:
+            handle = activity.client().get_workflow_handle(info.workflow_id or "", run_id=info.workflow_run_id)
+            await handle.signal(TOOL_PROGRESS_SIGNAL, update)
+        except Exception as err:  # progress is informative: the call goes on without it
+            logger.info("progress of %s not delivered: %s", self._tool_call_id, describe_error(err))
+
+
+def _output(result: mcp_types.CallToolResult, limit_bytes: int) -> ToolCallOutput:
+    text, truncated = truncate_utf8(render_result(result), limit_bytes)
+    return ToolCallOutput(text=text, is_error=bool(result.is_error), truncated=truncated)
 
 
 def _definition_hash(tool: mcp_types.Tool) -> str:

@@ -39,11 +39,14 @@ from workflows.contract import (
     ACTIVITIES_BEFORE_PREFIX,
     ACTIVITY_PREFIX,
     CALL_TOOL_ACTIVITY,
+    CANCEL_TASK_ACTIVITY,
     CHAT_COMPLETION_ACTIVITY,
     CHAT_COMPLETION_DELTA_ACTIVITY,
     DELIVER_WEBHOOK_ACTIVITY,
     DESCRIBE_TOOLS_ACTIVITY,
+    GET_TASK_ACTIVITY,
     PREPARE_RUN_ACTIVITY,
+    UPDATE_TASK_ACTIVITY,
 )
 
 logger = logging.getLogger("worker")
@@ -132,6 +135,9 @@ async def _activities(
             PREPARE_RUN_ACTIVITY: mcp.prepare_run,
             CALL_TOOL_ACTIVITY: mcp.call_tool,
             DESCRIBE_TOOLS_ACTIVITY: mcp.describe_tools,
+            GET_TASK_ACTIVITY: mcp.get_task,
+            UPDATE_TASK_ACTIVITY: mcp.update_task,
+            CANCEL_TASK_ACTIVITY: mcp.cancel_task,
             DELIVER_WEBHOOK_ACTIVITY: webhooks.deliver_webhook,
         }
         bare = [_under_bare_name(name, activities[name]) for name in ACTIVITIES_BEFORE_PREFIX]

@@ -14,6 +14,8 @@ from workflows.chat_messages import ChatMessage
 from workflows.messages import TokenUsage
 from workflows.run_request import DEFAULT_TOOL_OUTPUT_LIMIT_BYTES
 
+SamplingPolicy = Literal["deny", "auto", "approve"]
+
 # --- Tool catalog, fixed at run start ------------------------------------------------
 
 
@@ -37,6 +39,11 @@ class CatalogTool(BaseModel):
     auto_approve_rules: list[ApprovalRule] = Field(default_factory=list)
     price_usd: float = 0.0
     definition_hash: str = ""
+    sampling: SamplingPolicy = Field(
+        default="approve",
+        description="What a sampling request of this tool's server gets: `deny`, `auto` (the run's model answers "
+        "it) or `approve` (a person sees it first).",
+    )
 
 
 class ToolCatalog(BaseModel):
@@ -92,6 +99,7 @@ class LLMRequest(BaseModel):
     model: str
     messages: list[ChatMessage]
     tools: list[dict[str, Any]] = Field(default_factory=list)
+    max_tokens: int | None = Field(default=None, description="Set for a server's sampling request (its bound).")
 
 
 class LLMDeltaRequest(BaseModel):
@@ -135,14 +143,59 @@ class ToolCallInput(BaseModel):
     idempotency_key: str
     definition_hash: str | None = None
     owner: str | None = Field(default=None, description="The API key that started the run (OAuth per key).")
+    tool_call_id: str | None = Field(default=None, description="The run's id of the call (progress is reported by it).")
+    input_responses: dict[str, dict[str, Any]] | None = Field(
+        default=None, description="A retry after `input_required`: the responses, by the server's request keys."
+    )
+    request_state: str | None = Field(default=None, description="A retry: the server's state, echoed byte for byte.")
+
+
+class InputRequired(BaseModel):
+    """The server needs answers before the call can finish (MCP `InputRequiredResult`): its
+    requests by key, as JSON (`{"method": ..., "params": ...}`); the worker answered the ones it
+    can itself (roots, from the server's configuration) in `answered`."""
+
+    requests: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    answered: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    request_state: str | None = None
+
+
+class ServerTask(BaseModel):
+    """An MCP task (the `io.modelcontextprotocol/tasks` extension) as last seen."""
+
+    task_id: str
+    status: Literal["working", "input_required", "completed", "failed", "cancelled"]
+    status_message: str | None = None
+    poll_interval_ms: int | None = None
+    input_requests: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="With `input_required`: what the server asks, by key."
+    )
+    output: ToolCallOutput | None = Field(default=None, description="With `completed` or `failed`: the result.")
 
 
 class ToolCallOutput(BaseModel):
-    """The text of an MCP tool result; `is_error` when the server flagged it as one."""
+    """The text of an MCP tool result; `is_error` when the server flagged it as one. Instead of
+    a result, the server may need input first (`input_required`) or answer with a task to poll
+    (`task`)."""
 
-    text: str
+    text: str = ""
     is_error: bool = False
     truncated: bool = False
+    input_required: InputRequired | None = None
+    task: ServerTask | None = None
+    notes: list[str] = Field(
+        default_factory=list, description="What the model is told beside the result (e.g. a request declined)."
+    )
+
+
+class TaskRequest(BaseModel):
+    """`tasks/get`, `tasks/update` (with `input_responses`) or `tasks/cancel` on one server."""
+
+    server: str
+    task_id: str
+    owner: str | None = None
+    output_limit_bytes: int = DEFAULT_TOOL_OUTPUT_LIMIT_BYTES
+    input_responses: dict[str, dict[str, Any]] | None = None
 
 
 class ToolDescription(BaseModel):
@@ -189,7 +242,12 @@ class ToolListing(BaseModel):
     servers: list[ServerTools] = Field(default_factory=list)
 
 
-WebhookEventType = Literal["orchestration.approval_requested", "orchestration.completed", "orchestration.failed"]
+WebhookEventType = Literal[
+    "orchestration.approval_requested",
+    "orchestration.input_requested",
+    "orchestration.completed",
+    "orchestration.failed",
+]
 
 
 class WebhookEvent(BaseModel):
@@ -197,6 +255,6 @@ class WebhookEvent(BaseModel):
 
     url: str | None = None
     event_id: str
-    event_type: Literal["orchestration.approval_requested", "orchestration.completed", "orchestration.failed"]
+    event_type: WebhookEventType
     timestamp: datetime
     data: dict[str, Any]

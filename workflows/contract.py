@@ -35,6 +35,12 @@ DESCRIBE_TOOLS_ACTIVITY = "orch.describe_tools"
 """`ListToolsInput` -> `ToolListing`: every configured server's tools, for `GET /v1/tools`."""
 DELIVER_WEBHOOK_ACTIVITY = "orch.deliver_webhook"
 """`WebhookEvent` -> None: one signed webhook delivery."""
+GET_TASK_ACTIVITY = "orch.get_task"
+"""`TaskRequest` -> `ServerTask`: `tasks/get` of an MCP task a tool call answered with."""
+UPDATE_TASK_ACTIVITY = "orch.update_task"
+"""`TaskRequest` -> None: `tasks/update`, the answers to an `input_required` task."""
+CANCEL_TASK_ACTIVITY = "orch.cancel_task"
+"""`TaskRequest` -> None: `tasks/cancel`."""
 ACTIVITIES_BEFORE_PREFIX = (
     PREPARE_RUN_ACTIVITY,
     CHAT_COMPLETION_ACTIVITY,
@@ -43,7 +49,13 @@ ACTIVITIES_BEFORE_PREFIX = (
     DELIVER_WEBHOOK_ACTIVITY,
 )
 """The activities that existed before the prefix: workers also register them by their bare names."""
-ACTIVITIES = (*ACTIVITIES_BEFORE_PREFIX, CHAT_COMPLETION_DELTA_ACTIVITY)
+ACTIVITIES = (
+    *ACTIVITIES_BEFORE_PREFIX,
+    CHAT_COMPLETION_DELTA_ACTIVITY,
+    GET_TASK_ACTIVITY,
+    UPDATE_TASK_ACTIVITY,
+    CANCEL_TASK_ACTIVITY,
+)
 
 SUBMIT_APPROVAL_SIGNAL = "submit_approval"
 """`ApprovalDecision`; a decision that does not apply is ignored and recorded."""
@@ -52,6 +64,13 @@ DECIDE_UPDATE = "decide"
 one of the error types below."""
 DECIDE_MANY_UPDATE = "decide_many"
 """`DecisionBatch` -> `OrchestrationStatus`, all or none."""
+SUBMIT_INPUT_SIGNAL = "submit_input"
+"""`InputAnswer`: answer what a server asks in the middle of a tool call; one that does not
+apply is ignored and recorded."""
+ANSWER_INPUT_UPDATE = "answer_input"
+"""`InputAnswer` -> `OrchestrationStatus`; refused with one of the decision error types below."""
+TOOL_PROGRESS_SIGNAL = "tool_progress"
+"""`ToolProgress`: sent by the worker running a tool call (throttled); shown in the run's events."""
 STATUS_QUERY = "status"
 """-> `OrchestrationStatus`."""
 EVENTS_QUERY = "events"

@@ -6,9 +6,10 @@ Pure: the workflow passes its status in."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from workflows.contract import SUBMIT_APPROVAL_SIGNAL
-from workflows.messages import TERMINAL_STATUSES, OrchestrationStatus, PendingApproval
+from workflows.contract import SUBMIT_APPROVAL_SIGNAL, SUBMIT_INPUT_SIGNAL
+from workflows.messages import TERMINAL_STATUSES, OrchestrationStatus, PendingApproval, PendingInput
 
 APPROVER_PLACEHOLDER = "<your name>"
 
@@ -18,21 +19,52 @@ def current_details(status: OrchestrationStatus, doing: str | None = None) -> st
     where = f"model `{status.model}`, step {status.step} of {status.max_steps}" if status.model else "starting"
     if status.status in TERMINAL_STATUSES:
         stop = f" ({status.stop_reason.value})" if status.stop_reason else ""
-        lines = [f"**{status.status.value.capitalize()}**{stop}; {where}."]
-        if status.error:
-            lines.append(f"Error: {status.error[:500]}")
-        return "\n\n".join(lines)
-    if not status.pending_approvals:
+        ended = f"**{status.status.value.capitalize()}**{stop}; {where}."
+        return f"{ended}\n\nError: {status.error[:500]}" if status.error else ended
+    if not status.pending_approvals and not status.pending_inputs:
         return f"**Running**: {doing or 'working'}; {where}."
-    count = len(status.pending_approvals)
-    lines = [
-        f"**Waiting for approval** of {count} tool call{'s' if count > 1 else ''}; {where}.",
-        f"Decide each with More Actions -> Send a Signal -> `{SUBMIT_APPROVAL_SIGNAL}`, the Data below (put your "
-        "name in `approver`: a decision without one is recorded without an approver).",
-    ]
-    for number, pending in enumerate(status.pending_approvals, 1):
-        lines.extend(_pending(number, pending))
+    lines: list[str] = []
+    if status.pending_approvals:
+        count = len(status.pending_approvals)
+        lines += [
+            f"**Waiting for approval** of {count} tool call{'s' if count > 1 else ''}; {where}.",
+            f"Decide each with More Actions -> Send a Signal -> `{SUBMIT_APPROVAL_SIGNAL}`, the Data below (put your "
+            "name in `approver`: a decision without one is recorded without an approver).",
+        ]
+        for number, pending in enumerate(status.pending_approvals, 1):
+            lines.extend(_pending(number, pending))
+    if status.pending_inputs:
+        count = len(status.pending_inputs)
+        lines += [
+            f"**Waiting for input**: {count} question{'s' if count > 1 else ''} of MCP servers; {where}.",
+            f"Answer each with More Actions -> Send a Signal -> `{SUBMIT_INPUT_SIGNAL}`, the Data below (put your "
+            "name in `answerer`).",
+        ]
+        for number, pending_input in enumerate(status.pending_inputs, 1):
+            lines.extend(_question(number, pending_input))
     return "\n\n".join(lines)
+
+
+def _question(number: int, pending: PendingInput) -> list[str]:
+    answer: dict[str, Any] = {"input_id": pending.input_id, "answerer": APPROVER_PLACEHOLDER}
+    lines = [f"### {number}. `{pending.server}.{pending.tool}` asks (call `{pending.tool_call_id}`)"]
+    if pending.kind == "sampling":
+        lines.append(f"To use the model (sampling):\n```json\n{json.dumps(pending.sampling, indent=2)}\n```")
+        accept = answer | {"action": "accept"}
+    else:
+        lines.append(f"Question: {pending.message}")
+        if pending.url:
+            lines.append(f"Go to: {pending.url}")
+        schema = pending.requested_schema or {}
+        lines.append(f"Answer schema:\n```json\n{json.dumps(schema, indent=2)}\n```")
+        example = {name: f"<{spec.get('type', 'value')}>" for name, spec in (schema.get("properties") or {}).items()}
+        accept = answer | {"action": "accept", "content": example}
+    lines += [
+        f"Expires {pending.expires_at.isoformat(timespec='seconds')} (then it counts as declined).",
+        f"Accept:\n```json\n{json.dumps(accept, indent=2)}\n```",
+        f"Decline:\n```json\n{json.dumps(answer | {'action': 'decline'}, indent=2)}\n```",
+    ]
+    return lines
 
 
 def _pending(number: int, pending: PendingApproval) -> list[str]:

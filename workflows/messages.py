@@ -25,6 +25,7 @@ class RunStatus(StrEnum):
 
     RUNNING = "running"
     WAITING_FOR_APPROVAL = "waiting_for_approval"
+    WAITING_FOR_INPUT = "waiting_for_input"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -78,6 +79,31 @@ class PendingApproval(BaseModel):
     input_schema: dict[str, Any] | None = Field(
         default=None, description="The tool's input schema: what edited `arguments` in an approval must match."
     )
+
+
+class PendingInput(BaseModel):
+    """Something an MCP server asks a person in the middle of a tool call: a form to fill in
+    (`elicitation`), or a request to sample the run's model (`sampling`, when the server's policy
+    is `approve`). Answered with `InputAnswer`."""
+
+    input_id: str = Field(description="`<tool_call_id>/<round>/<the server's key>`: unique in the run.")
+    tool_call_id: str
+    server: str
+    tool: str
+    kind: Literal["elicitation", "sampling"]
+    message: str | None = Field(default=None, description="What the server says it needs (elicitation).")
+    requested_schema: dict[str, Any] | None = Field(
+        default=None, description="Elicitation: the JSON Schema an accepted answer's `content` must match."
+    )
+    url: str | None = Field(default=None, description="URL-mode elicitation: where the person goes.")
+    sampling: dict[str, Any] | None = Field(
+        default=None, description="Sampling: the server's request (messages, system prompt, max tokens)."
+    )
+    source: Literal["tool_call", "task"] = Field(
+        default="tool_call", description="`task`: asked by a running MCP task (answered with tasks/update)."
+    )
+    requested_at: datetime
+    expires_at: datetime
 
 
 class StepRecord(BaseModel):
@@ -152,6 +178,38 @@ class ApprovalDecision(BaseModel):
         return arguments
 
 
+class InputAnswer(BaseModel):
+    """Argument of the `submit_input` signal and the `answer_input` update; also the body of the
+    inputs endpoint. `accept` with `content` (an elicitation: it must match the requested schema;
+    a sampling request: none, the run's model answers it), `decline` or `cancel`."""
+
+    input_id: str = Field(max_length=600)
+    action: Literal["accept", "decline", "cancel"]
+    content: dict[str, str | int | float | bool | list[str] | None] | None = Field(
+        default=None, description="With `accept` of an elicitation: the answer, matching `requested_schema`."
+    )
+    answerer: Approver = None
+    reason: Reason = None
+
+    @field_validator("content")
+    @classmethod
+    def _content_bounded(cls, content: dict[str, Any] | None) -> dict[str, Any] | None:
+        problem = None if content is None else arguments_problem(content)
+        if problem is not None:
+            raise ValueError(problem)
+        return content
+
+
+class ToolProgress(BaseModel):
+    """Argument of the `tool_progress` signal a worker sends while a tool call runs (MCP
+    `notifications/progress`, throttled)."""
+
+    tool_call_id: str = Field(max_length=128)
+    progress: float
+    total: float | None = None
+    message: str | None = Field(default=None, max_length=1000)
+
+
 class DecisionBatch(BaseModel):
     """Argument of the `decide_many` update: several decisions applied together, or none."""
 
@@ -178,6 +236,9 @@ class OrchestrationStatus(BaseModel):
     step: int = 0
     max_steps: int
     pending_approvals: list[PendingApproval] = Field(default_factory=list)
+    pending_inputs: list[PendingInput] = Field(
+        default_factory=list, description="What MCP servers ask people in the middle of tool calls."
+    )
     steps: list[StepRecord] = Field(default_factory=list)
     output: str | None = None
     error: str | None = None
@@ -210,6 +271,11 @@ class RunEventType(StrEnum):
     TOOL_DENIED = "tool_denied"
     TOOL_STARTED = "tool_started"
     TOOL_FINISHED = "tool_finished"
+    TOOL_PROGRESS = "tool_progress"
+    INPUT_REQUESTED = "input_requested"
+    INPUT_ANSWERED = "input_answered"
+    TASK_STATUS = "task_status"
+    SAMPLING = "sampling"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"

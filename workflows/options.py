@@ -31,6 +31,8 @@ NON_RETRYABLE_ERROR_TYPES = [
     "MCPServerNotConfigured",
     "MCPConfigError",
     "ToolDefinitionChanged",
+    "MCPAuthRequired",
+    "TaskGone",
 ]
 
 LLM_RETRY_POLICY = RetryPolicy(
@@ -55,6 +57,16 @@ PREPARE_RETRY_POLICY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=10),
     maximum_attempts=3,
+    non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+)
+
+# A task's server that does not answer a poll is asked again, patiently: the task goes on
+# without us, and its result waits for the next poll that gets through.
+TASK_RETRY_POLICY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=30,
     non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
 )
 
@@ -124,6 +136,12 @@ def tool_local_options(tool_timeout_seconds: float) -> dict[str, Any]:
         "retry_policy": TOOL_RETRY_POLICY,
         "cancellation_type": CANCELLATION,
     }
+
+
+def task_options() -> dict[str, Any]:
+    """Options for the MCP task activities (`get_task`, `update_task`, `cancel_task`): each is one
+    short request; the waits between polls are the workflow's timers."""
+    return {"start_to_close_timeout": timedelta(seconds=60), "retry_policy": TASK_RETRY_POLICY}
 
 
 def webhook_options() -> dict[str, Any]:

@@ -17,7 +17,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     # The message models are plain pydantic data classes with no side effects; activities
     # are scheduled by the names in workflows.contract (no activity module is imported).
-    from workflows import approvals, contract, options, patches
+    from workflows import approvals, contract, options, patches, server_inputs
     from workflows.activity_io import LLMRequest, PreparedRun, PrepareRunInput
     from workflows.chat_messages import ChatMessage
     from workflows.failures import RunFailed, failure_message, reraise_cancellation
@@ -34,9 +34,13 @@ with workflow.unsafe.imports_passed_through():
         DecisionBatch,
         EventsPage,
         EventsQuery,
+        IgnoredDecision,
+        InputAnswer,
         OrchestrationStatus,
+        RunEventType,
         RunStatus,
         StopReason,
+        ToolProgress,
     )
     from workflows.notifications import Notifications
     from workflows.publishing import Publisher
@@ -81,6 +85,7 @@ class Orchestration:
             self._publish.status(RunStatus.RUNNING)
             return await self._loop(self._run.state)
         except asyncio.CancelledError:
+            await self._steps.cancel_tasks()
             self._finish(RunStatus.CANCELLED, StopReason.CANCELLED)
             raise
         except RunFailed as failure:
@@ -161,6 +166,69 @@ class Orchestration:
         workflow.logger.info(
             "tool call %s: %s by %s", call.tool_call_id, decision.decision, decision.approver or "unknown"
         )
+
+    @workflow.signal(
+        name=contract.SUBMIT_INPUT_SIGNAL,
+        description='Answer what an MCP server asks during a tool call: {"input_id": ..., "action": "accept" | '
+        '"decline" | "cancel", "content": {...}, "answerer": "<your name>"}. The run\'s Current Details show the '
+        "exact input for each question. An answer that does not apply is ignored and recorded.",
+    )
+    def submit_input(self, answer: InputAnswer) -> None:
+        """Answer a server's request; one that does not apply is ignored and recorded."""
+        rejection = self._run.input_rejection(answer)
+        if rejection is not None:
+            if self._run.state is not None:
+                ignored = self._run.state.ignored_decisions
+                decision = IgnoredDecision(
+                    tool_call_id=answer.input_id,
+                    decision=answer.action,
+                    approver=answer.answerer,
+                    why=rejection.message,
+                    received_at=workflow.now(),
+                )
+                ignored.append(decision)
+                del ignored[:-IGNORED_DECISIONS_KEPT]
+            workflow.logger.info("answer to %s ignored: %s", answer.input_id, rejection.message)
+            return
+        self._answer(answer)
+
+    @workflow.update(
+        name=contract.ANSWER_INPUT_UPDATE,
+        description="Answer what an MCP server asks during a tool call (the API's inputs endpoint); refused, not "
+        "ignored, when it cannot apply. Answers with the run's status, the answer applied.",
+    )
+    def answer_input(self, answer: InputAnswer) -> OrchestrationStatus:
+        self._answer(answer)
+        return self.status()
+
+    @answer_input.validator
+    def _validate_answer(self, answer: InputAnswer) -> None:
+        rejection = self._run.input_rejection(answer)
+        if rejection is not None:
+            raise rejection
+
+    def _answer(self, answer: InputAnswer) -> None:
+        found = self._run.find_input(answer.input_id)
+        assert found is not None
+        call, record = found
+        server_inputs.answer(record, answer, workflow.now())
+        self._run.emit_input(call, RunEventType.INPUT_ANSWERED, record)
+        if self._run.status not in TERMINAL_STATUSES:
+            self._run.status = self._run.open_status()
+            self._publish.details()
+        workflow.logger.info("input %s: %s by %s", answer.input_id, answer.action, answer.answerer or "unknown")
+
+    @workflow.signal(
+        name=contract.TOOL_PROGRESS_SIGNAL,
+        description="Internal: a running tool call's progress, sent by the worker that runs it.",
+    )
+    def tool_progress(self, update: ToolProgress) -> None:
+        call = self._run.find_open_call(update.tool_call_id)
+        if call is None or call.status != "running":
+            return
+        self._run.emit_for(call, RunEventType.TOOL_PROGRESS, **update.model_dump(exclude={"tool_call_id"}))
+        of = f"/{update.total:g}" if update.total is not None else ""
+        self._publish.details(f"running {call.server}.{call.tool}: {update.progress:g}{of} {update.message or ''}")
 
     @workflow.query(
         name=contract.STATUS_QUERY,

@@ -12,7 +12,7 @@ from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
-from workflows import approvals
+from workflows import approvals, server_inputs
 from workflows.activity_io import CatalogTool
 from workflows.chat_messages import LLMToolCall
 from workflows.events import EventLog
@@ -21,15 +21,17 @@ from workflows.messages import (
     FINAL_EVENT,
     TERMINAL_STATUSES,
     ApprovalDecision,
+    InputAnswer,
     OrchestrationStatus,
     PendingApproval,
+    PendingInput,
     RunEventType,
     RunStatus,
     StopReason,
     Usage,
 )
 from workflows.run_request import OrchestrationRequest
-from workflows.state import OPEN_STEP_STATUSES, LLMCallRecord, OrchestrationState, ToolCallRecord
+from workflows.state import OPEN_STEP_STATUSES, InputRecord, LLMCallRecord, OrchestrationState, ToolCallRecord
 from workflows.tool_calls import model_arguments_text, open_tool_call
 
 
@@ -69,6 +71,7 @@ class RunRecord:
             step=state.llm_calls if state else 0,
             max_steps=self.request.max_steps,
             pending_approvals=self.pending_approvals(),
+            pending_inputs=self.pending_inputs(),
             steps=[step.audit() for step in state.steps] if state and audit else [],
             output=self.output,
             error=self.error,
@@ -82,8 +85,11 @@ class RunRecord:
         )
 
     def open_status(self) -> RunStatus:
-        """What a run that has not finished is doing: waiting while a call waits, else running."""
-        return RunStatus.WAITING_FOR_APPROVAL if self.pending_approvals() else RunStatus.RUNNING
+        """What a run that has not finished is doing: waiting while a call waits for a decision or
+        a server's question waits for an answer, else running."""
+        if self.pending_approvals():
+            return RunStatus.WAITING_FOR_APPROVAL
+        return RunStatus.WAITING_FOR_INPUT if self.pending_inputs() else RunStatus.RUNNING
 
     def pending_approvals(self) -> list[PendingApproval]:
         if self.state is None or self.status in TERMINAL_STATUSES:
@@ -104,6 +110,22 @@ class RunRecord:
             input_schema=self.catalog_tool(call).input_schema,
         )
 
+    def pending_inputs(self) -> list[PendingInput]:
+        if self.state is None or self.status in TERMINAL_STATUSES:
+            return []
+        return [
+            self.pending_input(call, record)
+            for call in self.state.open_calls()
+            if call.exchange is not None
+            for record in call.exchange.waiting()
+        ]
+
+    def pending_input(self, call: ToolCallRecord, record: InputRecord) -> PendingInput:
+        return server_inputs.pending(call, record, self.input_expires_at(record))
+
+    def input_expires_at(self, record: InputRecord) -> datetime:
+        return server_inputs.expires_at(record, self.request.approval_timeout_seconds)
+
     # --- Tool calls -----------------------------------------------------------------------
 
     def find_open_call(self, tool_call_id: str) -> ToolCallRecord | None:
@@ -121,6 +143,25 @@ class RunRecord:
             decided_before=any(known.tool_call_id == decision.tool_call_id for known in calls),
             input_schema=self.catalog_tool(call).input_schema if call is not None and call.problem is None else None,
         )
+
+    def find_input(self, input_id: str) -> tuple[ToolCallRecord, InputRecord] | None:
+        """The open call whose server asked `input_id` in its current round, and the request."""
+        if self.state is None:
+            return None
+        for call in self.state.open_calls():
+            for record in call.exchange.inputs if call.exchange is not None else []:
+                if record.input_id == input_id:
+                    return call, record
+        return None
+
+    def input_rejection(self, answer: InputAnswer) -> ApplicationError | None:
+        """Why `answer` cannot apply now (typed like a decision's refusal), or None."""
+        found = self.find_input(answer.input_id)
+        tool_call_id = answer.input_id.split("/", 1)[0]
+        asked_before = (
+            any(call.tool_call_id == tool_call_id for call in self.state.tool_calls()) if self.state else False
+        )
+        return server_inputs.rejection(answer, found[1] if found else None, answered_before=asked_before)
 
     def open_tool_calls(
         self, calls: Sequence[LLMToolCall], *, validate_arguments: bool, bound_arguments: bool
@@ -208,6 +249,23 @@ class RunRecord:
             approver=call.decision.approver,
             reason=call.decision.reason,
             edited_arguments=call.arguments if call.original_arguments is not None else None,
+        )
+
+    def emit_input(self, call: ToolCallRecord, type: RunEventType, record: InputRecord) -> None:
+        """An event about one request of a server's: asked, or answered."""
+        if type == RunEventType.INPUT_REQUESTED:
+            pending = self.pending_input(call, record)
+            self.emit_for(call, type, **pending.model_dump(mode="json", exclude={"tool_call_id"}))
+            return
+        assert record.answer is not None
+        self.emit_for(
+            call,
+            type,
+            input_id=record.input_id,
+            kind=record.kind,
+            action=record.answer.action,
+            answerer=record.answer.answerer,
+            reason=record.answer.reason,
         )
 
     def emit_tool_finished(self, call: ToolCallRecord) -> None:

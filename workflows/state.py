@@ -10,10 +10,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from workflows.activity_io import ToolCatalog
+from workflows.activity_io import ServerTask, ToolCatalog
 from workflows.chat_messages import ChatMessage
 from workflows.contract import RULE_APPROVER_PREFIX
-from workflows.messages import ApprovalDecision, IgnoredDecision, RunEvent, StepRecord, TokenUsage, Usage
+from workflows.messages import (
+    ApprovalDecision,
+    IgnoredDecision,
+    InputAnswer,
+    RunEvent,
+    StepRecord,
+    TokenUsage,
+    Usage,
+)
 from workflows.run_request import OrchestrationRequest
 
 OPEN_STEP_STATUSES = ("pending", "running", "waiting_for_approval")
@@ -31,9 +39,47 @@ class LLMCallRecord(BaseModel):
     finished_at: datetime | None = None
     duration_ms: int | None = None
     usage: TokenUsage | None = None
+    tool_call_id: str | None = Field(default=None, description="Sampling: the tool call whose server asked for it.")
+    server: str | None = None
 
     def audit(self) -> StepRecord:
         return StepRecord.model_validate(self.model_dump())
+
+
+class InputRecord(BaseModel):
+    """One request a server made in the middle of a tool call, and its answer."""
+
+    input_id: str
+    key: str = Field(description="The server's key for it (what the response is sent under).")
+    method: str = Field(description="`elicitation/create` or `sampling/createMessage`.")
+    params: dict[str, Any]
+    requested_at: datetime
+    answer: InputAnswer | None = None
+    answered_at: datetime | None = None
+    response: dict[str, Any] | None = Field(default=None, description="What the server is sent (MCP JSON).")
+
+    @property
+    def kind(self) -> Literal["elicitation", "sampling"]:
+        return "sampling" if self.method == "sampling/createMessage" else "elicitation"
+
+
+class ToolExchange(BaseModel):
+    """What a call's server asked since the call started, and where the call is: a round of
+    `input_required` (answered, then the call is retried with `request_state`), or a task it polls."""
+
+    round: int = 0
+    request_state: str | None = None
+    inputs: list[InputRecord] = Field(default_factory=list, description="The current round's requests.")
+    answered: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Responses the worker gave itself this round (roots)."
+    )
+    task: ServerTask | None = None
+    task_keys: list[str] = Field(default_factory=list, description="The task's request keys asked already.")
+    notes: list[str] = Field(default_factory=list, description="What the model is told beside the result.")
+
+    def waiting(self) -> list[InputRecord]:
+        """The requests nobody has answered yet."""
+        return [record for record in self.inputs if record.answer is None]
 
 
 class ToolCallRecord(BaseModel):
@@ -73,6 +119,9 @@ class ToolCallRecord(BaseModel):
     output_preview: str | None = None
     result: str | None = Field(default=None, description="The tool message, until the model has it.")
     answered: bool = Field(default=False, description="The tool message is in the conversation.")
+    exchange: ToolExchange | None = Field(
+        default=None, description="While the server asks for input or runs the call as a task."
+    )
 
     @property
     def approver(self) -> str | None:

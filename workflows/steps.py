@@ -4,6 +4,7 @@ approved; one tool message either way). Workflow code: the activities are schedu
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import timedelta
@@ -14,22 +15,37 @@ from temporalio import workflow
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import approvals, contract, options, patches
-    from workflows.activity_io import LLMDeltaRequest, LLMReply, LLMRequest, ToolCallInput, ToolCallOutput
+    from workflows import approvals, contract, options, patches, server_inputs
+    from workflows.activity_io import (
+        LLMDeltaRequest,
+        LLMReply,
+        LLMRequest,
+        ServerTask,
+        TaskRequest,
+        ToolCallInput,
+        ToolCallOutput,
+    )
     from workflows.context import ConversationBudget
     from workflows.failures import RunFailed, failure_message, reraise_cancellation
     from workflows.limits import PAYLOAD_BUDGET_BYTES, json_bytes
-    from workflows.messages import OUTPUT_PREVIEW_CHARS, RunEventType
+    from workflows.messages import OUTPUT_PREVIEW_CHARS, InputAnswer, RunEventType
     from workflows.notifications import Notifications
     from workflows.publishing import Publisher
     from workflows.run_record import RunRecord
-    from workflows.state import LLMCallRecord, OrchestrationState, ToolCallRecord
+    from workflows.state import InputRecord, LLMCallRecord, OrchestrationState, ToolCallRecord, ToolExchange
     from workflows.tool_calls import openai_tool
 
 
 TOOL_ACTIVITY_ID_PREFIX = "tool:"
 """A tool call run as a local activity has the id `tool:<tool call id>`, which its marker in
 history keeps (a local activity's input is not recorded)."""
+
+POLICY_ANSWERER_PREFIX = "policy:"
+"""The answerer recorded when a server's policy, not a person, answered (`policy:sampling=auto`)."""
+TASK_POLL_MIN_SECONDS = 0.5
+TASK_POLL_MAX_SECONDS = 300.0
+"""A task is polled at its server's `pollIntervalMs` (5 s when it names none), within these bounds."""
+_TASK_SHOWN = {"task_id", "status", "status_message"}
 
 _tracer = trace.get_tracer(__name__)
 """Spans of the run's own steps; with tracing off (or while replaying) they record nothing."""
@@ -209,42 +225,306 @@ class Steps:
         return call.decision is not None
 
     async def _execute(self, call: ToolCallRecord) -> None:
+        """Run an approved call to its result: the tool call, then, as long as its server asks for
+        input (`input_required`) or answers with a task, the answers and the polls. Resumes where
+        the record says after continue-as-new; returns with `call.result` unset when it stopped
+        waiting for that."""
         assert call.server is not None and call.tool is not None
-        call.status = "running"
-        call.started_at = workflow.now()
-        self._run.emit_for(
-            call,
-            RunEventType.TOOL_STARTED,
+        if call.exchange is None:
+            call.status = "running"
+            call.started_at = workflow.now()
+            self._run.emit_for(
+                call,
+                RunEventType.TOOL_STARTED,
+                server=call.server,
+                tool=call.tool,
+                arguments=call.arguments,
+            )
+            output = await self._tool_call(call)
+        else:
+            output = await self._exchange_step(call)
+        while output is not None and self._goes_on(call, output):
+            output = await self._exchange_step(call)
+        if output is not None:
+            self._finish_call(call, output)
+
+    async def _exchange_step(self, call: ToolCallRecord) -> ToolCallOutput | None:
+        """One step of a call whose server asked for input or runs it as a task: the output that
+        moves it on, or None when it stopped waiting for continue-as-new."""
+        exchange = call.exchange
+        assert exchange is not None
+        if exchange.task is not None:
+            return await self._follow_task(call)
+        if not await self._inputs_answered(call):
+            return None
+        refused = server_inputs.refusal(call)
+        if refused is not None:
+            return ToolCallOutput(text=refused, is_error=True)
+        return await self._tool_call(call, server_inputs.responses(call), exchange.request_state)
+
+    def _goes_on(self, call: ToolCallRecord, output: ToolCallOutput) -> bool:
+        """Record what `output` says beyond a result: the server's requests (a new round) or its
+        task. True when the call goes on, False when `output` is its result."""
+        if output.input_required is None and output.task is None:
+            return False
+        exchange = call.exchange = call.exchange or ToolExchange()
+        exchange.notes.extend(output.notes)
+        if output.task is not None:
+            exchange.task = output.task
+            self._run.emit_for(call, RunEventType.TASK_STATUS, **output.task.model_dump(include=_TASK_SHOWN))
+            return True
+        asked = output.input_required
+        assert asked is not None
+        exchange.round += 1
+        if exchange.round > server_inputs.MAX_INPUT_ROUNDS:
+            output.text, output.is_error = (
+                f"the server asked for input more than {server_inputs.MAX_INPUT_ROUNDS} times; the call was stopped",
+                True,
+            )
+            output.input_required = None
+            return False
+        exchange.request_state, exchange.answered = asked.request_state, asked.answered
+        self._ask(call, asked.requests)
+        return True
+
+    def _ask(self, call: ToolCallRecord, requests: dict[str, dict[str, Any]]) -> None:
+        """Open a round of the server's requests: announced to people (events, Current Details,
+        webhook), or answered by the server's sampling policy when it needs nobody."""
+        exchange = call.exchange
+        assert exchange is not None
+        exchange.inputs = server_inputs.open_round(call, requests, workflow.now())
+        tool = self._run.catalog_tool(call)
+        for record in exchange.inputs:
+            if record.kind == "sampling" and tool.sampling != "approve":
+                action = "accept" if tool.sampling == "auto" else "decline"
+                policy = InputAnswer(
+                    input_id=record.input_id, action=action, answerer=f"policy:sampling={tool.sampling}"
+                )
+                server_inputs.answer(record, policy, workflow.now())
+                self._run.emit_input(call, RunEventType.INPUT_ANSWERED, record)
+                continue
+            self._run.emit_input(call, RunEventType.INPUT_REQUESTED, record)
+            pending = self._run.pending_input(call, record)
+            self._notifications.send(
+                "orchestration.input_requested",
+                lambda pending=pending: {  # type: ignore[misc]
+                    "orchestration_id": workflow.info().workflow_id,
+                    "input": pending.model_dump(mode="json"),
+                },
+            )
+        self._publish.refresh()
+        self._publish.details()
+
+    async def _inputs_answered(self, call: ToolCallRecord) -> bool:
+        """Wait until every request of the current round is answered (by a person, or declined
+        when it expires), then sample the model for the accepted sampling requests. False when
+        the wait stopped for continue-as-new."""
+        exchange = call.exchange
+        assert exchange is not None
+        while exchange.waiting():
+            waiting = exchange.waiting()
+            due = min(self._run.input_expires_at(record) for record in waiting)
+            remaining = (due - workflow.now()).total_seconds()
+            if remaining <= 0:
+                for record in waiting:
+                    if self._run.input_expires_at(record) <= workflow.now():
+                        server_inputs.time_out(record, workflow.now())
+                        self._run.emit_input(call, RunEventType.INPUT_ANSWERED, record)
+                self._publish.refresh()
+                continue
+            try:
+                await workflow.wait_condition(
+                    lambda: not exchange.waiting() or self._continue_as_new_due(),
+                    timeout=timedelta(seconds=remaining),
+                    timeout_summary=f"input to {call.server}.{call.tool} ({call.tool_call_id}) times out",
+                )
+            except TimeoutError:
+                continue
+            if exchange.waiting() and self._continue_as_new_due():
+                return False
+        for record in exchange.inputs:
+            if record.kind == "sampling" and record.response is None and record.answer.action == "accept":  # type: ignore[union-attr]
+                record.response = await self._sample(call, record)
+        self._publish.refresh()
+        return True
+
+    async def _sample(self, call: ToolCallRecord, record: InputRecord) -> dict[str, Any]:
+        """Answer a server's sampling request with the run's model: an LLM call of the run
+        (recorded, counted in its usage) that the conversation never sees."""
+        state = self._run.state
+        assert state is not None
+        step = LLMCallRecord(
+            index=len(state.steps),
+            status="running",
+            step=call.step,
+            started_at=workflow.now(),
+            tool_call_id=call.tool_call_id,
             server=call.server,
-            tool=call.tool,
-            arguments=call.arguments,
         )
+        state.steps.append(step)
+        request = LLMRequest(
+            model=state.model,
+            messages=server_inputs.sampling_messages(record.params),
+            max_tokens=server_inputs.sampling_max_tokens(record.params),
+        )
+        self._publish.details(f"sampling the model for {call.server}.{call.tool}")
+        try:
+            reply = await workflow.execute_activity(
+                contract.CHAT_COMPLETION_ACTIVITY,
+                request,
+                result_type=LLMReply,
+                summary=f"sampling for {call.server}.{call.tool}",
+                **options.llm_options(),
+            )
+        except FailureError as err:
+            reraise_cancellation(err)
+            self._run.end_step(step, "failed")
+            message = failure_message(err)
+            self._run.emit(RunEventType.SAMPLING, step_index=step.index, tool_call_id=call.tool_call_id, error=message)
+            return {"error": message}
+        state.usage.prompt_tokens += reply.usage.prompt_tokens
+        state.usage.completion_tokens += reply.usage.completion_tokens
+        step.usage = reply.usage
+        self._run.end_step(step, "completed")
+        self._run.emit(
+            RunEventType.SAMPLING,
+            step_index=step.index,
+            tool_call_id=call.tool_call_id,
+            input_id=record.input_id,
+            usage=reply.usage.model_dump(),
+        )
+        return server_inputs.sampling_response(reply.message.text() or "", state.model, reply.finish_reason)
+
+    async def _follow_task(self, call: ToolCallRecord) -> ToolCallOutput | None:
+        """Poll the call's task with durable timers until it ends (its output), answering what it
+        asks with `tasks/update`; None when it stopped for continue-as-new."""
+        exchange = call.exchange
+        assert exchange is not None and exchange.task is not None and call.server is not None
+        while True:
+            task = exchange.task
+            if task.status in ("completed", "failed"):
+                return task.output or ToolCallOutput(
+                    text=f"the task ended {task.status} without a result", is_error=True
+                )
+            if task.status == "cancelled":
+                return ToolCallOutput(text=f"the server cancelled the task: {task.status_message or ''}", is_error=True)
+            fresh = {key: request for key, request in task.input_requests.items() if key not in exchange.task_keys}
+            if task.status == "input_required" and fresh:
+                exchange.round += 1
+                exchange.task_keys.extend(fresh)
+                self._ask(call, fresh)
+            if exchange.waiting() or any(record.response is None for record in exchange.inputs):
+                if not await self._inputs_answered(call):
+                    return None
+                refused = server_inputs.refusal(call)
+                if refused is not None:
+                    await self._task_request(contract.CANCEL_TASK_ACTIVITY, call)
+                    return ToolCallOutput(text=refused, is_error=True)
+                await self._task_request(contract.UPDATE_TASK_ACTIVITY, call, server_inputs.responses(call))
+                exchange.inputs = []
+            if self._continue_as_new_due():
+                return None
+            interval = min(max((task.poll_interval_ms or 5000) / 1000, TASK_POLL_MIN_SECONDS), TASK_POLL_MAX_SECONDS)
+            self._publish.details(f"{call.server}.{call.tool}: task {task.status} {task.status_message or ''}")
+            await workflow.sleep(interval, summary=f"poll task of {call.server}.{call.tool}")
+            seen = await self._task_request(contract.GET_TASK_ACTIVITY, call)
+            if seen is None:
+                return ToolCallOutput(text="the task could not be polled", is_error=True)
+            if (seen.status, seen.status_message) != (task.status, task.status_message):
+                self._run.emit_for(call, RunEventType.TASK_STATUS, **seen.model_dump(include=_TASK_SHOWN))
+            exchange.task = seen
+
+    async def _task_request(
+        self, activity: str, call: ToolCallRecord, responses: dict[str, dict[str, Any]] | None = None
+    ) -> ServerTask | None:
+        """One task request (`tasks/get`, `tasks/update`, `tasks/cancel`) for `call`'s task; a
+        failure ends the call (None), its message kept."""
+        exchange = call.exchange
+        assert exchange is not None and exchange.task is not None and call.server is not None
+        request = TaskRequest(
+            server=call.server,
+            task_id=exchange.task.task_id,
+            owner=self._run.request.owner,
+            output_limit_bytes=self._run.request.tool_output_limit_bytes,
+            input_responses=responses,
+        )
+        try:
+            return await workflow.execute_activity(
+                activity,
+                request,
+                result_type=ServerTask if activity == contract.GET_TASK_ACTIVITY else None,
+                summary=f"{activity.removeprefix(contract.ACTIVITY_PREFIX)} {call.server}.{call.tool}",
+                **options.task_options(),
+            )
+        except FailureError as err:
+            reraise_cancellation(err)
+            exchange.notes.append(f"(task request failed: {failure_message(err)})")
+            return None
+
+    async def cancel_tasks(self) -> None:
+        """The run was cancelled: cancel the tasks its calls were following (best effort)."""
+        state = self._run.state
+        calls = [
+            call
+            for call in (state.open_calls() if state else [])
+            if call.exchange is not None
+            and call.exchange.task is not None
+            and call.exchange.task.status in ("working", "input_required")
+        ]
+        await asyncio.gather(*(self._task_request(contract.CANCEL_TASK_ACTIVITY, call) for call in calls))
+
+    async def _tool_call(
+        self,
+        call: ToolCallRecord,
+        responses: dict[str, dict[str, Any]] | None = None,
+        request_state: str | None = None,
+    ) -> ToolCallOutput | None:
+        """One `tools/call` (a retry when `responses` are given): its output, or None when it
+        failed (the call then has its error as result)."""
         summary = f"tool {call.server}.{call.tool}" + (f": {call.intent}" if call.intent else "")
         self._publish.details(f"running {call.server}.{call.tool}")
         try:
             with _tracer.start_as_current_span("orch.tool_call", attributes=_span_attributes(call)):
-                output = await self._call_tool(call, summary[:200])
+                return await self._call_tool(call, summary[:200], responses, request_state)
         except FailureError as err:  # ActivityError; a local activity's failure may come unwrapped
             reraise_cancellation(err)
-            call.result = f"error: {failure_message(err)}"
-            status = "error"
-        else:
-            call.result = f"error: {output.text}" if output.is_error else output.text
-            status = "error" if output.is_error else "completed"
-            if call.original_arguments is not None:
-                call.result = f"(Approved with edited arguments: {json.dumps(call.arguments)})\n{call.result}"
-            assert self._run.state is not None
-            self._run.state.usage.tool_calls += 1
-            self._run.state.usage.cost_usd = round(self._run.state.usage.cost_usd + call.price_usd, 10)
-            self._publish.cost(call)
+            call.result = call.output_preview = f"error: {failure_message(err)}"
+            self._run.end_step(call, "error")
+            self._run.emit_tool_finished(call)
+            return None
+
+    def _finish_call(self, call: ToolCallRecord, output: ToolCallOutput) -> None:
+        """The call's result: the tool message the model gets, with what it should know beside it."""
+        call.result = f"error: {output.text}" if output.is_error else output.text
+        status = "error" if output.is_error else "completed"
+        if call.original_arguments is not None:
+            call.result = f"(Approved with edited arguments: {json.dumps(call.arguments)})\n{call.result}"
+        notes = [*(call.exchange.notes if call.exchange else []), *output.notes]
+        late = server_inputs.timed_out_note(call) if call.exchange else None
+        if late:
+            notes.append(late)
+        if notes:
+            call.result = "\n".join([call.result, *notes])
+        state = self._run.state
+        assert state is not None
+        state.usage.tool_calls += 1
+        state.usage.cost_usd = round(state.usage.cost_usd + call.price_usd, 10)
+        self._publish.cost(call)
         call.output_preview = call.result[:OUTPUT_PREVIEW_CHARS]
         self._run.end_step(call, status)
         self._run.emit_tool_finished(call)
         workflow.logger.debug("tool %s.%s %s", call.server, call.tool, status)
 
-    async def _call_tool(self, call: ToolCallRecord, summary: str) -> ToolCallOutput:
+    async def _call_tool(
+        self,
+        call: ToolCallRecord,
+        summary: str,
+        responses: dict[str, dict[str, Any]] | None,
+        request_state: str | None,
+    ) -> ToolCallOutput:
         assert call.server is not None and call.tool is not None
         timeout = self._run.request.tool_timeout_seconds
+        round_number = call.exchange.round if call.exchange else 0
         input = ToolCallInput(
             server=call.server,
             tool=call.tool,
@@ -254,6 +534,9 @@ class Steps:
             idempotency_key=f"{workflow.info().workflow_id}/{call.tool_call_id}",
             definition_hash=call.definition_hash or None,
             owner=self._run.request.owner,
+            tool_call_id=call.tool_call_id,
+            input_responses=responses,
+            request_state=request_state,
         )
         if self._run.request.tool_call_mode() == "local_activity" and patches.patched(patches.LOCAL_TOOL_CALLS):
             # The result is recorded as a marker in the same task completion as the next LLM
@@ -262,7 +545,8 @@ class Steps:
                 contract.CALL_TOOL_ACTIVITY,
                 input,
                 result_type=ToolCallOutput,
-                activity_id=f"{TOOL_ACTIVITY_ID_PREFIX}{call.tool_call_id}",
+                activity_id=f"{TOOL_ACTIVITY_ID_PREFIX}{call.tool_call_id}"
+                + (f"#{round_number}" if round_number else ""),
                 summary=summary,
                 **options.tool_local_options(timeout),
             )

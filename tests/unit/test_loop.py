@@ -63,6 +63,7 @@ async def test_auto_approved_tool_runs_then_the_model_answers(harness: Harness) 
             output_limit_bytes=1000,
             idempotency_key=f"{handle.id}/c1",
             definition_hash="def-read",
+            tool_call_id="c1",
         )
     ]
     assert fakes.tool_messages() == {"c1": "contents of a.txt"}
