@@ -22,6 +22,7 @@ from workflows.messages import (
     FINAL_EVENT_TYPES,
     OrchestrationStatus,
     PendingApproval,
+    PendingInput,
     RunEvent,
     RunEventType,
     RunStatus,
@@ -116,6 +117,7 @@ class OrchestrationRef(BaseModel):
     id: str
     status: RunStatus
     pending_approvals: list[PendingApproval] = Field(default_factory=list)
+    pending_inputs: list[PendingInput] = Field(default_factory=list)
     links: Links
 
 
@@ -160,7 +162,7 @@ async def wait_for_outcome(
         if event.type in FINAL_EVENT_TYPES:
             return "finished"
         if event.type == RunEventType.STATUS:
-            waiting = event.data.get("status") == RunStatus.WAITING_FOR_APPROVAL
+            waiting = event.data.get("status") in (RunStatus.WAITING_FOR_APPROVAL, RunStatus.WAITING_FOR_INPUT)
             waiting_since = (waiting_since or loop.time()) if waiting else None
 
 
@@ -176,7 +178,11 @@ def completion(run: OrchestrationStatus, outcome: Outcome, links: Links) -> Chat
         usage=usage_of(run),
         orchestration_id=run.id,
         orchestration=OrchestrationRef(
-            id=run.id, status=run.status, pending_approvals=run.pending_approvals, links=links
+            id=run.id,
+            status=run.status,
+            pending_approvals=run.pending_approvals,
+            pending_inputs=run.pending_inputs,
+            links=links,
         ),
     )
 
@@ -191,6 +197,14 @@ def answer_text(run: OrchestrationStatus, outcome: Outcome) -> str:
         return (
             f"Orchestration {run.id} is waiting for approval of: {calls}. Approve or deny with "
             f"POST /v1/orchestrations/{run.id}/approvals, then follow GET /v1/orchestrations/{run.id}."
+        )
+    if run.pending_inputs:
+        asked = "; ".join(
+            f"{p.server}.{p.tool} asks {p.message or p.kind} (input_id {p.input_id})" for p in run.pending_inputs
+        )
+        return (
+            f"Orchestration {run.id} is waiting for input: {asked}. Answer with "
+            f"POST /v1/orchestrations/{run.id}/inputs, then follow GET /v1/orchestrations/{run.id}."
         )
     return f"Orchestration {run.id} is still {run.status.value}; follow GET /v1/orchestrations/{run.id}."
 

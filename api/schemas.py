@@ -10,7 +10,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
 from workflows.activity_io import ServerTools
 from workflows.limits import ModelName, ServerNames
-from workflows.messages import ApprovalDecision, RunStatus, StopReason
+from workflows.messages import ApprovalDecision, InputAnswer, RunStatus, StopReason
 from workflows.run_request import OrchestrationRequest, RunOptions
 
 AssistantName = Annotated[
@@ -95,6 +95,21 @@ class ApprovalBatch(BaseModel):
 
 class WebhookApprovalRequest(ApprovalRequest):
     """Body of POST /v1/webhooks/approvals: an approval plus the run it is for."""
+
+    orchestration_id: str = Field(min_length=1)
+
+
+class InputAnswerRequest(InputAnswer):
+    """Body of POST /v1/orchestrations/{id}/inputs: an answer to a server's question, strictly
+    checked (the answerer recorded is the caller's key, or `answerer` with keys off)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_id: str = Field(min_length=1, max_length=600)
+
+
+class WebhookInputRequest(InputAnswerRequest):
+    """Body of POST /v1/webhooks/inputs: an answer plus the run it is for."""
 
     orchestration_id: str = Field(min_length=1)
 

@@ -52,6 +52,7 @@ from workflows.messages import (
     DecisionBatch,
     EventsPage,
     EventsQuery,
+    InputAnswer,
     OrchestrationStatus,
     RunMemo,
     RunStatus,
@@ -222,30 +223,66 @@ class OrchestrationService:
         when a worker resumes the run (or is ignored and recorded if it no longer fits), and
         `applied` is False.
         """
+        if len(decisions) == 1:
+            update: str = contract.DECIDE_UPDATE
+            argument: ApprovalDecision | DecisionBatch = decisions[0]
+        else:
+            update, argument = contract.DECIDE_MANY_UPDATE, DecisionBatch(decisions=list(decisions))
+        where = f"tool call {decisions[0].tool_call_id!r}: " if len(decisions) == 1 else ""
+        return await self._deliver(
+            orchestration_id,
+            caller,
+            (update, argument),
+            [(contract.SUBMIT_APPROVAL_SIGNAL, decision) for decision in decisions],
+            where=where,
+            update_id=update_id,
+        )
+
+    async def answer(
+        self, orchestration_id: str, answer: InputAnswer, caller: Principal, *, update_id: str | None = None
+    ) -> tuple[OrchestrationStatus, bool]:
+        """Answer what a server asked in the middle of a tool call (the `answer_input` update),
+        or, when no worker answers in time, the durable `submit_input` signal; as `decide`."""
+        return await self._deliver(
+            orchestration_id,
+            caller,
+            (contract.ANSWER_INPUT_UPDATE, answer),
+            [(contract.SUBMIT_INPUT_SIGNAL, answer)],
+            where=f"input {answer.input_id!r}: ",
+            update_id=update_id,
+        )
+
+    async def _deliver(
+        self,
+        orchestration_id: str,
+        caller: Principal,
+        update: tuple[str, Any],
+        signals: Sequence[tuple[str, Any]],
+        *,
+        where: str,
+        update_id: str | None,
+    ) -> tuple[OrchestrationStatus, bool]:
+        """A person's word to a run: the update (refused with a typed error when it cannot apply),
+        or the signals when no worker answers in time. Returns (status, applied by the update)."""
         handle: WorkflowHandle[Any, Any] = self._client.get_workflow_handle(orchestration_id)
+        name, argument = update
         try:
             # The update first (one round trip); only a failure asks what the run is.
-            async with temporal_call("decide tool call", WORKER_TIMEOUT_SECONDS):
-                if len(decisions) == 1:
-                    update: str = contract.DECIDE_UPDATE
-                    argument: ApprovalDecision | DecisionBatch = decisions[0]
-                else:
-                    update, argument = contract.DECIDE_MANY_UPDATE, DecisionBatch(decisions=list(decisions))
-                answer = await handle.execute_update(update, argument, id=update_id, result_type=OrchestrationStatus)
+            async with temporal_call(f"{name} update", WORKER_TIMEOUT_SECONDS):
+                answer = await handle.execute_update(name, argument, id=update_id, result_type=OrchestrationStatus)
                 return answer, True
         except APIError as err:
             if err.status != 503:
                 raise
             description = await self._running(orchestration_id, caller)
-            async with temporal_call("signal decision"):
-                for decision in decisions:
-                    await handle.signal(contract.SUBMIT_APPROVAL_SIGNAL, decision)
+            async with temporal_call("signal"):
+                for signal, signal_argument in signals:
+                    await handle.signal(signal, signal_argument)
             return minimal_status(description, RunMemo()), False
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type in DECISION_ERRORS:
                 status, code = DECISION_ERRORS[cause.type]
-                where = f"tool call {decisions[0].tool_call_id!r}: " if len(decisions) == 1 else ""
                 raise APIError(status, code, f"{where}{cause.message}") from None
             await self._running(orchestration_id, caller)  # 404 when it is not an orchestration
             raise

@@ -13,7 +13,15 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import APIError
 from worker.connection import failure
-from workflows.contract import DECISION_ALREADY_MADE, DECISION_INVALID, DECISION_MISMATCH, DECISION_UNKNOWN_CALL
+from workflows.contract import (
+    DECISION_ALREADY_MADE,
+    DECISION_INVALID,
+    DECISION_MISMATCH,
+    DECISION_UNKNOWN_CALL,
+    INPUT_ALREADY_ANSWERED,
+    INPUT_INVALID,
+    INPUT_UNKNOWN,
+)
 
 TEMPORAL_TIMEOUT_SECONDS = 5.0
 """A call the Temporal server answers by itself."""
@@ -27,8 +35,11 @@ DECISION_ERRORS = {
     DECISION_MISMATCH: (409, "approval_mismatch"),
     DECISION_ALREADY_MADE: (409, "already_decided"),
     DECISION_INVALID: (422, "invalid_decision"),
+    INPUT_UNKNOWN: (404, "unknown_input"),
+    INPUT_ALREADY_ANSWERED: (409, "already_answered"),
+    INPUT_INVALID: (422, "invalid_answer"),
 }
-"""The workflow's decision error types as the API answers them: (HTTP status, error code)."""
+"""The workflow's decision and answer error types as the API answers them: (HTTP status, error code)."""
 
 
 @contextlib.asynccontextmanager

@@ -17,7 +17,7 @@ from typing import Any
 from temporalio.exceptions import ApplicationError
 
 from workflows.chat_messages import ChatMessage
-from workflows.contract import DECISION_ALREADY_MADE, DECISION_INVALID, DECISION_UNKNOWN_CALL, TIMED_OUT_APPROVER
+from workflows.contract import INPUT_ALREADY_ANSWERED, INPUT_INVALID, INPUT_UNKNOWN, TIMED_OUT_APPROVER
 from workflows.messages import InputAnswer, PendingInput
 from workflows.state import InputRecord, ToolCallRecord
 from workflows.tool_calls import schema_problem
@@ -84,17 +84,17 @@ def rejection(answer: InputAnswer, record: InputRecord | None, *, answered_befor
     is none; `answered_before`: a request with that id was answered), or None when it applies."""
     if record is None:
         if answered_before:
-            return ApplicationError("already answered", type=DECISION_ALREADY_MADE)
-        return ApplicationError("unknown input request", type=DECISION_UNKNOWN_CALL)
+            return ApplicationError("already answered", type=INPUT_ALREADY_ANSWERED)
+        return ApplicationError("unknown input request", type=INPUT_UNKNOWN)
     if record.answer is not None:
-        return ApplicationError("already answered", type=DECISION_ALREADY_MADE)
+        return ApplicationError("already answered", type=INPUT_ALREADY_ANSWERED)
     if answer.content is not None and (answer.action != "accept" or record.kind != "elicitation"):
-        return ApplicationError("`content` only comes with `accept` of an elicitation", type=DECISION_INVALID)
+        return ApplicationError("`content` only comes with `accept` of an elicitation", type=INPUT_INVALID)
     if answer.action == "accept" and record.kind == "elicitation" and "url" not in record.params:
         schema = record.params.get("requestedSchema") or {"type": "object"}
         problem = schema_problem(schema, answer.content or {})
         if problem is not None:
-            return ApplicationError(f"content does not match the requested schema: {problem}", type=DECISION_INVALID)
+            return ApplicationError(f"content does not match the requested schema: {problem}", type=INPUT_INVALID)
     return None
 
 

@@ -22,10 +22,11 @@ from api.schemas import (
     CancelAccepted,
     CreatedOrchestration,
     CreateOrchestration,
+    InputAnswerRequest,
     OrchestrationList,
 )
 from api.service import OrchestrationService
-from workflows.messages import ApprovalDecision, OrchestrationStatus, RunStatus
+from workflows.messages import ApprovalDecision, InputAnswer, OrchestrationStatus, RunStatus
 
 router = APIRouter(prefix="/v1/orchestrations", tags=["orchestrations"])
 
@@ -186,6 +187,27 @@ async def _decide(
         if caller.name is not None:
             decision.approver = caller.name
     status_now, applied = await service.decide(orchestration_id, decisions, caller)
+    if not applied:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return status_now
+
+
+@router.post(
+    "/{orchestration_id}/inputs",
+    response_model=OrchestrationStatus,
+    responses={202: QUEUED_DECISION, **error_responses(400, 401, 403, 404, 409, 422, 503)},
+)
+async def answer_input(
+    orchestration_id: str, body: InputAnswerRequest, caller: Approver, service: ServiceDep, response: Response
+) -> OrchestrationStatus:
+    """Answer what an MCP server asked in the middle of a tool call (one of the run's
+    `pending_inputs`; `approve` role): `accept` with `content` matching the requested schema
+    (an elicitation) or with none (a sampling request: the run's model answers it), `decline`
+    or `cancel`. With API keys on, the answerer recorded is the key's name."""
+    answer = InputAnswer.model_validate(body.model_dump())
+    if caller.name is not None:
+        answer.answerer = caller.name
+    status_now, applied = await service.answer(orchestration_id, answer, caller)
     if not applied:
         response.status_code = status.HTTP_202_ACCEPTED
     return status_now
