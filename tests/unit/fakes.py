@@ -12,6 +12,9 @@ recorded, so a test asserts both on the run's result and on what each activity w
 | `MCPActivities.call_tool`             | `call_tool`             | ToolCallInput   | ToolCallOutput |
 | `MCPActivities.describe_tools`        | `describe_tools`        | ListToolsInput  | ToolListing    |
 | `WebhookActivities.deliver_webhook`   | `deliver_webhook`       | WebhookEvent    | None           |
+| `MCPActivities.get_task`              | `orch.get_task`         | TaskRequest     | ServerTask     |
+| `MCPActivities.update_task`           | `orch.update_task`      | TaskRequest     | None           |
+| `MCPActivities.cancel_task`           | `orch.cancel_task`      | TaskRequest     | None           |
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ from workflows.activity_io import (
     LLMRequest,
     PreparedRun,
     PrepareRunInput,
+    ServerTask,
     ServerTools,
+    TaskRequest,
     ToolCallInput,
     ToolCallOutput,
     ToolCatalog,
@@ -46,11 +51,14 @@ from workflows.activity_io import (
 from workflows.chat_messages import ChatMessage, FunctionCall, LLMToolCall
 from workflows.contract import (
     CALL_TOOL_ACTIVITY,
+    CANCEL_TASK_ACTIVITY,
     CHAT_COMPLETION_ACTIVITY,
     CHAT_COMPLETION_DELTA_ACTIVITY,
     DELIVER_WEBHOOK_ACTIVITY,
     DESCRIBE_TOOLS_ACTIVITY,
+    GET_TASK_ACTIVITY,
     PREPARE_RUN_ACTIVITY,
+    UPDATE_TASK_ACTIVITY,
 )
 from workflows.messages import TokenUsage
 
@@ -179,6 +187,9 @@ class FakeActivities:
     tool_calls: list[ToolCallInput] = field(default_factory=list)
     describe_inputs: list[ListToolsInput] = field(default_factory=list)
     webhooks: list[WebhookEvent] = field(default_factory=list)
+    task_polls: list[ServerTask | Callable[[TaskRequest], ServerTask]] = field(default_factory=list)
+    """Consumed one per `get_task`; the last one repeats."""
+    task_requests: list[tuple[str, TaskRequest]] = field(default_factory=list)
 
     def script(self, *turns: Turn) -> None:
         self.llm_turns.extend(turns)
@@ -191,6 +202,9 @@ class FakeActivities:
             self.call_tool,
             self.describe_tools,
             self.deliver_webhook,
+            self.get_task,
+            self.update_task,
+            self.cancel_task,
         ]
 
     @activity.defn(name=PREPARE_RUN_ACTIVITY)
@@ -234,6 +248,20 @@ class FakeActivities:
     @activity.defn(name=DELIVER_WEBHOOK_ACTIVITY)
     async def deliver_webhook(self, event: WebhookEvent) -> None:
         self.webhooks.append(event)
+
+    @activity.defn(name=GET_TASK_ACTIVITY)
+    async def get_task(self, input: TaskRequest) -> ServerTask:
+        self.task_requests.append(("get", input))
+        poll = self.task_polls.pop(0) if len(self.task_polls) > 1 else self.task_polls[0]
+        return _played(poll, input)
+
+    @activity.defn(name=UPDATE_TASK_ACTIVITY)
+    async def update_task(self, input: TaskRequest) -> None:
+        self.task_requests.append(("update", input))
+
+    @activity.defn(name=CANCEL_TASK_ACTIVITY)
+    async def cancel_task(self, input: TaskRequest) -> None:
+        self.task_requests.append(("cancel", input))
 
     # --- What the model was shown ----------------------------------------------------------
 
