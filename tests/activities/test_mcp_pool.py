@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 
+import mcp_types
 import pytest
 
 from activities.mcp_config import MCPConfig, MCPConfigError
@@ -35,8 +36,8 @@ async def pool(call_log: CallLog) -> AsyncIterator[MCPSessionPool]:
 
 
 async def _pid(pool: MCPSessionPool) -> str:
-    result = await pool.call_tool("toolbox", "whoami", {}, timeout=WAIT_SECONDS, meta={})
-    return result.content[0].text  # type: ignore[union-attr]
+    answer = await pool.call_tool("toolbox", "whoami", {}, timeout=WAIT_SECONDS, meta={})
+    return answer.result.content[0].text  # type: ignore[union-attr]
 
 
 async def test_one_session_serves_many_and_concurrent_calls(pool: MCPSessionPool) -> None:
@@ -65,15 +66,17 @@ async def test_a_dead_server_is_dropped_and_reopened(pool: MCPSessionPool) -> No
 async def test_real_mcp_server_time_lists_and_calls(pool: MCPSessionPool) -> None:
     names = {tool.name for tool in await pool.list_tools("time")}
     assert {"get_current_time", "convert_time"} <= names
-    result = await pool.call_tool(
+    answer = await pool.call_tool(
         "time", "get_current_time", {"timezone": "Europe/Paris"}, timeout=WAIT_SECONDS, meta={}
     )
+    result = answer.result
+    assert isinstance(result, mcp_types.CallToolResult)
     assert not result.is_error and "Europe/Paris" in result.content[0].text  # type: ignore[union-attr]
 
 
 async def test_protocol_errors_come_back_as_error_results(pool: MCPSessionPool) -> None:
-    result = await pool.call_tool("toolbox", "add", {"a": "not a number", "b": 1}, timeout=WAIT_SECONDS, meta={})
-    assert result.is_error
+    answer = await pool.call_tool("toolbox", "add", {"a": "not a number", "b": 1}, timeout=WAIT_SECONDS, meta={})
+    assert isinstance(answer.result, mcp_types.CallToolResult) and answer.result.is_error
 
 
 async def test_timeout_unknown_server_and_unstartable_server(pool: MCPSessionPool) -> None:
@@ -104,8 +107,8 @@ async def test_http_transports_list_and_call(transport: str, call_log: CallLog) 
     try:
         await wait_for_port(port)
         assert "add" in {tool.name for tool in await pool.list_tools("remote")}
-        result = await pool.call_tool("remote", "add", {"a": 2, "b": 3}, timeout=WAIT_SECONDS, meta={})
-        assert result.content[0].text == "5"  # type: ignore[union-attr]
+        answer = await pool.call_tool("remote", "add", {"a": 2, "b": 3}, timeout=WAIT_SECONDS, meta={})
+        assert answer.result.content[0].text == "5"  # type: ignore[union-attr]
     finally:
         await pool.aclose()
         server.kill()
