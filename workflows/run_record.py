@@ -157,11 +157,22 @@ class RunRecord:
     def input_rejection(self, answer: InputAnswer) -> ApplicationError | None:
         """Why `answer` cannot apply now (typed like a decision's refusal), or None."""
         found = self.find_input(answer.input_id)
-        tool_call_id = answer.input_id.split("/", 1)[0]
-        asked_before = (
-            any(call.tool_call_id == tool_call_id for call in self.state.tool_calls()) if self.state else False
+        return server_inputs.rejection(
+            answer, found[1] if found else None, answered_before=self._asked_before(answer.input_id)
         )
-        return server_inputs.rejection(answer, found[1] if found else None, answered_before=asked_before)
+
+    def _asked_before(self, input_id: str) -> bool:
+        """Whether `input_id` (`<tool_call_id>/<round>/<key>`) names a request of an earlier round
+        of its call, all of which were answered."""
+        tool_call_id, _, rest = input_id.partition("/")
+        round_text = rest.partition("/")[0]
+        calls = self.state.tool_calls() if self.state else []
+        call = next((known for known in calls if known.tool_call_id == tool_call_id), None)
+        if call is None or call.exchange is None or not round_text.isdigit():
+            return False
+        # Every round of a call that ended was answered; an open call's current round is asked now.
+        ended = call.answered or call.result is not None
+        return int(round_text) < call.exchange.round + (1 if ended else 0)
 
     def open_tool_calls(
         self, calls: Sequence[LLMToolCall], *, validate_arguments: bool, bound_arguments: bool

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +17,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from activities.webhooks import sign
 from api.app import create_app
 from tests.conftest import SECRETS_KEY, Harness, LoopbackOnlyTransport, WorkerFactory
 from tests.scripted_llm import free_port
@@ -24,6 +27,19 @@ from worker.plugin import OrchestrationPlugin
 from worker.settings import Settings
 
 WEBHOOK_SECRET = "whsec_YXBpLXRlc3Qtc2VjcmV0LWtleQ=="
+
+
+def signed(body: dict[str, Any], webhook_id: str, *, at: int | None = None, secret: str = WEBHOOK_SECRET) -> dict:
+    """`httpx` arguments of an inbound webhook carrying `body`, signed per Standard Webhooks."""
+    raw = json.dumps(body).encode()
+    timestamp = int(time.time()) if at is None else at
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret, webhook_id, timestamp, raw),
+    }
+    return {"content": raw, "headers": headers}
 
 
 @dataclass
@@ -125,3 +141,33 @@ def api_stack(run_worker: WorkerFactory, temporal_env) -> APIFactory:
                 yield APIHarness(http=http, worker=worker, base_url=base_url, app=app)
 
     return factory
+
+
+async def sse(http: httpx.AsyncClient, path: str, headers: dict[str, str] | None = None) -> AsyncIterator[dict]:
+    """The events of one SSE connection, parsed: {"id", "event", "data"}; comments skipped."""
+    async with http.stream("GET", path, headers=headers, timeout=WAIT_SECONDS) as response:
+        assert response.status_code == 200, await response.aread()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        event: dict[str, Any] = {}
+        async for line in response.aiter_lines():
+            if not line:
+                if event:
+                    yield event
+                event = {}
+            elif not line.startswith(":"):
+                field, _, value = line.partition(":")
+                event[field] = json.loads(value) if field == "data" else value.strip()
+
+
+async def collect(
+    http: httpx.AsyncClient, path: str, *, until: str | None = None, last_event_id: int | None = None
+) -> list[dict]:
+    """Events until one of type `until` (then the connection is dropped) or the stream's end."""
+    headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else None
+    events = []
+    async with asyncio.timeout(WAIT_SECONDS):
+        async for event in sse(http, path, headers):
+            events.append(event)
+            if event["event"] == until:
+                break
+    return events

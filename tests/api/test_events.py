@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
-from typing import Any
-
-import httpx
 
 from api.events import RunEventsHub
-from tests.api.conftest import APIFactory, APIHarness
+from tests.api.conftest import APIFactory, APIHarness, collect
 from tests.conftest import CallLog, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, tool_call
-from tests.waiting import WAIT_SECONDS, eventually
+from tests.waiting import eventually
 
 POLL_SECONDS = 0.25
 
@@ -24,36 +19,6 @@ def _gated_then_echo() -> tuple[Reply, ...]:
         Reply(tool_calls=[tool_call("say", "toolbox__echo", {"text": "paid"})], prompt_tokens=4, completion_tokens=2),
         Reply(content="all done"),
     )
-
-
-async def sse(http: httpx.AsyncClient, path: str, headers: dict[str, str] | None = None) -> AsyncIterator[dict]:
-    """The events of one SSE connection, parsed: {"id", "event", "data"}; comments skipped."""
-    async with http.stream("GET", path, headers=headers, timeout=WAIT_SECONDS) as response:
-        assert response.status_code == 200, await response.aread()
-        assert response.headers["content-type"].startswith("text/event-stream")
-        event: dict[str, Any] = {}
-        async for line in response.aiter_lines():
-            if not line:
-                if event:
-                    yield event
-                event = {}
-            elif not line.startswith(":"):
-                field, _, value = line.partition(":")
-                event[field] = json.loads(value) if field == "data" else value.strip()
-
-
-async def collect(
-    http: httpx.AsyncClient, path: str, *, until: str | None = None, last_event_id: int | None = None
-) -> list[dict]:
-    """Events until one of type `until` (then the connection is dropped) or the stream's end."""
-    headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else None
-    events = []
-    async with asyncio.timeout(WAIT_SECONDS):
-        async for event in sse(http, path, headers):
-            events.append(event)
-            if event["event"] == until:
-                break
-    return events
 
 
 def hub(api: APIHarness) -> RunEventsHub:

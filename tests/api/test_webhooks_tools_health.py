@@ -12,25 +12,12 @@ import time
 import httpx
 import pytest
 
-from activities.webhooks import sign
 from api import service
-from tests.api.conftest import WEBHOOK_SECRET, APIFactory, serve_api
+from tests.api.conftest import APIFactory, serve_api, signed
 from tests.conftest import REPO_ROOT, CallLog, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, free_port, tool_call
 from tests.waiting import WAIT_SECONDS, result_of, wait_for_port
 from worker.settings import Settings
-
-
-def _signed(body: dict, webhook_id: str, *, at: int | None = None, secret: str = WEBHOOK_SECRET) -> dict:
-    raw = json.dumps(body).encode()
-    timestamp = int(time.time()) if at is None else at
-    headers = {
-        "content-type": "application/json",
-        "webhook-id": webhook_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, webhook_id, timestamp, raw),
-    }
-    return {"content": raw, "headers": headers}
 
 
 async def test_webhook_approval_good_wrong_stale_and_replayed(
@@ -46,16 +33,16 @@ async def test_webhook_approval_good_wrong_stale_and_replayed(
         await api.wait_for(run_id, lambda s: s["status"] == "waiting_for_approval")
         body = {"orchestration_id": run_id, "tool_call_id": "t1", "decision": "approve", "approver": "erp"}
 
-        wrong = await api.http.post("/v1/webhooks/approvals", **_signed(body, "msg_1", secret="other-secret"))
+        wrong = await api.http.post("/v1/webhooks/approvals", **signed(body, "msg_1", secret="other-secret"))
         assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "bad_signature"
-        stale = await api.http.post("/v1/webhooks/approvals", **_signed(body, "msg_2", at=int(time.time()) - 600))
+        stale = await api.http.post("/v1/webhooks/approvals", **signed(body, "msg_2", at=int(time.time()) - 600))
         assert stale.status_code == 401 and "window" in stale.json()["error"]["message"]
         unsigned = await api.http.post("/v1/webhooks/approvals", json=body)
         assert unsigned.status_code == 401
 
-        good = await api.http.post("/v1/webhooks/approvals", **_signed(body, "msg_3"))
+        good = await api.http.post("/v1/webhooks/approvals", **signed(body, "msg_3"))
         assert good.status_code == 200, good.text
-        replayed = await api.http.post("/v1/webhooks/approvals", **_signed(body, "msg_3"))
+        replayed = await api.http.post("/v1/webhooks/approvals", **signed(body, "msg_3"))
         assert replayed.status_code == 200, "a replayed webhook-id is a no-op"
         final = await api.wait_for(run_id, lambda s: s["status"] == "completed")
     step = next(s for s in final["steps"] if s["kind"] == "tool")
