@@ -57,6 +57,22 @@ class OrchestrationsClient:
             body["approval_hash"] = approval_hash
         return self._call("POST", f"/v1/orchestrations/{run_id}/approvals", json=body)
 
+    def answer(
+        self,
+        run_id: str,
+        input_id: str,
+        action: str,
+        content: dict[str, Any] | None,
+        answerer: str,
+        reason: str | None = None,
+    ) -> dict[str, Any]:
+        """Answer what an MCP server asked (one of the run's `pending_inputs`): `accept` (with
+        `content` for an elicitation's form), `decline` or `cancel`; the run's status."""
+        body: dict[str, Any] = {"input_id": input_id, "action": action, "answerer": answerer, "reason": reason}
+        if content is not None:
+            body["content"] = content
+        return self._call("POST", f"/v1/orchestrations/{run_id}/inputs", json=body)
+
     def events(self, run_id: str) -> Iterator[dict[str, Any]]:
         """The run's events (GET .../events, Server-Sent Events) until its final one; a dropped
         connection is resumed with Last-Event-ID, so nothing is missed or repeated."""

@@ -1,5 +1,5 @@
-"""`orch`: start a local stack, start and follow runs, decide tool calls, manage assistants and
-MCP servers, migrate the store.
+"""`orch`: start a local stack, start and follow runs, decide tool calls, answer what MCP servers
+ask, manage assistants and MCP servers, migrate the store.
 
 Commands other than `dev`, `keys` and `db` talk to the API (`--api-url`, env ORCH_API_URL,
 default http://127.0.0.1:8000; `--api-key`, env ORCH_API_KEY, when the API has keys) and
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -20,7 +21,20 @@ from typing import Any
 
 from api.cli.client import CLIError, OrchestrationsClient
 from api.cli.client_commands import add_client_command, say
-from api.cli.render import event_line, pending_view, status_view, table, waiting_for
+from api.cli.render import (
+    ANSWERED,
+    event_line,
+    field_choices,
+    field_line,
+    field_type,
+    input_view,
+    pending_view,
+    question,
+    shown_value,
+    status_view,
+    table,
+    waiting_for,
+)
 from api.cli.resources import RESOURCE_COMMANDS, add_db_command, add_resource_commands, migrate_store
 from workflows.messages import RunStatus
 from workflows.validation_errors import first_problem
@@ -79,7 +93,7 @@ def _run(client: OrchestrationsClient, args: argparse.Namespace) -> int:
 
 def _follow(client: OrchestrationsClient, run_id: str, args: argparse.Namespace) -> int:
     """Print the run's events as they come (its event stream); ask y/n at each pending
-    approval while stdin can answer."""
+    approval, and for the answer to each question of an MCP server, while stdin can answer."""
     interactive = not args.json
     for event in client.events(run_id):
         line = None if args.json else event_line(event)
@@ -91,6 +105,12 @@ def _follow(client: OrchestrationsClient, run_id: str, args: argparse.Namespace)
                 say(pending_view(run_id, pending))
             if interactive:
                 interactive = _ask(client, run_id, pending)
+        elif event["type"] == "input_requested":
+            pending = {"tool_call_id": event.get("tool_call_id"), **event["data"]}
+            if not args.json:
+                say(input_view(run_id, pending))
+            if interactive:
+                interactive = _ask_input(client, run_id, pending)
     run = client.get(run_id)
     say(json.dumps(run) if args.json else _final_line(run))
     return 0 if run["status"] == "completed" else 1
@@ -121,6 +141,142 @@ def _ask(client: OrchestrationsClient, run_id: str, pending: dict[str, Any]) -> 
     return True
 
 
+NO_TERMINAL_INPUT = "  (no terminal input: answer with the commands above)"
+ALLOWED = {"y": "accept", "yes": "accept", "n": "decline", "no": "decline"}
+INPUT_ANSWERS = {**ALLOWED, "c": "cancel", "cancel": "cancel"}
+
+
+def _ask_input(client: OrchestrationsClient, run_id: str, pending: dict[str, Any]) -> bool:
+    """Ask on the terminal how to answer a server's question: fill in its form (each field in
+    turn), decline or cancel it; for a sampling request, allow (the run's model answers) or not.
+    False when stdin cannot answer (then answer elsewhere)."""
+    if pending.get("kind") == "sampling":
+        prompt, words, hint = "allow? [y/n, optionally followed by a reason] ", ALLOWED, "y (allow) or n (decline)"
+    else:
+        fill = "done" if pending.get("url") else "fill in"
+        prompt, words, hint = f"answer? [y = {fill} / n = decline / c = cancel] ", INPUT_ANSWERS, "y, n or c"
+    while True:
+        try:
+            answer = input(prompt).strip()
+        except EOFError:
+            say(NO_TERMINAL_INPUT)
+            return False
+        word, _, reason = answer.partition(" ")
+        action = words.get(word.lower())
+        if action is not None:
+            break
+        say(f"  answer {hint}, optionally followed by a reason")
+    while True:
+        content = None
+        if action == "accept" and _has_form(pending):
+            try:
+                content = fill_in(pending)
+            except EOFError:
+                say(NO_TERMINAL_INPUT)
+                return False
+        elif action == "accept" and pending.get("kind") == "elicitation":
+            content = None if pending.get("url") else {}
+        try:
+            client.answer(run_id, pending["input_id"], action, content, _approver(), reason.strip() or None)
+        except CLIError as err:
+            # Not answered: the form again when the API refused its content (422), else go on
+            # following (e.g. answered elsewhere, or expired, meanwhile).
+            say(f"  not answered: {err}")
+            if content and str(err).startswith("422"):
+                continue
+        return True
+
+
+def _has_form(pending: dict[str, Any] | None) -> bool:
+    """Whether `pending` is an elicitation with fields to fill in."""
+    return (
+        pending is not None
+        and pending.get("kind") == "elicitation"
+        and not pending.get("url")
+        and bool(_properties(pending))
+    )
+
+
+def _properties(pending: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    properties = (pending.get("requested_schema") or {}).get("properties")
+    return properties if isinstance(properties, dict) else {}
+
+
+def fill_in(pending: dict[str, Any]) -> dict[str, Any]:
+    """An elicitation's form filled in on the terminal, field by field: an empty answer keeps the
+    default or leaves an optional field out; a value that does not convert is asked again.
+    EOFError when stdin ends."""
+    required = set((pending.get("requested_schema") or {}).get("required") or [])
+    content: dict[str, Any] = {}
+    for name, spec in _properties(pending).items():
+        say(f"  {field_line(name, spec, name in required)}")
+        default = f" [{shown_value(spec['default'])}]" if "default" in spec else ""
+        while True:
+            text = input(f"  {name}{default}: ").strip()
+            if not text:
+                if "default" in spec:
+                    content[name] = spec["default"]
+                elif name in required:
+                    say(f"  {name} is required")
+                    continue
+                break
+            try:
+                content[name] = field_value(spec, text)
+            except ValueError as err:
+                say(f"  {err}")
+                continue
+            break
+    return content
+
+
+BOOLEANS = {"true": True, "yes": True, "false": False, "no": False}
+
+
+def field_value(spec: dict[str, Any], text: str) -> Any:
+    """`text` as the value of a field of JSON Schema `spec`: an integer, a number, a boolean
+    (true/false/yes/no), an array of strings (comma-separated) or a string; ValueError saying
+    what it wants when `text` is none of these, or not one of the field's choices."""
+    kind = field_type(spec)
+    value: Any
+    if kind == "integer":
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError(f"{text!r} is not an integer") from None
+    elif kind == "number":
+        value = _number(text)
+    elif kind == "boolean":
+        value = BOOLEANS.get(text.strip().lower())
+        if value is None:
+            raise ValueError(f"{text!r} is not a boolean: answer true/false or yes/no")
+    elif kind == "array":
+        value = [item.strip() for item in text.split(",") if item.strip()]
+    else:
+        value = text
+    choices = field_choices(spec)
+    if choices:
+        unknown = [item for item in (value if isinstance(value, list) else [value]) if item not in choices]
+        if unknown:
+            shown = ", ".join(shown_value(choice) for choice in choices)
+            raise ValueError(f"{shown_value(unknown[0])!r} is not one of: {shown}")
+    return value
+
+
+def _number(text: str) -> int | float:
+    """A number as typed (an integer stays one)."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        pass
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
+
+
 def _final_line(run: dict[str, Any]) -> str:
     if run["status"] == "completed":
         return f"{run['status']} ({run.get('stop_reason')}): {run.get('output') or ''}"
@@ -147,8 +303,9 @@ def _list(client: OrchestrationsClient, args: argparse.Namespace) -> int:
 
 
 def _waiting_for(client: OrchestrationsClient, summary: dict[str, Any]) -> str:
-    """The calls a waiting run waits for (the list has statuses only, so read each waiting run)."""
-    if summary["status"] != "waiting_for_approval":
+    """The calls and questions a waiting run waits for (the list has statuses only, so read each
+    waiting run)."""
+    if summary["status"] not in (RunStatus.WAITING_FOR_APPROVAL, RunStatus.WAITING_FOR_INPUT):
         return ""
     try:
         return waiting_for(client.get(summary["id"]))
@@ -176,6 +333,70 @@ def _shown_hash(client: OrchestrationsClient, args: argparse.Namespace, decision
         say(f"{decision}: {pending['server']}.{pending['tool']} {json.dumps(pending['arguments'])}")
     approval_hash: str | None = pending.get("approval_hash") or None
     return approval_hash
+
+
+def _answer(client: OrchestrationsClient, args: argparse.Namespace) -> int:
+    """Answer what an MCP server asks: accept (the form's fields from --field/--json-content,
+    else asked on the terminal), --decline or --cancel."""
+    action = "decline" if args.decline else "cancel" if args.cancel else "accept"
+    if action != "accept" and (args.field or args.json_content):
+        raise CLIError(f"--field and --json-content come with accepting, not with --{action}")
+    pending = _shown_input(client, args, action)
+    content = _content(pending, args) if action == "accept" else None
+    if content is None and action == "accept" and _has_form(pending):
+        if args.json:
+            sys.stderr.write("orch: give the answer with --field NAME=VALUE (or --json-content)\n")
+            return 2
+        assert pending is not None
+        try:
+            content = fill_in(pending)
+        except EOFError:
+            sys.stderr.write("orch: no terminal input: give the answer with --field NAME=VALUE (or --json-content)\n")
+            return 2
+    elif content is None and action == "accept" and pending is not None and pending.get("kind") == "elicitation":
+        content = None if pending.get("url") else {}
+    run = client.answer(args.id, args.input_id, action, content, args.answerer or _approver(), args.reason)
+    say(json.dumps(run, indent=2) if args.json else f"{ANSWERED[action]} {args.input_id}; run is {run['status']}")
+    return 0
+
+
+def _shown_input(client: OrchestrationsClient, args: argparse.Namespace, action: str) -> dict[str, Any] | None:
+    """The question being answered (shown unless --json), None when the run does not wait for it
+    (then the API says why: unknown, already answered, run finished)."""
+    run = client.get(args.id)
+    pending = next((p for p in run.get("pending_inputs") or [] if p.get("input_id") == args.input_id), None)
+    if pending is not None and not args.json:
+        say(f"{action}: {question(pending)}")
+    return pending
+
+
+def _content(pending: dict[str, Any] | None, args: argparse.Namespace) -> dict[str, Any] | None:
+    """The content given with --json-content and --field (each converted to its field's type in
+    the requested schema), None when neither is."""
+    if not args.field and not args.json_content:
+        return None
+    if pending is not None and pending.get("kind") == "sampling":
+        raise CLIError("a sampling request takes no content: accept it as it is, or --decline")
+    content: dict[str, Any] = {}
+    if args.json_content:
+        try:
+            content = json.loads(args.json_content)
+        except ValueError as err:
+            raise CLIError(f"--json-content is not JSON: {err}") from None
+        if not isinstance(content, dict):
+            raise CLIError("--json-content must be a JSON object")
+    properties = _properties(pending) if pending is not None else {}
+    for field in args.field or []:
+        name, sep, text = field.partition("=")
+        if not sep or not name:
+            raise CLIError(f"--field wants NAME=VALUE, not {field!r}")
+        if properties and name not in properties:
+            raise CLIError(f"no field {name!r} in the form (its fields: {', '.join(properties)})")
+        try:
+            content[name] = field_value(properties[name], text) if name in properties else text
+        except ValueError as err:
+            raise CLIError(f"--field {name}: {err}") from None
+    return content
 
 
 def _cancel(client: OrchestrationsClient, args: argparse.Namespace) -> int:
@@ -228,6 +449,7 @@ COMMANDS: dict[str, Callable[[OrchestrationsClient, argparse.Namespace], int]] =
     "list": _list,
     "approve": _decide("approve"),
     "deny": _decide("deny"),
+    "answer": _answer,
     "cancel": _cancel,
     **RESOURCE_COMMANDS,
 }
@@ -297,6 +519,22 @@ def _parser() -> argparse.ArgumentParser:
             help="the approval_hash shown with the call: the decision applies only to exactly that call "
             "(default: the call as pending now, which is shown)",
         )
+    answer = client_command("answer", "answer what an MCP server asks in a run: accept, --decline or --cancel")
+    answer.add_argument("id")
+    answer.add_argument("input_id", help="the question's input_id, as `orch status` shows it")
+    answer.add_argument(
+        "--field",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a field of the answer, converted to its type in the requested schema (a boolean: true/false/yes/no; "
+        "an array: comma-separated); repeatable (default: each field is asked on the terminal)",
+    )
+    answer.add_argument("--json-content", metavar="JSON", help="the answer as a JSON object (--field goes over it)")
+    refusal = answer.add_mutually_exclusive_group()
+    refusal.add_argument("--decline", action="store_true", help="decline to answer")
+    refusal.add_argument("--cancel", action="store_true", help="cancel the question (not the run)")
+    answer.add_argument("--reason")
+    answer.add_argument("--answerer")
     client_command("cancel", "cancel a run").add_argument("id")
     add_resource_commands(commands)
     return parser

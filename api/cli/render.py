@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 
@@ -16,7 +17,7 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
 
 
 def status_view(run: dict[str, Any]) -> str:
-    """A run's status, pending approvals and steps."""
+    """A run's status, pending approvals and questions, and steps."""
     usage = run.get("usage") or {}
     lines = [
         f"id:      {run['id']}",
@@ -40,6 +41,8 @@ def status_view(run: dict[str, Any]) -> str:
         lines += ["", table(rows, ["step", "kind", "what", "status", "decision", "output"])]
     for pending in run.get("pending_approvals") or []:
         lines += ["", pending_view(run["id"], pending)]
+    for pending in run.get("pending_inputs") or []:
+        lines += ["", input_view(run["id"], pending)]
     if run.get("output"):
         lines += ["", f"output:  {run['output']}"]
     if run.get("error"):
@@ -58,9 +61,111 @@ def pending_view(run_id: str, pending: dict[str, Any]) -> str:
     )
 
 
+def input_view(run_id: str, pending: dict[str, Any]) -> str:
+    """What an MCP server asks in the middle of a tool call (a run's pending input): its
+    question and form, or the messages it wants the run's model to answer, when it expires, and
+    the `orch answer` commands that answer it."""
+    command = f"orch answer {shlex.quote(run_id)} {shlex.quote(pending['input_id'])}"
+    where = f"input {pending['input_id']}, call {pending.get('tool_call_id') or '?'}"
+    asker = f"{pending.get('server') or '?'}.{pending.get('tool') or '?'}"
+    if pending.get("kind") == "sampling":
+        sampling = pending.get("sampling") or {}
+        limit = f"; up to {sampling['max_tokens']} tokens" if sampling.get("max_tokens") else ""
+        lines = [f"{asker} asks to use the run's model (sampling, {where}{limit}):"]
+        if sampling.get("system_prompt"):
+            lines.append(f"  system: {_short(sampling['system_prompt'], 500)}")
+        lines += [
+            f"  {m.get('role') or 'user'}: {_short(str(m.get('content') or ''), 500)}"
+            for m in sampling.get("messages") or []
+        ]
+        accept = ("allow:  ", command)
+    else:
+        lines = [f"{asker} asks ({where}): {pending.get('message') or '(no message)'}"]
+        if pending.get("url"):
+            lines.append(f"  go to: {pending['url']}")
+            accept = ("done:   ", command)
+        else:
+            schema = pending.get("requested_schema") or {}
+            required = set(schema.get("required") or [])
+            fields = (schema.get("properties") or {}).items()
+            lines += [f"  {field_line(name, spec, name in required)}" for name, spec in fields]
+            accept = ("accept: ", command + "".join(f" --field {name}='...'" for name, _ in fields if name in required))
+    if pending.get("expires_at"):
+        lines.append(f"  expires {pending['expires_at'][:19]} (then it counts as declined)")
+    lines += [f"  {accept[0]} {accept[1]}", f"  decline: {command} --decline --reason '...'"]
+    return "\n".join(lines)
+
+
+def field_line(name: str, spec: dict[str, Any], required: bool) -> str:
+    """One field of an elicitation's form: its name, type, title, description, choices, default."""
+    line = f"{name} ({type_name(spec)}{', required' if required else ''})"
+    about = " - ".join(str(spec[key]) for key in ("title", "description") if spec.get(key))
+    if about:
+        line += f": {about}"
+    choices = field_choices(spec)
+    if choices:
+        line += f"; one of: {', '.join(shown_value(choice) for choice in choices)}"
+    if "default" in spec:
+        line += f"; default: {shown_value(spec['default'])}"
+    return line
+
+
+def type_name(spec: dict[str, Any]) -> str:
+    """A field's JSON Schema type as a person reads it (an array: comma-separated strings)."""
+    kind = field_type(spec)
+    if kind == "array":
+        items = spec.get("items")
+        return f"array of {(field_type(items) if isinstance(items, dict) else None) or 'string'}, comma-separated"
+    return kind or "string"
+
+
+def field_type(spec: dict[str, Any]) -> str | None:
+    """A field's type (the first besides null of a list of types), None when it has none."""
+    kind = spec.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    return kind if isinstance(kind, str) else None
+
+
+def field_choices(spec: dict[str, Any]) -> list[Any]:
+    """The values a field may take (`enum`, or the `const` of each `oneOf`/`anyOf` option; an
+    array's of its items), empty when any value of its type will do."""
+    if field_type(spec) == "array":
+        items = spec.get("items")
+        return field_choices(items) if isinstance(items, dict) else []
+    if isinstance(spec.get("enum"), list):
+        return list(spec["enum"])
+    options = spec.get("oneOf") or spec.get("anyOf")
+    if isinstance(options, list):
+        return [option["const"] for option in options if isinstance(option, dict) and "const" in option]
+    return []
+
+
+def shown_value(value: Any) -> str:
+    """A field's value as typed on the command line (booleans true/false, arrays comma-separated)."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, list):
+        return ",".join(shown_value(item) for item in value)
+    return str(value)
+
+
+def question(pending: dict[str, Any]) -> str:
+    """What a pending input asks, in one line."""
+    asker = f"{pending.get('server') or '?'}.{pending.get('tool') or '?'}"
+    if pending.get("kind") == "sampling":
+        count = len((pending.get("sampling") or {}).get("messages") or [])
+        return f"{asker} asks to use the run's model ({count} message{'' if count == 1 else 's'})"
+    where = f" (go to {pending['url']})" if pending.get("url") else ""
+    return f"{asker} asks: {pending.get('message') or '(no message)'}{where}"
+
+
+ANSWERED = {"accept": "accepted", "decline": "declined", "cancel": "cancelled"}
+
+
 def event_line(event: dict[str, Any]) -> str | None:
-    """One progress line for a run event (None for events that `pending_view` or the final
-    line show)."""
+    """One progress line for a run event (None for events that `pending_view`, `input_view` or
+    the final line show)."""
     data = event.get("data") or {}
     # The loop step (the LLM call's number), as the run's status and the Temporal UI count it.
     step = f"  step {data['step']}:" if data.get("step") is not None else " "
@@ -82,12 +187,40 @@ def event_line(event: dict[str, Any]) -> str | None:
         verb = "approved" if kind == "tool_approved" else "denied"
         reason = f": {data['reason']}" if data.get("reason") else ""
         return f"{step} {event.get('tool_call_id')} {verb} by {data.get('approver') or 'unknown'}{reason}"
+    return _input_event_line(kind, step, event.get("tool_call_id"), data)
+
+
+def _input_event_line(kind: str, step: str, call_id: str | None, data: dict[str, Any]) -> str | None:
+    """The line of an event about what a server asks or does during a tool call."""
+    if kind == "input_answered":
+        action = ANSWERED.get(data.get("action") or "", data.get("action"))
+        reason = f": {data['reason']}" if data.get("reason") else ""
+        return f"{step} {data.get('input_id')} {action} by {data.get('answerer') or 'unknown'}{reason}"
+    if kind == "tool_progress":
+        total = f"/{_number(data['total'])}" if data.get("total") is not None else ""
+        message = f" {data['message']}" if data.get("message") else ""
+        return f"{step} tool {call_id} progress {_number(data.get('progress'))}{total}{message}"
+    if kind == "task_status":
+        message = f": {data['status_message']}" if data.get("status_message") else ""
+        return f"{step} task {data.get('task_id')} {data.get('status')}{message}"
+    if kind == "sampling":
+        if data.get("error"):
+            return f"{step} sampling the model for {data.get('input_id') or call_id} failed: {data['error']}"
+        usage = data.get("usage") or {}
+        tokens = f" ({usage.get('prompt_tokens', 0)}+{usage.get('completion_tokens', 0)} tokens)" if usage else ""
+        return f"{step} sampled the model for {data.get('input_id') or call_id}{tokens}"
     return None
 
 
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
+
+
 def waiting_for(run: dict[str, Any]) -> str:
-    """What a run waits for: each pending call's tool and id."""
-    return ", ".join(f"{p['server']}.{p['tool']} ({p['tool_call_id']})" for p in run.get("pending_approvals") or [])
+    """What a run waits for: each pending call's tool and id, each question's asker and id."""
+    calls = [f"{p['server']}.{p['tool']} ({p['tool_call_id']})" for p in run.get("pending_approvals") or []]
+    questions = [f"{p['server']}.{p['tool']} asks {p['input_id']}" for p in run.get("pending_inputs") or []]
+    return ", ".join(calls + questions)
 
 
 def _step_name(step: dict[str, Any], model: str | None) -> str:
