@@ -59,7 +59,7 @@ from workflows.tool_calls import definition_hash
 logger = logging.getLogger(__name__)
 
 LIST_TOOLS_TIMEOUT_SECONDS = 30.0
-TASK_REQUEST_TIMEOUT_SECONDS = 30.0
+TASK_REQUEST_TIMEOUT_SECONDS = 10.0
 PROGRESS_INTERVAL_SECONDS = 1.0
 """A call's progress reaches its run at most this often (the last one always)."""
 _FUNCTION_NAME_INVALID = re.compile(r"[^A-Za-z0-9_-]")

@@ -34,7 +34,7 @@ from activities.mcp_config import MCPConfig
 from api.cli.dev_stack import dev_server_flags
 from tests.scripted_llm import ScriptedLLM, free_port
 from tests.tls_proxy import Certificates, TLSProxy, certificates
-from tests.waiting import WAIT_SECONDS, eventually
+from tests.waiting import WAIT_SECONDS, eventually, wait_for_port
 from worker.plugin import OrchestrationPlugin
 from worker.runner import build_worker, worker_resources
 from worker.settings import Settings
@@ -323,6 +323,44 @@ class WorkerProcess(ServiceProcess):
 
     def __init__(self, env: dict[str, str]) -> None:
         super().__init__(env, "worker", ready="worker polling")
+
+
+class JobsServer:
+    """The `jobs` MCP server (tests/mcp_servers/tasks.py: its tools run as MCP tasks) over
+    streamable HTTP in a subprocess, and its state directory: `starts.jsonl` records each start
+    and each cancellation of a job, `release-<name>` lets `long_job(name)` finish."""
+
+    def __init__(self, url: str, state_dir: Path) -> None:
+        self.url = url
+        self.state_dir = state_dir
+
+    def records(self) -> list[dict[str, Any]]:
+        path = self.state_dir / "starts.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+
+    def starts(self, name: str) -> list[dict[str, Any]]:
+        return [record for record in self.records() if record.get("name") == name and "tool" in record]
+
+    def cancelled(self, name: str) -> bool:
+        return any(record.get("cancelled") == name for record in self.records())
+
+    def release(self, name: str) -> None:
+        (self.state_dir / f"release-{name}").touch()
+
+
+@pytest.fixture
+async def jobs_server(tmp_path: Path) -> AsyncIterator[JobsServer]:
+    state_dir = tmp_path / "jobs"
+    state_dir.mkdir()
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.mcp_servers.tasks", "--http", str(port), "--state-dir", str(state_dir),
+        cwd=REPO_ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    await wait_for_port(port)
+    yield JobsServer(f"http://127.0.0.1:{port}/mcp", state_dir)
+    proc.kill()
+    await proc.wait()
 
 
 @pytest.fixture

@@ -81,6 +81,9 @@ WEBHOOK_RETRY_POLICY = RetryPolicy(
 # per-call tool timeout.
 TOOL_CONNECT_ALLOWANCE = timedelta(seconds=30)
 HEARTBEAT_TIMEOUT = timedelta(seconds=20)
+# One task request (`tasks/get` and the like): short, so a poll cut off with its worker is
+# asked again soon by another.
+TASK_REQUEST_TIMEOUT = timedelta(seconds=15)
 # A cancelled run waits until its in-flight LLM or tool call has really stopped (the
 # activity learns of it through its heartbeat), so nothing runs on after "cancelled".
 CANCELLATION = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
@@ -141,7 +144,7 @@ def tool_local_options(tool_timeout_seconds: float) -> dict[str, Any]:
 def task_options() -> dict[str, Any]:
     """Options for the MCP task activities (`get_task`, `update_task`, `cancel_task`): each is one
     short request; the waits between polls are the workflow's timers."""
-    return {"start_to_close_timeout": timedelta(seconds=60), "retry_policy": TASK_RETRY_POLICY}
+    return {"start_to_close_timeout": TASK_REQUEST_TIMEOUT, "retry_policy": TASK_RETRY_POLICY}
 
 
 def webhook_options() -> dict[str, Any]:
