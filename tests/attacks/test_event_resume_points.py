@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.api.conftest import APIFactory
-from tests.api.test_events import collect
+from tests.api.conftest import APIFactory, collect
 from tests.conftest import CallLog, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, tool_call
 

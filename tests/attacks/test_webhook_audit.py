@@ -12,9 +12,7 @@ import json
 import pytest
 
 from api.api_keys import APIKeysError, hash_key, load_api_keys
-from tests.api.conftest import APIFactory
-from tests.api.test_events import collect
-from tests.api.test_webhooks_tools_health import _signed
+from tests.api.conftest import APIFactory, collect, signed
 from tests.conftest import CallLog, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, tool_call
 
@@ -35,7 +33,7 @@ async def test_a_webhook_approval_records_the_webhook_channel_whatever_it_claims
         await api.wait_for(run_id, lambda s: len(s["pending_approvals"]) == 4)
         for call_id, claimed in claims.items():
             body = {"orchestration_id": run_id, "tool_call_id": call_id, "decision": "approve", "approver": claimed}
-            answer = await api.http.post("/v1/webhooks/approvals", **_signed(body, f"msg_{call_id}"))
+            answer = await api.http.post("/v1/webhooks/approvals", **signed(body, f"msg_{call_id}"))
             assert answer.status_code == 200, answer.text
         final = await api.wait_for(run_id, lambda s: s["status"] == "completed")
         events = await collect(api.http, f"/v1/orchestrations/{run_id}/events")
@@ -55,7 +53,7 @@ async def test_a_claimed_approver_too_long_for_the_webhook_form_is_422(api_stack
     limit: a 422 that says so, not a 500 or a decision the worker would drop."""
     async with api_stack() as api:
         body = {"orchestration_id": "orch-x", "tool_call_id": "t1", "decision": "approve", "approver": "a" * 200}
-        refused = await api.http.post("/v1/webhooks/approvals", **_signed(body, "msg_long"))
+        refused = await api.http.post("/v1/webhooks/approvals", **signed(body, "msg_long"))
     assert refused.status_code == 422, refused.text
     assert "webhook/" in refused.json()["error"]["message"]
 
@@ -68,11 +66,11 @@ async def test_inbound_approvals_need_the_inbound_secret_when_one_is_set(
         run_id = (await api.http.post("/v1/orchestrations", json={"input": "pay", "model": "m-inbound"})).json()["id"]
         await api.wait_for(run_id, lambda s: s["status"] == "waiting_for_approval")
         body = {"orchestration_id": run_id, "tool_call_id": "t1", "decision": "approve", "approver": "erp"}
-        forged = await api.http.post("/v1/webhooks/approvals", **_signed(body, "msg_1"))
+        forged = await api.http.post("/v1/webhooks/approvals", **signed(body, "msg_1"))
         assert forged.status_code == 401, "the outbound (notification) secret signs no approvals: " + forged.text
         assert forged.json()["error"]["code"] == "bad_signature"
         assert (await api.http.get(f"/v1/orchestrations/{run_id}")).json()["status"] == "waiting_for_approval"
-        genuine = await api.http.post("/v1/webhooks/approvals", **_signed(body, "msg_2", secret=INBOUND_SECRET))
+        genuine = await api.http.post("/v1/webhooks/approvals", **signed(body, "msg_2", secret=INBOUND_SECRET))
         assert genuine.status_code == 200, genuine.text
         final = await api.wait_for(run_id, lambda s: s["status"] == "completed")
     step = next(s for s in final["steps"] if s["kind"] == "tool")

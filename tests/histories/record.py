@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -40,16 +41,16 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.mcp_config import MCPConfig
 from api.cli.dev_stack import dev_server_flags
-from tests.conftest import TEMPORAL_CLI, CallLog, Harness, toolbox_stdio
+from tests.conftest import REPO_ROOT, TEMPORAL_CLI, CallLog, Harness, toolbox_stdio
 from tests.scripted_llm import HTTPError, Reply, ScriptedLLM, Stall, free_port, tool_call
-from tests.waiting import eventually
+from tests.waiting import eventually, wait_for_port
 from worker.plugin import OrchestrationPlugin
 from worker.runner import build_worker, worker_resources
 from worker.settings import Settings
+from workflows.activity_io import ListToolsInput
 from workflows.contract import SEARCH_ATTRIBUTES
 from workflows.list_tools import ListTools
-from workflows.activity_io import ListToolsInput
-from workflows.messages import ApprovalDecision, DecisionBatch
+from workflows.messages import ApprovalDecision, DecisionBatch, InputAnswer
 from workflows.orchestration import Orchestration
 
 HERE = Path(__file__).parent
@@ -71,10 +72,12 @@ class Session:
     tmp: Path
 
     @contextlib.asynccontextmanager
-    async def worker(self, webhook_url: str | None = None, **toolbox_policy: Any) -> AsyncIterator[Harness]:
-        """The production worker on a fresh task queue, with the toolbox (stdio) under `toolbox_policy`.
-        Leaving it stops the worker and the toolbox processes."""
-        servers = {"toolbox": toolbox_stdio(CallLog(self.calls), **toolbox_policy)}
+    async def worker(
+        self, webhook_url: str | None = None, servers: dict[str, Any] | None = None, **toolbox_policy: Any
+    ) -> AsyncIterator[Harness]:
+        """The production worker on a fresh task queue, with the toolbox (stdio) under `toolbox_policy`
+        (or with `servers`). Leaving it stops the worker and the MCP server processes."""
+        servers = servers or {"toolbox": toolbox_stdio(CallLog(self.calls), **toolbox_policy)}
         settings = Settings(
             openai_base_url=self.llm.base_url,
             default_model=MODEL,
@@ -464,6 +467,100 @@ async def llm_failure(s: Session) -> Histories:
     return {"": history}
 
 
+INTERACTIVE = {
+    "command": sys.executable,
+    "args": ["-m", "tests.mcp_servers.interactive"],
+    "cwd": str(REPO_ROOT),
+    "tools_to_auto_execute": ["*"],
+    "roots": [{"uri": "file:///srv"}],
+}
+
+
+async def server_inputs(s: Session) -> Histories:
+    """What servers ask in the middle of a tool call (tests/mcp_servers/interactive.py): a
+    two-round elicitation answered by update then by signal, with a refused answer between; a
+    sampling request allowed and served by the model; a question left to expire; roots; progress
+    of a call run as an activity."""
+    s.script(
+        Reply(
+            tool_calls=[
+                tool_call("b1", "trip__book_trip", {"destination": "Oslo"}),
+                tool_call("r1", "trip__list_roots", {}),
+            ]
+        ),
+        Reply(tool_calls=[tool_call("s1", "trip__summarize", {"text": "long"})]),
+        Reply(content="short"),
+        Reply(tool_calls=[tool_call("c1", "trip__count_slowly", {"steps": 8}), tool_call("n1", "trip__ask_name", {})]),
+        Reply(content="all asked"),
+    )
+    async with s.worker(servers={"trip": INTERACTIVE}) as h:
+        handle = await s.start(h, approval_timeout_seconds=10, tool_call="activity")
+        date = await _question(h, handle, "b1/1/")
+        with contextlib.suppress(WorkflowUpdateFailedError):
+            await handle.execute_update(Orchestration.answer_input, answer(date, content={"when": 1}))
+            raise RuntimeError("an answer off the schema was not refused")
+        await handle.execute_update(Orchestration.answer_input, answer(date, content={"date": "2026-12-01"}))
+        seats = await _question(h, handle, "b1/2/")
+        await handle.signal(Orchestration.submit_input, answer(seats, content={"seats": 2}, answerer="ops"))
+        sampling = await _question(h, handle, "s1/1/")
+        await handle.execute_update(Orchestration.answer_input, answer(sampling))
+        history = await finished(handle)
+        final = await h.status(handle)
+    check(final.output == "all asked" and final.usage.tool_calls == 5, f"every call ended: {final.usage}")
+    check(any(e.HasField("timer_fired_event_attributes") for e in history.events), "the last question expired")
+    check(any(e.HasField("workflow_execution_signaled_event_attributes") for e in history.events), "signals came")
+    return {"": history}
+
+
+def answer(input_id: str, **fields: Any) -> InputAnswer:
+    return InputAnswer.model_validate({"input_id": input_id, "action": "accept", **fields})
+
+
+async def _question(h: Harness, handle: WorkflowHandle[Any, Any], part: str) -> str:
+    """The id of the run's pending input whose id contains `part`, once asked."""
+    status = await h.wait_for(handle, lambda s: any(part in p.input_id for p in s.pending_inputs))
+    return next(p.input_id for p in status.pending_inputs if part in p.input_id)
+
+
+async def mcp_tasks(s: Session) -> Histories:
+    """Tool calls the server runs as MCP tasks (tests/mcp_servers/tasks.py over HTTP): one polled
+    until its question is answered (tasks/update) and it completes; one cancelled with its run
+    (tasks/cancel)."""
+    s.script(
+        Reply(tool_calls=[tool_call("j1", "jobs__approval_job", {"name": "deploy"})]),
+        Reply(content="deployed"),
+        Reply(tool_calls=[tool_call("j2", "jobs__long_job", {"name": "backfill"})]),
+    )
+    async with jobs_http(s.tmp) as url, s.worker(servers={"jobs": {"url": url, "tools_to_auto_execute": ["*"]}}) as h:
+        answered = await s.start(h)
+        confirm = await _question(h, answered, "j1/1/")
+        await answered.execute_update(Orchestration.answer_input, answer(confirm, content={"proceed": True}))
+        completed = await finished(answered)
+        cancelled_run = await s.start(h)
+        await h.wait_for(cancelled_run, lambda status: any(step.status == "running" for step in status.steps))
+        await eventually(lambda: (s.tmp / "jobs" / "starts.jsonl").exists(), "the long job started")
+        history = await cancelled(cancelled_run)
+    return {"answered": completed, "cancelled": history}
+
+
+@contextlib.asynccontextmanager
+async def jobs_http(tmp: Path) -> AsyncIterator[str]:
+    """The jobs server over streamable HTTP; its URL."""
+    state = tmp / "jobs"
+    state.mkdir(exist_ok=True)
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.mcp_servers.tasks", "--http", str(port), "--state-dir", str(state),
+        cwd=REPO_ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await wait_for_port(port)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.kill()
+        await proc.wait()
+
+
 async def list_tools(s: Session) -> Histories:
     """The `ListTools` workflow (GET /v1/tools): one describe_tools activity."""
     async with s.worker(tools_to_auto_execute=["echo"], auto_approve_rules=RULES) as h:
@@ -489,6 +586,8 @@ SCENARIOS: dict[str, Scenario] = {
         webhooks,
         llm_failure,
         list_tools,
+        server_inputs,
+        mcp_tasks,
     )
 }
 """Every scenario by name; the replay test checks each has a committed history."""
