@@ -132,6 +132,16 @@ def refusal(call: ToolCallRecord) -> str | None:
     return None
 
 
+def to_sample(call: ToolCallRecord) -> list[InputRecord]:
+    """The current round's sampling requests that were allowed and await the model's answer."""
+    assert call.exchange is not None
+    return [
+        record
+        for record in call.exchange.inputs
+        if record.kind == "sampling" and record.response is None and record.answer and record.answer.action == "accept"
+    ]
+
+
 def responses(call: ToolCallRecord) -> dict[str, dict[str, Any]]:
     """What the server is sent for the current round: the worker's own answers and the run's."""
     assert call.exchange is not None

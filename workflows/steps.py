@@ -5,6 +5,7 @@ approved; one tool message either way). Workflow code: the activities are schedu
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Callable
 from datetime import timedelta
@@ -28,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.context import ConversationBudget
     from workflows.failures import RunFailed, failure_message, reraise_cancellation
     from workflows.limits import PAYLOAD_BUDGET_BYTES, json_bytes
-    from workflows.messages import OUTPUT_PREVIEW_CHARS, InputAnswer, RunEventType
+    from workflows.messages import OUTPUT_PREVIEW_CHARS, InputAnswer, PendingInput, RunEventType
     from workflows.notifications import Notifications
     from workflows.publishing import Publisher
     from workflows.run_record import RunRecord
@@ -60,6 +61,11 @@ def _span_attributes(call: ToolCallRecord) -> dict[str, str]:
         "orch.decision": call.decision.decision if call.decision else ("rule" if call.rule else "auto"),
         "orch.approver": call.approver or "",
     }
+
+
+def _input_requested(pending: PendingInput) -> dict[str, Any]:
+    """The data of the `orchestration.input_requested` webhook."""
+    return {"orchestration_id": workflow.info().workflow_id, "input": pending.model_dump(mode="json")}
 
 
 class Steps:
@@ -297,21 +303,14 @@ class Steps:
         for record in exchange.inputs:
             if record.kind == "sampling" and tool.sampling != "approve":
                 action = "accept" if tool.sampling == "auto" else "decline"
-                policy = InputAnswer(
-                    input_id=record.input_id, action=action, answerer=f"policy:sampling={tool.sampling}"
-                )
+                answerer = f"{POLICY_ANSWERER_PREFIX}sampling={tool.sampling}"
+                policy = InputAnswer(input_id=record.input_id, action=action, answerer=answerer)
                 server_inputs.answer(record, policy, workflow.now())
                 self._run.emit_input(call, RunEventType.INPUT_ANSWERED, record)
                 continue
             self._run.emit_input(call, RunEventType.INPUT_REQUESTED, record)
             pending = self._run.pending_input(call, record)
-            self._notifications.send(
-                "orchestration.input_requested",
-                lambda pending=pending: {  # type: ignore[misc]
-                    "orchestration_id": workflow.info().workflow_id,
-                    "input": pending.model_dump(mode="json"),
-                },
-            )
+            self._notifications.send("orchestration.input_requested", functools.partial(_input_requested, pending))
         self._publish.refresh()
         self._publish.details()
 
@@ -342,9 +341,8 @@ class Steps:
                 continue
             if exchange.waiting() and self._continue_as_new_due():
                 return False
-        for record in exchange.inputs:
-            if record.kind == "sampling" and record.response is None and record.answer.action == "accept":  # type: ignore[union-attr]
-                record.response = await self._sample(call, record)
+        for record in server_inputs.to_sample(call):
+            record.response = await self._sample(call, record)
         self._publish.refresh()
         return True
 

@@ -232,17 +232,24 @@ async def test_roots_are_answered_from_the_server_config(
     assert _tool_message(llm, "m-roots", "r1") == "file:///srv/projects"
 
 
-async def test_in_session_elicitation_is_declined_at_once_and_the_model_told(
-    api_stack: APIFactory, llm: ScriptedLLM, interactive_log: InteractiveLog
+@pytest.mark.parametrize(
+    ("tool", "arguments", "asked"),
+    [("legacy_ask", {}, "input"), ("summarize", {"text": "x"}, "the model (sampling)")],
+)
+async def test_in_session_requests_are_declined_at_once_and_the_model_told(
+    api_stack: APIFactory, llm: ScriptedLLM, interactive_log: InteractiveLog, tool: str, arguments: dict, asked: str
 ) -> None:
-    llm.script("m-legacy", Reply(tool_calls=[tool_call("l1", "old__legacy_ask", {})]), Reply(content="noted"))
+    llm.script("m-legacy", Reply(tool_calls=[tool_call("l1", f"old__{tool}", arguments)]), Reply(content="noted"))
     async with api_stack({"old": interactive_stdio(interactive_log, "--legacy")}) as api:
         run_id = await _start(api, "m-legacy")
         final = await api.wait_for(run_id, lambda s: s["status"] == "completed")
     message = _tool_message(llm, "m-legacy", "l1")
-    assert message.startswith("legacy answer: decline\nThe server old asked for input in the middle of the call")
+    assert f"\nThe server old asked for {asked} in the middle of the call" in message
     assert "InputRequiredResult" in message
+    if tool == "legacy_ask":
+        assert message.startswith("legacy answer: decline\n")
     assert final["pending_inputs"] == [] and final["output"] == "noted"
+    assert len(llm.requests_for("m-legacy")) == 2, "the model was never sampled"
 
 
 async def test_progress_shows_in_the_run_events_while_the_call_runs(
