@@ -50,6 +50,7 @@ class CreateOrchestration(RunOptions):
 class Links(BaseModel):
     self: str
     approvals: str
+    inputs: str = Field(description="Where the answers to what MCP servers ask go.")
     temporal_ui: str
 
 

@@ -76,6 +76,7 @@ class OrchestrationService:
         return Links(
             self=f"/v1/orchestrations/{orchestration_id}",
             approvals=f"/v1/orchestrations/{orchestration_id}/approvals",
+            inputs=f"/v1/orchestrations/{orchestration_id}/inputs",
             temporal_ui=f"{ui}/namespaces/{self._client.namespace}/workflows/{orchestration_id}",
         )
 

@@ -36,6 +36,7 @@ async def test_start_wait_approve_complete(api_stack: APIFactory, llm: ScriptedL
         assert body["links"] == {
             "self": f"/v1/orchestrations/{run_id}",
             "approvals": f"/v1/orchestrations/{run_id}/approvals",
+            "inputs": f"/v1/orchestrations/{run_id}/inputs",
             "temporal_ui": f"http://127.0.0.1:8233/namespaces/default/workflows/{run_id}",
         }
         waiting = await api.wait_for(run_id, lambda s: s["status"] == "waiting_for_approval")
