@@ -17,12 +17,13 @@ from activities.mcp_config import (
     AuthType,
     Availability,
     MCPServerConfig,
+    RootConfig,
     RuleConfig,
     Transport,
 )
 from api.errors import APIError
 from worker.store.servers import ServerHealth, StoredServer
-from workflows.activity_io import ServerTools
+from workflows.activity_io import SamplingPolicy, ServerTools
 from workflows.validation_errors import first_problem
 
 ServerName = Annotated[
@@ -73,6 +74,8 @@ class UpdateMCPServer(BaseModel):
     auto_approve_rules: dict[str, list[RuleConfig]] | None = None
     availability: Availability | None = None
     auth: ServerAuthPatch | None = None
+    sampling: SamplingPolicy | None = None
+    roots: list[RootConfig] | None = None
 
 
 class SecretValue(BaseModel):
@@ -117,6 +120,10 @@ class MCPServerView(BaseModel):
     model_intent: bool | None = None
     tool_pricing: dict[str, float] | None = None
     auto_approve_rules: dict[str, list[RuleConfig]] | None = None
+    sampling: SamplingPolicy | None = Field(
+        default=None, description="The server's requests to use the model: `approve`, `auto` or `deny`."
+    )
+    roots: list[RootConfig] | None = None
     auth: AuthView
     health: HealthView | None = None
     oauth_connected_keys: list[str] | None = Field(
@@ -158,6 +165,8 @@ def view_of(stored: StoredServer, health: ServerHealth | None, connected: list[s
         model_intent=config.model_intent,
         tool_pricing=config.tool_pricing,
         auto_approve_rules=config.auto_approve_rules,
+        sampling=config.sampling,
+        roots=config.roots,
         auth=AuthView(
             type=auth.type,
             client_id=auth.client_id,

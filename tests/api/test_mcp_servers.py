@@ -64,6 +64,8 @@ async def test_servers_are_created_read_patched_and_deleted_with_strict_validati
             ({"name": "x", "command": "true", "auth": {"type": "oauth_per_key"}}, "streamable_http and sse"),
             ({"name": "x", "url": "http://h/mcp", "auth": {"type": "oauth_client_credentials"}}, "client_id"),
             ({"name": "x", "command": "true", "surprise": 1}, "surprise"),
+            ({"name": "x", "command": "true", "sampling": "always"}, "sampling"),
+            ({"name": "x", "command": "true", "roots": [{"uri": "http://h/"}]}, "file://"),
         ]:
             refused = await api.http.post(SERVERS, json=bad)
             assert refused.status_code == 422, (bad, refused.text)
@@ -77,6 +79,11 @@ async def test_servers_are_created_read_patched_and_deleted_with_strict_validati
         view = patched.json()
         assert set(view["env"]) == {"TOOLBOX_CALL_LOG", "MORE"} and view["revision"] == 2
         assert view["tools_to_auto_execute"] == [] and view["availability"] == "default_off"
+        assert (view["sampling"], view["roots"]) == ("approve", [])
+        asking = await api.http.patch(
+            f"{SERVERS}/box", json={"sampling": "auto", "roots": [{"uri": "file:///srv", "name": "srv"}]}
+        )
+        assert (asking.json()["sampling"], asking.json()["roots"]) == ("auto", [{"uri": "file:///srv", "name": "srv"}])
         wrong = await api.http.patch(f"{SERVERS}/box", json={"command": None})
         assert wrong.status_code == 422 and "needs `command`" in wrong.json()["error"]["message"]
         assert (await api.http.patch(f"{SERVERS}/nope", json={"enabled": False})).status_code == 404
