@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
 
 from tests.api.conftest import APIFactory
-from tests.conftest import CallLog, toolbox_stdio
+from tests.conftest import REPO_ROOT, CallLog, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, tool_call
 from tests.waiting import eventually
 
@@ -54,3 +55,45 @@ async def test_current_details_show_each_waiting_call_and_the_signal_that_decide
     assert (step["decision"], step["approver"]) == ("approve", "dana")
     timers = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED]
     assert [e.user_metadata.summary.data for e in timers] == [b'"approval of toolbox.transfer (t1) times out"']
+
+
+async def test_current_details_show_each_question_and_the_signal_that_answers_it(
+    api_stack: APIFactory, llm: ScriptedLLM
+) -> None:
+    llm.script("m-ui-ask", Reply(tool_calls=[tool_call("n1", "people__ask_name", {})]), Reply(content="greeted"))
+    server = {
+        "command": sys.executable,
+        "args": ["-m", "tests.mcp_servers.interactive"],
+        "cwd": str(REPO_ROOT),
+        "tools_to_auto_execute": ["*"],
+    }
+    async with api_stack({"people": server}) as api:
+        run_id = (await api.http.post("/v1/orchestrations", json={"input": "greet", "model": "m-ui-ask"})).json()["id"]
+        [asked] = (await api.wait_for(run_id, lambda s: bool(s["pending_inputs"])))["pending_inputs"]
+        handle = api.worker.client.get_workflow_handle(run_id)
+
+        async def metadata() -> WorkflowMetadata | None:
+            answer = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+            return answer if "Waiting for input" in answer.current_details else None
+
+        shown = await eventually(metadata, "current details that show the question")
+        details = shown.current_details
+        assert "`people.ask_name` asks (call `n1`)" in details and "Question: What is your name?" in details
+        assert asked["expires_at"][:19] in details
+        signals = re.findall(r"```json\n(\{.*?\n\})\n```", details, re.DOTALL)
+        accept = next(json.loads(text) for text in signals if '"accept"' in text)
+        assert accept == {
+            "input_id": asked["input_id"],
+            "answerer": "<your name>",
+            "action": "accept",
+            "content": {"name": "<string>"},
+        }
+        described = {h.name: h.description for h in [*shown.definition.signal_definitions,
+                     *shown.definition.update_definitions]}  # fmt: skip
+        assert described["submit_input"] and described["answer_input"]
+
+        # What the details say, filled in and pasted as the signal's Data, answers the question.
+        await handle.signal("submit_input", accept | {"answerer": "dana", "content": {"name": "Dana"}})
+        await api.wait_for(run_id, lambda s: s["status"] == "completed")
+    messages = llm.requests_for("m-ui-ask")[-1]["messages"]
+    assert next(m["content"] for m in messages if m.get("tool_call_id") == "n1") == "hello Dana"

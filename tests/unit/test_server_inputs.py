@@ -224,3 +224,19 @@ async def test_cancelling_the_run_cancels_its_task(harness: Harness) -> None:
         await harness.result(handle)
     # The run cancelled the task before it ended.
     assert [kind for kind, _ in fakes.task_requests if kind == "cancel"] == ["cancel"]
+
+
+async def test_a_server_that_keeps_asking_is_stopped_after_the_bounded_rounds(harness: Harness) -> None:
+    def asks_forever(input: ToolCallInput) -> ToolCallOutput:
+        rounds = int(input.request_state or "0")
+        return ToolCallOutput(input_required=InputRequired(request_state=str(rounds + 1)))
+
+    harness.fakes.tool_results["read"] = asks_forever
+    harness.fakes.script(asks(call("f1", "files__read", {"path": "x"})), answer("gave up"))
+    handle = await harness.start()
+    final = await harness.result(handle)
+    assert (
+        harness.fakes.tool_messages()["f1"]
+        == "error: the server asked for input more than 10 times; the call was stopped"
+    )
+    assert len(harness.fakes.tool_calls) == 11 and final.output == "gave up"
