@@ -22,7 +22,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.chat_messages import ChatMessage
     from workflows.failures import RunFailed, failure_message, reraise_cancellation
     from workflows.limits import (
-        IGNORED_DECISIONS_KEPT,
         PAYLOAD_BUDGET_BYTES,
         fitted_status,
         json_bytes,
@@ -34,7 +33,6 @@ with workflow.unsafe.imports_passed_through():
         DecisionBatch,
         EventsPage,
         EventsQuery,
-        IgnoredDecision,
         InputAnswer,
         OrchestrationStatus,
         RunEventType,
@@ -111,10 +109,7 @@ class Orchestration:
         """
         rejection = self._run.rejection(decision)
         if rejection is not None:
-            if self._run.state is not None:
-                ignored = self._run.state.ignored_decisions
-                ignored.append(approvals.ignored(decision, rejection.message, workflow.now()))
-                del ignored[:-IGNORED_DECISIONS_KEPT]
+            self._run.ignore(approvals.ignored(decision, rejection.message, workflow.now()))
             workflow.logger.info("decision for %s ignored: %s", decision.tool_call_id, rejection.message)
             return
         self._apply(decision, "signal")
@@ -157,12 +152,8 @@ class Orchestration:
         if approvals.decide(call, decision, workflow.now()):
             self._run.show_model_edited_arguments(call)
         self._publish.decided(call, channel)
-        # The call's step and the status say so at once (the update answers with them); the status
-        # is published (search attribute, status event) when the run moves on, as it always was.
         self._run.emit_decision(call)
-        if self._run.status not in TERMINAL_STATUSES:
-            self._run.status = self._run.open_status()
-            self._publish.details()
+        self._show_at_once()
         workflow.logger.info(
             "tool call %s: %s by %s", call.tool_call_id, decision.decision, decision.approver or "unknown"
         )
@@ -177,17 +168,7 @@ class Orchestration:
         """Answer a server's request; one that does not apply is ignored and recorded."""
         rejection = self._run.input_rejection(answer)
         if rejection is not None:
-            if self._run.state is not None:
-                ignored = self._run.state.ignored_decisions
-                decision = IgnoredDecision(
-                    tool_call_id=answer.input_id,
-                    decision=answer.action,
-                    approver=answer.answerer,
-                    why=rejection.message,
-                    received_at=workflow.now(),
-                )
-                ignored.append(decision)
-                del ignored[:-IGNORED_DECISIONS_KEPT]
+            self._run.ignore(server_inputs.ignored(answer, rejection.message, workflow.now()))
             workflow.logger.info("answer to %s ignored: %s", answer.input_id, rejection.message)
             return
         self._answer(answer)
@@ -213,10 +194,15 @@ class Orchestration:
         call, record = found
         server_inputs.answer(record, answer, workflow.now())
         self._run.emit_input(call, RunEventType.INPUT_ANSWERED, record)
+        self._show_at_once()
+        workflow.logger.info("input %s: %s by %s", answer.input_id, answer.action, answer.answerer or "unknown")
+
+    def _show_at_once(self) -> None:
+        """A decision or an answer shows in the status at once (the update answers with it); the
+        status is published (search attribute, status event) when the run moves on."""
         if self._run.status not in TERMINAL_STATUSES:
             self._run.status = self._run.open_status()
             self._publish.details()
-        workflow.logger.info("input %s: %s by %s", answer.input_id, answer.action, answer.answerer or "unknown")
 
     @workflow.signal(
         name=contract.TOOL_PROGRESS_SIGNAL,

@@ -16,11 +16,12 @@ from workflows import approvals, server_inputs
 from workflows.activity_io import CatalogTool
 from workflows.chat_messages import LLMToolCall
 from workflows.events import EventLog
-from workflows.limits import EVENT_OUTPUT_PREVIEW_CHARS, preview
+from workflows.limits import EVENT_OUTPUT_PREVIEW_CHARS, IGNORED_DECISIONS_KEPT, preview
 from workflows.messages import (
     FINAL_EVENT,
     TERMINAL_STATUSES,
     ApprovalDecision,
+    IgnoredDecision,
     InputAnswer,
     OrchestrationStatus,
     PendingApproval,
@@ -143,6 +144,12 @@ class RunRecord:
             decided_before=any(known.tool_call_id == decision.tool_call_id for known in calls),
             input_schema=self.catalog_tool(call).input_schema if call is not None and call.problem is None else None,
         )
+
+    def ignore(self, decision: IgnoredDecision) -> None:
+        """Keep a signalled decision or answer that did not apply, for the audit (the newest few)."""
+        if self.state is not None:
+            self.state.ignored_decisions.append(decision)
+            del self.state.ignored_decisions[:-IGNORED_DECISIONS_KEPT]
 
     def find_input(self, input_id: str) -> tuple[ToolCallRecord, InputRecord] | None:
         """The open call whose server asked `input_id` in its current round, and the request."""

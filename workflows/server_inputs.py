@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 from workflows.chat_messages import ChatMessage
 from workflows.contract import INPUT_ALREADY_ANSWERED, INPUT_INVALID, INPUT_UNKNOWN, TIMED_OUT_APPROVER
-from workflows.messages import InputAnswer, PendingInput
+from workflows.messages import IgnoredDecision, InputAnswer, PendingInput
 from workflows.state import InputRecord, ToolCallRecord
 from workflows.tool_calls import schema_problem
 
@@ -96,6 +96,13 @@ def rejection(answer: InputAnswer, record: InputRecord | None, *, answered_befor
         if problem is not None:
             return ApplicationError(f"content does not match the requested schema: {problem}", type=INPUT_INVALID)
     return None
+
+
+def ignored(given: InputAnswer, why: str, received_at: datetime) -> IgnoredDecision:
+    """The record of a signalled answer that did not apply (kept with ignored decisions)."""
+    return IgnoredDecision(
+        tool_call_id=given.input_id, decision=given.action, approver=given.answerer, why=why, received_at=received_at
+    )
 
 
 def answer(record: InputRecord, given: InputAnswer, now: datetime) -> None:
