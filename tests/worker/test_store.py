@@ -398,7 +398,34 @@ async def test_a_server_added_over_the_api_is_listed_by_a_worker_sharing_a_postg
 
 async def test_replicas_migrating_at_once_take_turns(empty_url: str) -> None:
     """Init containers of several replicas migrate together on a first rollout: on PostgreSQL
-    an advisory lock makes them take turns (without it, some failed creating the same tables)."""
+    an advisory lock makes them take turns (without it, some failed creating the same tables).
+    Each replica is its own process, as in a deployment (`python -m worker.store upgrade`)."""
+    env = dict(os.environ, ORCH_DATABASE_URL=empty_url)
+    replicas = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "worker.store",
+            "upgrade",
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        for _ in range(4)
+    ]
+    outputs = await asyncio.gather(*(replica.communicate() for replica in replicas))
+    assert [replica.returncode for replica in replicas] == [0, 0, 0, 0], [out.decode() for out, _ in outputs]
+    engine = create_engine(empty_url)
+    try:
+        assert await current_revision(engine) == head_revision()
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrades_in_one_process_take_turns_too(empty_url: str) -> None:
+    """Alembic keeps its migration context in module state, so two upgrades of one process
+    interleaving at a wait would break each other: they take turns."""
     engines = [create_engine(empty_url) for _ in range(4)]
     try:
         await asyncio.gather(*(upgrade(engine) for engine in engines))

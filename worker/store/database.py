@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +92,14 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
-    async with engine.begin() as connection:
+    # Alembic keeps the migration context in module state (`alembic.context`): two upgrades of
+    # one process interleaving at a database wait would break each other, so they take turns.
+    async with _UPGRADING.setdefault(asyncio.get_running_loop(), asyncio.Lock()), engine.begin() as connection:
         await connection.run_sync(run)
+
+
+_UPGRADING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+"""The upgrades of this process take turns (per event loop: a lock belongs to one)."""
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
