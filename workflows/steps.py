@@ -275,6 +275,7 @@ class Steps:
             return False
         exchange = call.exchange = call.exchange or ToolExchange()
         exchange.notes.extend(output.notes)
+        output.notes = []  # kept with the exchange, told the model with the call's result
         if output.task is not None:
             exchange.task = output.task
             self._run.emit_for(call, RunEventType.TASK_STATUS, **output.task.model_dump(include=_TASK_SHOWN))
