@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import math
 import os
 import sys
 from collections.abc import Callable
@@ -21,16 +20,13 @@ from typing import Any
 
 from api.cli.client import CLIError, OrchestrationsClient
 from api.cli.client_commands import add_client_command, say
+from api.cli.forms import field_value, fill_in, form_fields, has_form
 from api.cli.render import (
     ANSWERED,
     event_line,
-    field_choices,
-    field_line,
-    field_type,
     input_view,
     pending_view,
     question,
-    shown_value,
     status_view,
     table,
     waiting_for,
@@ -168,7 +164,7 @@ def _ask_input(client: OrchestrationsClient, run_id: str, pending: dict[str, Any
         say(f"  answer {hint}, optionally followed by a reason")
     while True:
         content = None
-        if action == "accept" and _has_form(pending):
+        if action == "accept" and has_form(pending):
             try:
                 content = fill_in(pending)
             except EOFError:
@@ -185,96 +181,6 @@ def _ask_input(client: OrchestrationsClient, run_id: str, pending: dict[str, Any
             if content and str(err).startswith("422"):
                 continue
         return True
-
-
-def _has_form(pending: dict[str, Any] | None) -> bool:
-    """Whether `pending` is an elicitation with fields to fill in."""
-    return (
-        pending is not None
-        and pending.get("kind") == "elicitation"
-        and not pending.get("url")
-        and bool(_properties(pending))
-    )
-
-
-def _properties(pending: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    properties = (pending.get("requested_schema") or {}).get("properties")
-    return properties if isinstance(properties, dict) else {}
-
-
-def fill_in(pending: dict[str, Any]) -> dict[str, Any]:
-    """An elicitation's form filled in on the terminal, field by field: an empty answer keeps the
-    default or leaves an optional field out; a value that does not convert is asked again.
-    EOFError when stdin ends."""
-    required = set((pending.get("requested_schema") or {}).get("required") or [])
-    content: dict[str, Any] = {}
-    for name, spec in _properties(pending).items():
-        say(f"  {field_line(name, spec, name in required)}")
-        default = f" [{shown_value(spec['default'])}]" if "default" in spec else ""
-        while True:
-            text = input(f"  {name}{default}: ").strip()
-            if not text:
-                if "default" in spec:
-                    content[name] = spec["default"]
-                elif name in required:
-                    say(f"  {name} is required")
-                    continue
-                break
-            try:
-                content[name] = field_value(spec, text)
-            except ValueError as err:
-                say(f"  {err}")
-                continue
-            break
-    return content
-
-
-BOOLEANS = {"true": True, "yes": True, "false": False, "no": False}
-
-
-def field_value(spec: dict[str, Any], text: str) -> Any:
-    """`text` as the value of a field of JSON Schema `spec`: an integer, a number, a boolean
-    (true/false/yes/no), an array of strings (comma-separated) or a string; ValueError saying
-    what it wants when `text` is none of these, or not one of the field's choices."""
-    kind = field_type(spec)
-    value: Any
-    if kind == "integer":
-        try:
-            value = int(text.strip())
-        except ValueError:
-            raise ValueError(f"{text!r} is not an integer") from None
-    elif kind == "number":
-        value = _number(text)
-    elif kind == "boolean":
-        value = BOOLEANS.get(text.strip().lower())
-        if value is None:
-            raise ValueError(f"{text!r} is not a boolean: answer true/false or yes/no")
-    elif kind == "array":
-        value = [item.strip() for item in text.split(",") if item.strip()]
-    else:
-        value = text
-    choices = field_choices(spec)
-    if choices:
-        unknown = [item for item in (value if isinstance(value, list) else [value]) if item not in choices]
-        if unknown:
-            shown = ", ".join(shown_value(choice) for choice in choices)
-            raise ValueError(f"{shown_value(unknown[0])!r} is not one of: {shown}")
-    return value
-
-
-def _number(text: str) -> int | float:
-    """A number as typed (an integer stays one)."""
-    try:
-        return int(text.strip())
-    except ValueError:
-        pass
-    try:
-        value = float(text.strip())
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not a finite number")
-    return value
 
 
 def _final_line(run: dict[str, Any]) -> str:
@@ -343,7 +249,7 @@ def _answer(client: OrchestrationsClient, args: argparse.Namespace) -> int:
         raise CLIError(f"--field and --json-content come with accepting, not with --{action}")
     pending = _shown_input(client, args, action)
     content = _content(pending, args) if action == "accept" else None
-    if content is None and action == "accept" and _has_form(pending):
+    if content is None and action == "accept" and has_form(pending):
         if args.json:
             sys.stderr.write("orch: give the answer with --field NAME=VALUE (or --json-content)\n")
             return 2
@@ -385,7 +291,7 @@ def _content(pending: dict[str, Any] | None, args: argparse.Namespace) -> dict[s
             raise CLIError(f"--json-content is not JSON: {err}") from None
         if not isinstance(content, dict):
             raise CLIError("--json-content must be a JSON object")
-    properties = _properties(pending) if pending is not None else {}
+    properties = form_fields(pending) if pending is not None else {}
     for field in args.field or []:
         name, sep, text = field.partition("=")
         if not sep or not name:

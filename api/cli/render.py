@@ -6,6 +6,8 @@ import json
 import shlex
 from typing import Any
 
+from api.cli.forms import field_line
+
 
 def table(rows: list[list[str]], headers: list[str]) -> str:
     """Left-aligned columns separated by two spaces."""
@@ -94,60 +96,6 @@ def input_view(run_id: str, pending: dict[str, Any]) -> str:
         lines.append(f"  expires {pending['expires_at'][:19]} (then it counts as declined)")
     lines += [f"  {accept[0]} {accept[1]}", f"  decline: {command} --decline --reason '...'"]
     return "\n".join(lines)
-
-
-def field_line(name: str, spec: dict[str, Any], required: bool) -> str:
-    """One field of an elicitation's form: its name, type, title, description, choices, default."""
-    line = f"{name} ({type_name(spec)}{', required' if required else ''})"
-    about = " - ".join(str(spec[key]) for key in ("title", "description") if spec.get(key))
-    if about:
-        line += f": {about}"
-    choices = field_choices(spec)
-    if choices:
-        line += f"; one of: {', '.join(shown_value(choice) for choice in choices)}"
-    if "default" in spec:
-        line += f"; default: {shown_value(spec['default'])}"
-    return line
-
-
-def type_name(spec: dict[str, Any]) -> str:
-    """A field's JSON Schema type as a person reads it (an array: comma-separated strings)."""
-    kind = field_type(spec)
-    if kind == "array":
-        items = spec.get("items")
-        return f"array of {(field_type(items) if isinstance(items, dict) else None) or 'string'}, comma-separated"
-    return kind or "string"
-
-
-def field_type(spec: dict[str, Any]) -> str | None:
-    """A field's type (the first besides null of a list of types), None when it has none."""
-    kind = spec.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), None)
-    return kind if isinstance(kind, str) else None
-
-
-def field_choices(spec: dict[str, Any]) -> list[Any]:
-    """The values a field may take (`enum`, or the `const` of each `oneOf`/`anyOf` option; an
-    array's of its items), empty when any value of its type will do."""
-    if field_type(spec) == "array":
-        items = spec.get("items")
-        return field_choices(items) if isinstance(items, dict) else []
-    if isinstance(spec.get("enum"), list):
-        return list(spec["enum"])
-    options = spec.get("oneOf") or spec.get("anyOf")
-    if isinstance(options, list):
-        return [option["const"] for option in options if isinstance(option, dict) and "const" in option]
-    return []
-
-
-def shown_value(value: Any) -> str:
-    """A field's value as typed on the command line (booleans true/false, arrays comma-separated)."""
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    if isinstance(value, list):
-        return ",".join(shown_value(item) for item in value)
-    return str(value)
 
 
 def question(pending: dict[str, Any]) -> str:

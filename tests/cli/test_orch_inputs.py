@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from api.cli.main import field_value
+from api.cli.forms import field_value
 from api.cli.render import event_line, input_view, status_view, waiting_for
 from tests.api.conftest import serve_api
 from tests.orch_cli import run_orch
