@@ -177,9 +177,16 @@ async def legacy_interactive_url(interactive_log: CallLog) -> AsyncIterator[str]
         yield url
 
 
+@pytest.fixture
+def interactive(interactive_url: str, interactive_log: CallLog) -> Interactive:
+    """The interactive server over streamable HTTP (one process for the module)."""
+    return Interactive(interactive_url, interactive_log)
+
+
 @pytest.fixture(params=["stdio", "http"])
-def interactive(request: pytest.FixtureRequest, interactive_log: CallLog) -> Interactive:
-    """The interactive server as the SDK client reaches it, over stdio or streamable HTTP."""
+def interactive_any(request: pytest.FixtureRequest, interactive_log: CallLog) -> Interactive:
+    """The interactive server as the SDK client reaches it, over stdio (a process per test) or
+    streamable HTTP: for the behaviours each transport must show."""
     if request.param == "http":
         return Interactive(request.getfixturevalue("interactive_url"), interactive_log)
     env = {"INTERACTIVE_CALL_LOG": str(interactive_log.path)}
@@ -260,8 +267,9 @@ def accept(**content: Any) -> ElicitResult:
 
 
 async def test_book_trip_asks_twice_and_the_second_question_depends_on_the_first_answer(
-    interactive: Interactive,
+    interactive_any: Interactive,
 ) -> None:
+    interactive = interactive_any
     destination = f"Paris-{uuid.uuid4().hex[:8]}"
     async with asyncio.timeout(WAIT_SECONDS), interactive.client(**HAND_DRIVEN) as client:
         assert client.protocol_version == "2026-07-28"
@@ -343,7 +351,8 @@ async def test_ask_name(interactive: Interactive, answer: ElicitResult, expected
     assert form(question).requested_schema["properties"]["name"]["type"] == "string"
 
 
-async def test_summarize_sends_one_sampling_request(interactive: Interactive) -> None:
+async def test_summarize_sends_one_sampling_request(interactive_any: Interactive) -> None:
+    interactive = interactive_any
     answer = CreateMessageResult(role="assistant", content=TextContent(type="text", text="short"), model="scripted")
     async with asyncio.timeout(WAIT_SECONDS), interactive.client(**HAND_DRIVEN) as client:
         rounds = await call_by_hand(client, "summarize", {"text": "a long text"}, answer)
@@ -377,7 +386,8 @@ async def test_list_roots(interactive: Interactive, roots: list[str], expected: 
     assert isinstance(request, ListRootsRequest)
 
 
-async def test_progress_notifications_arrive(interactive: Interactive) -> None:
+async def test_progress_notifications_arrive(interactive_any: Interactive) -> None:
+    interactive = interactive_any
     seen: list[tuple[float, float | None, str | None]] = []
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
@@ -645,7 +655,7 @@ def jobs(jobs_url: str, jobs_state_dir: Path) -> Jobs:
 
 
 @pytest.fixture(params=["http", "stdio"])
-def any_jobs(request: pytest.FixtureRequest, jobs_state_dir: Path) -> Jobs:
+def jobs_any(request: pytest.FixtureRequest, jobs_state_dir: Path) -> Jobs:
     """The jobs server over streamable HTTP or stdio."""
     if request.param == "http":
         return Jobs(request.getfixturevalue("jobs_url"), jobs_state_dir)
@@ -656,9 +666,10 @@ def job_name() -> str:
     return f"job-{uuid.uuid4().hex[:8]}"
 
 
-async def test_opting_in_gets_a_task_that_polls_to_completion(any_jobs: Jobs) -> None:
+async def test_opting_in_gets_a_task_that_polls_to_completion(jobs_any: Jobs) -> None:
+    jobs = jobs_any
     name = job_name()
-    async with asyncio.timeout(WAIT_SECONDS), any_jobs.client(extensions=[TasksClient()]) as client:
+    async with asyncio.timeout(WAIT_SECONDS), jobs.client(extensions=[TasksClient()]) as client:
         assert TASKS_EXTENSION in (client.server_capabilities.extensions or {})
         created = await client.session.call_tool("long_job", {"name": name}, allow_claimed=True)
         assert isinstance(created, TaskCreated), created
@@ -674,10 +685,10 @@ async def test_opting_in_gets_a_task_that_polls_to_completion(any_jobs: Jobs) ->
             lambda s: s.status == "working" and (s.status_message or "").startswith(f"working on {name}: "),
             "a working task reporting its progress",
         )
-        any_jobs.release(name)
+        jobs.release(name)
         done = await wait_for_task(client.session, created, lambda s: s.status == "completed", "completed")
     assert done.result is not None and text_of(done.result) == f"job {name} done"
-    assert [start["tool"] for start in any_jobs.starts(name)] == ["long_job"]
+    assert [start["tool"] for start in jobs.starts(name)] == ["long_job"]
 
 
 async def test_the_task_claim_resolves_transparently(jobs: Jobs) -> None:
@@ -705,10 +716,10 @@ async def test_the_task_claim_resolves_transparently(jobs: Jobs) -> None:
     ],
     ids=["proceed", "do-not-proceed", "decline"],
 )
-async def test_input_required_then_update_then_completed(any_jobs: Jobs, answer: ElicitResult, expected: str) -> None:
+async def test_input_required_then_update_then_completed(jobs: Jobs, answer: ElicitResult, expected: str) -> None:
     name = job_name()
     key = f"confirm-{name}"
-    async with asyncio.timeout(WAIT_SECONDS), any_jobs.client(extensions=[TasksClient()]) as client:
+    async with asyncio.timeout(WAIT_SECONDS), jobs.client(extensions=[TasksClient()]) as client:
         created = await client.session.call_tool("approval_job", {"name": name}, allow_claimed=True)
         assert isinstance(created, TaskCreated)
         asking = await wait_for_task(client.session, created, lambda s: s.status == "input_required", "input_required")
@@ -728,35 +739,35 @@ async def test_input_required_then_update_then_completed(any_jobs: Jobs, answer:
         # An answer to a key no longer outstanding is ignored.
         await update_task(client.session, created.task_id, {key: accept(proceed=True)})
         assert (await get_task(client.session, created.task_id)).status == "completed"
-    assert [start["tool"] for start in any_jobs.starts(name)] == ["approval_job"]
+    assert [start["tool"] for start in jobs.starts(name)] == ["approval_job"]
 
 
-async def test_tasks_cancel_stops_the_work(any_jobs: Jobs) -> None:
+async def test_tasks_cancel_stops_the_work(jobs: Jobs) -> None:
     name = job_name()
-    async with asyncio.timeout(WAIT_SECONDS), any_jobs.client(extensions=[TasksClient()]) as client:
+    async with asyncio.timeout(WAIT_SECONDS), jobs.client(extensions=[TasksClient()]) as client:
         created = await client.session.call_tool("long_job", {"name": name}, allow_claimed=True)
         assert isinstance(created, TaskCreated)
-        await eventually(lambda: any_jobs.starts(name), f"{name} started")
+        await eventually(lambda: jobs.starts(name), f"{name} started")
         assert (await cancel_task(client.session, created.task_id)).result_type == "complete"
         assert (await get_task(client.session, created.task_id)).status == "cancelled"
-        await eventually(lambda: any_jobs.cancellations(name), f"the cancellation of {name} reached the job")
-        any_jobs.release(name)  # too late: the work stopped
+        await eventually(lambda: jobs.cancellations(name), f"the cancellation of {name} reached the job")
+        jobs.release(name)  # too late: the work stopped
         await cancel_task(client.session, created.task_id)  # cancelling a cancelled task is acknowledged
         assert (await get_task(client.session, created.task_id)).status == "cancelled"
-    assert len(any_jobs.starts(name)) == 1 and len(any_jobs.cancellations(name)) == 1
+    assert len(jobs.starts(name)) == 1 and len(jobs.cancellations(name)) == 1
 
 
-async def test_without_opting_in_the_tool_runs_synchronously(any_jobs: Jobs) -> None:
+async def test_without_opting_in_the_tool_runs_synchronously(jobs: Jobs) -> None:
     name = job_name()
-    any_jobs.release(name)
-    async with asyncio.timeout(WAIT_SECONDS), any_jobs.client() as client:
+    jobs.release(name)
+    async with asyncio.timeout(WAIT_SECONDS), jobs.client() as client:
         result = await client.session.call_tool("long_job", {"name": name})
         assert text_of(result) == f"job {name} done"
         with pytest.raises(MCPError) as refused:  # a tool that exists only as a task
             await client.session.call_tool("approval_job", {"name": name})
     assert refused.value.error.code == MISSING_REQUIRED_CLIENT_CAPABILITY
     assert refused.value.error.data == {"requiredCapabilities": {"extensions": {TASKS_EXTENSION: {}}}}
-    assert [start["tool"] for start in any_jobs.starts(name)] == ["long_job"]
+    assert [start["tool"] for start in jobs.starts(name)] == ["long_job"]
 
 
 async def test_tasks_errors(jobs: Jobs) -> None:
