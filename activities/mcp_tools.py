@@ -225,9 +225,10 @@ class MCPActivities:
     def _input_required(self, server: str, result: mcp_types.InputRequiredResult) -> InputRequired:
         """What the server asks, as the run records it; roots answered from the server's configuration."""
         asked = InputRequired(request_state=result.request_state)
+        config = self._pool.config.servers.get(server)
         for key, request in (result.input_requests or {}).items():
             if isinstance(request, mcp_types.ListRootsRequest):
-                roots = roots_of(self._pool.config.servers[server])
+                roots = roots_of(config) if config is not None else mcp_types.ListRootsResult(roots=[])
                 asked.answered[key] = roots.model_dump(mode="json", by_alias=True, exclude_none=True)
             else:
                 asked.requests[key] = request.model_dump(mode="json", by_alias=True, exclude_none=True)
