@@ -29,6 +29,7 @@ from workflows.messages import (
     RunEventType,
     RunStatus,
     StopReason,
+    TokenUsage,
     Usage,
 )
 from workflows.run_request import OrchestrationRequest
@@ -230,6 +231,14 @@ class RunRecord:
         if step.started_at is not None:
             step.duration_ms = int((step.finished_at - step.started_at).total_seconds() * 1000)
         self.updated_at = step.finished_at
+
+    def end_llm_call(self, step: LLMCallRecord, usage: TokenUsage) -> None:
+        """An LLM call of the run answered: its usage, counted in the run's."""
+        assert self.state is not None
+        self.state.usage.prompt_tokens += usage.prompt_tokens
+        self.state.usage.completion_tokens += usage.completion_tokens
+        step.usage = usage
+        self.end_step(step, "completed")
 
     def finish(self, status: RunStatus, reason: StopReason) -> None:
         """End the run's record: open steps cancelled, the status set, the final event."""

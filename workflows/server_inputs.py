@@ -117,11 +117,21 @@ def answer(record: InputRecord, given: InputAnswer, now: datetime) -> None:
             record.response["content"] = given.content or {}
 
 
+TIMED_OUT_REASON = "input timed out"
+
+
 def time_out(record: InputRecord, now: datetime) -> None:
     """Nobody answered in time: declined, by the system."""
     answer(record, InputAnswer(input_id=record.input_id, action="decline", answerer=TIMED_OUT_APPROVER), now)
     assert record.answer is not None
-    record.answer.reason = "input timed out"
+    record.answer.reason = TIMED_OUT_REASON
+
+
+def sampling_failed(record: InputRecord, why: str, now: datetime) -> None:
+    """The model could not answer an allowed sampling request: it counts as declined by the
+    system (the call ends, the model is told why)."""
+    record.answer = InputAnswer(input_id=record.input_id, action="decline", answerer=TIMED_OUT_APPROVER, reason=why)
+    record.answered_at = now
 
 
 def refusal(call: ToolCallRecord) -> str | None:
@@ -165,7 +175,7 @@ def timed_out_note(call: ToolCallRecord) -> str | None:
     late = [
         record.params.get("message") or record.key
         for record in call.exchange.inputs
-        if record.answer is not None and record.answer.answerer == TIMED_OUT_APPROVER
+        if record.answer is not None and record.answer.reason == TIMED_OUT_REASON
     ]
     if not late:
         return None

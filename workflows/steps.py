@@ -138,10 +138,7 @@ class Steps:
             )
             raise RunFailed(f"LLM call failed: {message}") from None
         state.llm_calls = number
-        state.usage.prompt_tokens += reply.usage.prompt_tokens
-        state.usage.completion_tokens += reply.usage.completion_tokens
-        record.usage = reply.usage
-        self._run.end_step(record, "completed")
+        self._run.end_llm_call(record, reply.usage)
         self._run.emit(
             RunEventType.LLM_FINISHED,
             step_index=record.index,
@@ -347,7 +344,7 @@ class Steps:
         self._publish.refresh()
         return True
 
-    async def _sample(self, call: ToolCallRecord, record: InputRecord) -> dict[str, Any]:
+    async def _sample(self, call: ToolCallRecord, record: InputRecord) -> dict[str, Any] | None:
         """Answer a server's sampling request with the run's model: an LLM call of the run
         (recorded, counted in its usage) that the conversation never sees."""
         state = self._run.state
@@ -380,11 +377,10 @@ class Steps:
             self._run.end_step(step, "failed")
             message = failure_message(err)
             self._run.emit(RunEventType.SAMPLING, step_index=step.index, tool_call_id=call.tool_call_id, error=message)
-            return {"error": message}
-        state.usage.prompt_tokens += reply.usage.prompt_tokens
-        state.usage.completion_tokens += reply.usage.completion_tokens
-        step.usage = reply.usage
-        self._run.end_step(step, "completed")
+            # The server gets no answer: the call ends, and the model is told why (`refusal`).
+            server_inputs.sampling_failed(record, f"the model failed: {message}", workflow.now())
+            return None
+        self._run.end_llm_call(step, reply.usage)
         self._run.emit(
             RunEventType.SAMPLING,
             step_index=step.index,

@@ -240,3 +240,21 @@ async def test_a_server_that_keeps_asking_is_stopped_after_the_bounded_rounds(ha
         == "error: the server asked for input more than 10 times; the call was stopped"
     )
     assert len(harness.fakes.tool_calls) == 11 and final.output == "gave up"
+
+
+async def test_a_sampling_request_the_model_fails_ends_the_call_and_the_model_is_told(harness: Harness) -> None:
+    fakes = harness.fakes
+    assert not isinstance(fakes.tool_catalog, BaseException)
+    fakes.tool_catalog.tools[0].sampling = "auto"
+    fakes.tool_results["read"] = _summarizing
+    rejected = ApplicationError("context too long", type="LLMRequestRejected", non_retryable=True)
+    fakes.script(asks(call("s1", "files__read", {"path": "doc"})), rejected, answer("done"))
+    final = await harness.result(await harness.start())
+    message = fakes.tool_messages()["s1"]
+    assert message.startswith(
+        "error: the server files asked to use the model (sampling) during read; declined by system"
+    )
+    assert "the model failed" in message and "context too long" in message
+    assert "Nobody answered in time" not in message
+    assert len(fakes.tool_calls) == 1, "the server was never sent a failed answer"
+    assert final.output == "done"
