@@ -156,6 +156,9 @@ class ToolActivity:
     """Epoch seconds of ActivityTaskCompleted, or of the local activity's marker: from then on
     the call must never run again."""
     local: bool = False
+    task_failures: int = 0
+    """Workflow tasks of the run that timed out (a worker starved past the task's timeout): a
+    local activity run in one of them (its marker never recorded) runs again in the next."""
 
 
 async def tool_activities(handle: WorkflowHandle[Any, Any]) -> dict[str, ToolActivity]:
@@ -163,6 +166,11 @@ async def tool_activities(handle: WorkflowHandle[Any, Any]) -> dict[str, ToolAct
     keys: dict[int, str] = {}
     found: dict[str, ToolActivity] = {}
     history = await handle.fetch_history()
+    task_failures = sum(
+        event.HasField("workflow_task_timed_out_event_attributes")
+        or event.HasField("workflow_task_failed_event_attributes")
+        for event in history.events
+    )
     for event in history.events:
         if event.HasField("activity_task_scheduled_event_attributes"):
             scheduled = event.activity_task_scheduled_event_attributes
@@ -187,6 +195,8 @@ async def tool_activities(handle: WorkflowHandle[Any, Any]) -> dict[str, ToolAct
             key = f"{handle.id}/{data['activity_id'].removeprefix(TOOL_ACTIVITY_ID_PREFIX)}"
             when = event.event_time
             found[key] = ToolActivity(1, data["attempt"], when.seconds + when.nanos / 1e9, local=True)
+    for activity in found.values():
+        activity.task_failures = task_failures
     return found
 
 

@@ -184,9 +184,10 @@ def _check_tool_calls(
 ) -> None:
     """Each call carries its own idempotency key; an approved transfer and every echo ran, a
     denied or expired transfer never; a key ran more than once only when an attempt on the
-    killed worker was cut off, and each execution of an activity is a distinct attempt of one
-    scheduled activity (a local activity cut off with its worker runs again from attempt 1, in
-    the workflow task that the surviving worker runs)."""
+    killed worker was cut off (or a local activity's workflow task timed out), and each
+    execution of an activity is a distinct attempt of one scheduled activity (a local activity
+    cut off with its worker runs again from attempt 1, in the workflow task that the surviving
+    worker runs)."""
     keys = expected_keys(runs)
     for call in calls:
         assert call["meta"].get(IDEMPOTENCY_KEY) == keys.get(logged_call_name(call)), f"wrong _meta: {call}"
@@ -204,8 +205,11 @@ def _check_tool_calls(
             )
         if count > 1:
             attempts = sorted((call for call in calls if call["meta"].get(IDEMPOTENCY_KEY) == key), key=_at)
-            cut_off = attempts[:-1]
-            assert all(call["pid"] in doomed_toolboxes for call in cut_off), f"{key} repeated: {attempts}"
+            # Cut off with the killed worker; or, for a local activity, run in a workflow task
+            # that timed out (a worker starved past the task's timeout on a loaded machine): the
+            # at-least-once of ARCHITECTURE.md's "One step, one workflow task".
+            survivor = [call for call in attempts[:-1] if call["pid"] not in doomed_toolboxes]
+            assert not survivor or (activity.local and activity.task_failures), f"{key} repeated: {attempts}"
 
 
 def _at(call: dict[str, Any]) -> float:
