@@ -408,7 +408,7 @@ class Steps:
                 exchange.round += 1
                 exchange.task_keys.extend(fresh)
                 self._ask(call, fresh)
-            if exchange.waiting() or any(record.response is None for record in exchange.inputs):
+            if any(record.response is None for record in exchange.inputs):  # asked, or allowed and not sampled yet
                 if not await self._inputs_answered(call):
                     return None
                 refused = server_inputs.refusal(call)
