@@ -53,6 +53,7 @@ from workflows.contract import (
     UPDATE_TASK_ACTIVITY,
 )
 from workflows.messages import ToolProgress
+from workflows.run_request import requires_approval
 from workflows.scopes import scope_allows
 from workflows.tool_calls import definition_hash
 
@@ -85,6 +86,7 @@ class MCPActivities:
         config = self._pool.config
         named = input.mcp_servers or []
         catalog = ToolCatalog()
+        listed: list[str] = []
         used_names: set[str] = set()
         for server in config.offered_servers(input.mcp_servers):
             server_config = config.servers.get(server)
@@ -106,10 +108,16 @@ class MCPActivities:
             except Exception as err:
                 catalog.unavailable_servers[server] = describe_error(err)
                 continue
+            listed.append(server)
+            allowed = (input.allowed_tools or {}).get(server)
             for tool in tools:
                 policy, rules = _policy(server_config, tool)
                 if policy == "denied" or not scope_allows(input.tool_scope, server, tool.name):
                     continue
+                if allowed is not None and tool.name not in allowed:
+                    continue
+                if requires_approval((input.require_approval or {}).get(server), tool.name):
+                    policy, rules = "execute", []  # the run asks for a person: the stricter of the two wins
                 catalog.tools.append(
                     CatalogTool(
                         server=server,
@@ -125,6 +133,7 @@ class MCPActivities:
                         sampling=server_config.sampling,
                     )
                 )
+        catalog.servers = listed
         return PreparedRun(catalog=catalog, defaults=self._defaults)
 
     @activity.defn(name=DESCRIBE_TOOLS_ACTIVITY)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from workflows.chat_messages import ChatMessage
 from workflows.messages import TokenUsage
-from workflows.run_request import DEFAULT_TOOL_OUTPUT_LIMIT_BYTES
+from workflows.run_request import DEFAULT_TOOL_OUTPUT_LIMIT_BYTES, ApprovalRequirement
 
 SamplingPolicy = Literal["deny", "auto", "approve"]
 
@@ -51,6 +51,11 @@ class ToolCatalog(BaseModel):
 
     tools: list[CatalogTool] = Field(default_factory=list)
     unavailable_servers: dict[str, str] = Field(default_factory=dict)
+    servers: list[str] | None = Field(
+        default=None,
+        description="The servers whose tools were listed (also those that offer none). Unset in the catalogs of "
+        "runs from before it, which announce no `tools_listed` event.",
+    )
 
     def by_function_name(self, name: str) -> CatalogTool | None:
         return next((tool for tool in self.tools if tool.function_name == name), None)
@@ -91,6 +96,12 @@ class PrepareRunInput(BaseModel):
     mcp_servers: list[str] | None = None
     tool_scope: list[str] | None = None
     owner: str | None = Field(default=None, description="The API key that started the run (OAuth per key).")
+    require_approval: dict[str, ApprovalRequirement] | None = Field(
+        default=None, description="The run's own approval requirement per server (`RunOptions`)."
+    )
+    allowed_tools: dict[str, list[str]] | None = Field(
+        default=None, description="The only tools offered, per server (`RunOptions`)."
+    )
 
 
 class LLMRequest(BaseModel):

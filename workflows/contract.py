@@ -75,6 +75,9 @@ STATUS_QUERY = "status"
 """-> `OrchestrationStatus`."""
 EVENTS_QUERY = "events"
 """`EventsQuery` -> `EventsPage`."""
+HISTORY_QUERY = "history"
+"""-> `RunHistory`: the run's conversation without its instructions (what a Responses API follow-up
+continues from)."""
 CONVERSATION_QUERY = "conversation"
 """-> `LLMRequest`: the request of the run's LLM call in flight, whole (what a worker that lacks
 the conversation of an `LLMDeltaRequest` asks for)."""

@@ -39,6 +39,8 @@ MEMO_EVENTS_BUDGET_BYTES = 640 * 1024
 """The memo holds a finished run's status and events; together under Temporal's 2 MiB memo limit."""
 EVENT_OUTPUT_PREVIEW_CHARS = 16 * 1024
 """A final event carries the run's output up to this many characters (the status has all of it)."""
+TOOLS_LISTED_BUDGET_BYTES = 64 * 1024
+"""A `tools_listed` event carries the pinned tools' input schemas up to this size together."""
 IGNORED_DECISIONS_KEPT = 50
 """Decisions that named no waiting call, kept for the audit (the newest)."""
 MAX_ERROR_CHARS = 4000

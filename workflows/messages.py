@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from workflows.chat_messages import ChatMessage
 from workflows.limits import MAX_ARGUMENTS_BYTES, Approver, Reason, arguments_problem
 
 OUTPUT_PREVIEW_CHARS = 500
@@ -266,6 +267,7 @@ class RunEventType(StrEnum):
     STATUS = "status"
     LLM_STARTED = "llm_started"
     LLM_FINISHED = "llm_finished"
+    TOOLS_LISTED = "tools_listed"
     TOOL_PENDING = "tool_pending"
     TOOL_APPROVED = "tool_approved"
     TOOL_DENIED = "tool_denied"
@@ -303,6 +305,13 @@ class RunEvent(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class RunHistory(BaseModel):
+    """Result of the `history` query: the run's conversation, without the system message of its
+    `instructions`."""
+
+    messages: list[ChatMessage]
+
+
 class EventsQuery(BaseModel):
     """Argument of the `events` query: the events after `after`, at most `limit`."""
 
@@ -331,6 +340,10 @@ class RunMemo(BaseModel):
     owner: str | None = None
     orchestration: OrchestrationStatus | None = Field(default=None, description="The final status, shortened to fit.")
     events: list[RunEvent] = Field(default_factory=list)
+    response_request: dict[str, Any] | None = Field(
+        default=None,
+        description="The Responses API request that started the run (`api/responses.py`): what its responses echo.",
+    )
 
     def written(self, *fields: str) -> dict[str, Any]:
         """`fields` as a memo upsert (JSON values)."""

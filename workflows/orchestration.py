@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         InputAnswer,
         OrchestrationStatus,
         RunEventType,
+        RunHistory,
         RunStatus,
         StopReason,
         ToolProgress,
@@ -242,6 +243,13 @@ class Orchestration:
     def conversation(self) -> LLMRequest:
         return self._steps.whole_request()
 
+    @workflow.query(
+        name=contract.HISTORY_QUERY,
+        description="The run's conversation without its instructions: what a follow-up run continues from.",
+    )
+    def history(self) -> RunHistory:
+        return self._run.history()
+
     # --- The loop ---------------------------------------------------------------------
 
     async def _start_state(self) -> OrchestrationState:
@@ -253,6 +261,8 @@ class Orchestration:
                     mcp_servers=self._run.request.mcp_servers,
                     tool_scope=self._run.request.tool_scope,
                     owner=self._run.request.owner,
+                    require_approval=self._run.request.require_approval,
+                    allowed_tools=self._run.request.allowed_tools,
                 ),
                 result_type=PreparedRun,
                 summary="list MCP tools and resolve policy",
@@ -263,6 +273,8 @@ class Orchestration:
             raise RunFailed(f"listing the MCP tools failed: {failure_message(err)}") from None
         for name, problem in prepared.catalog.unavailable_servers.items():
             workflow.logger.warning("MCP server %s unavailable for this run: %s", name, problem)
+        if prepared.catalog.servers is not None:  # recorded by workers that announce it
+            self._run.emit_tools_listed(prepared.catalog)
         return OrchestrationState(
             created_at=self._run.created_at,
             model=self._run.request.model or prepared.defaults.model,

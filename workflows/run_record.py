@@ -13,10 +13,16 @@ from typing import Any
 from temporalio.exceptions import ApplicationError
 
 from workflows import approvals, server_inputs
-from workflows.activity_io import CatalogTool
+from workflows.activity_io import CatalogTool, ToolCatalog
 from workflows.chat_messages import LLMToolCall
 from workflows.events import EventLog
-from workflows.limits import EVENT_OUTPUT_PREVIEW_CHARS, IGNORED_DECISIONS_KEPT, preview
+from workflows.limits import (
+    EVENT_OUTPUT_PREVIEW_CHARS,
+    IGNORED_DECISIONS_KEPT,
+    TOOLS_LISTED_BUDGET_BYTES,
+    json_bytes,
+    preview,
+)
 from workflows.messages import (
     FINAL_EVENT,
     TERMINAL_STATUSES,
@@ -27,6 +33,7 @@ from workflows.messages import (
     PendingApproval,
     PendingInput,
     RunEventType,
+    RunHistory,
     RunStatus,
     StopReason,
     TokenUsage,
@@ -190,6 +197,8 @@ class RunRecord:
         assert self.state is not None
         state = self.state
         opened_calls = []
+        limit = self.request.max_tool_calls
+        made = sum(1 for known in state.tool_calls() if known.problem is None) if limit is not None else 0
         for call in calls:
             opened = open_tool_call(
                 call,
@@ -199,12 +208,23 @@ class RunRecord:
                 validate_arguments=validate_arguments,
                 bound_arguments=bound_arguments,
             )
+            if limit is not None and opened.problem is None:
+                if made >= limit:
+                    opened.refuse(f"not run: this run makes at most {limit} tool calls (max_tool_calls)")
+                made += 1
             state.steps.append(opened)
             opened_calls.append(opened)
             if opened.rule is not None:
                 opened.decided_at = self._now()
                 self.emit_for(opened, RunEventType.TOOL_APPROVED, approver=opened.approver, rule=opened.rule)
         return opened_calls
+
+    def history(self) -> RunHistory:
+        """The conversation without the system message of the request's `instructions`."""
+        messages = list(self.state.messages) if self.state else []
+        if self.request.instructions and messages and messages[0].role == "system":
+            messages = messages[1:]
+        return RunHistory(messages=messages)
 
     def catalog_tool(self, call: ToolCallRecord) -> CatalogTool:
         assert self.state is not None
@@ -267,6 +287,32 @@ class RunRecord:
     def emit_for(self, call: ToolCallRecord, type: RunEventType, **data: Any) -> None:
         """An event about one tool call."""
         self.emit(type, step_index=call.index, tool_call_id=call.tool_call_id, step=call.step, **data)
+
+    def emit_tools_listed(self, catalog: ToolCatalog) -> None:
+        """The servers whose tools the run pinned, each with its tools, and those it could not use.
+        Over TOOLS_LISTED_BUDGET_BYTES, the input schemas are left out (`schemas_omitted`)."""
+        listed: list[dict[str, Any]] = [
+            {
+                "server": server,
+                "tools": [
+                    {"name": tool.tool, "description": tool.description, "input_schema": tool.input_schema}
+                    for tool in catalog.tools
+                    if tool.server == server
+                ],
+            }
+            for server in catalog.servers or []
+        ]
+        omitted = json_bytes(listed) > TOOLS_LISTED_BUDGET_BYTES
+        if omitted:
+            for server in listed:
+                for tool in server["tools"]:
+                    del tool["input_schema"]
+        self.emit(
+            RunEventType.TOOLS_LISTED,
+            servers=listed,
+            unavailable=dict(catalog.unavailable_servers),
+            schemas_omitted=omitted,
+        )
 
     def emit_decision(self, call: ToolCallRecord) -> None:
         assert call.decision is not None

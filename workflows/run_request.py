@@ -60,6 +60,50 @@ ToolCallMode = Annotated[
 ]
 
 
+class ToolNames(BaseModel):
+    """Tools of one server, by their MCP names."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tool_names: list[str] = Field(default_factory=list, max_length=1000)
+
+
+class ApprovalFilter(BaseModel):
+    """Which tools of a server need a person's approval, as OpenAI's `require_approval` filter says:
+    those under `always` do, those under `never` follow the server's own policy, and the others do."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    always: ToolNames | None = None
+    never: ToolNames | None = None
+
+    @model_validator(mode="after")
+    def _each_tool_once(self) -> ApprovalFilter:
+        both = set(self.always.tool_names if self.always else []) & set(self.never.tool_names if self.never else [])
+        if both:
+            raise ValueError(f"tools both under `always` and `never`: {sorted(both)}")
+        return self
+
+
+ApprovalRequirement = Annotated[
+    Literal["always", "never"] | ApprovalFilter,
+    Field(
+        description="`always`: every call of the server's tools waits for a person; `never`: the server's own "
+        "policy applies; a filter: the tools under `never` follow the server's policy, every other one waits."
+    ),
+]
+
+
+def requires_approval(requirement: ApprovalRequirement | None, tool: str) -> bool:
+    """Whether a run's `requirement` for a server makes a call of `tool` wait for a person, whatever
+    the server's policy (which still applies when it does not: the stricter of the two wins)."""
+    if requirement is None or requirement == "never":
+        return False
+    if requirement == "always":
+        return True
+    return not (requirement.never is not None and tool in requirement.never.tool_names)
+
+
 class RunOptions(BaseModel):
     """What a client chooses for a run: the fields of POST /v1/orchestrations (whose body,
     `api.schemas.CreateOrchestration`, adds its own checks) and of the run's request."""
@@ -78,6 +122,21 @@ class RunOptions(BaseModel):
     llm_call: LLMCallMode = "activity"
     tool_call: ToolCallMode = None
     metadata: Metadata = Field(default_factory=dict)
+    require_approval: dict[str, ApprovalRequirement] | None = Field(
+        default=None,
+        description="Per server name: which of its tools wait for a person's approval. Only ever stricter than the "
+        "server's own policy: a tool the server's policy makes wait still waits, and a tool this makes wait is "
+        "never run by the server's auto-approval rules.",
+    )
+    allowed_tools: dict[str, list[str]] | None = Field(
+        default=None, description="Per server name: the only tools of it the model is offered (by MCP name)."
+    )
+    max_tool_calls: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Tool calls the run makes at most; the model is told that each call after them was not run.",
+    )
 
     @model_validator(mode="after")
     def _one_call_in_the_workflow_task(self) -> RunOptions:
@@ -85,6 +144,15 @@ class RunOptions(BaseModel):
             raise ValueError(
                 "llm_call and tool_call cannot both be local_activity: the whole run would be one workflow task"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _policies_name_the_run_servers(self) -> RunOptions:
+        if self.mcp_servers is not None:
+            for field in ("require_approval", "allowed_tools"):
+                others = sorted(set(getattr(self, field) or {}) - set(self.mcp_servers))
+                if others:
+                    raise ValueError(f"{field} names servers that are not in mcp_servers: {others}")
         return self
 
     def tool_call_mode(self) -> Literal["local_activity", "activity"]:

@@ -123,6 +123,11 @@ class ToolCallRecord(BaseModel):
         default=None, description="While the server asks for input or runs the call as a task."
     )
 
+    def refuse(self, problem: str) -> None:
+        """The call cannot run: the model gets `problem` as an error, and no policy applies to it."""
+        self.problem, self.status, self.output_preview = problem, "error", f"error: {problem}"
+        self.auto_execute, self.rule = False, None
+
     @property
     def approver(self) -> str | None:
         """Who decided: the person (or the timeout's `system`), or the rule that admitted it."""

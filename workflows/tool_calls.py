@@ -131,7 +131,7 @@ def open_tool_call(
     opened = ToolCallRecord(index=index, step=step, tool_call_id=call.id, function_name=call.function.name)
     problem = _resolve(opened, call, catalog, validate_arguments=validate_arguments, bound_arguments=bound_arguments)
     if problem is not None:
-        opened.problem, opened.status, opened.output_preview = problem, "error", f"error: {problem}"
+        opened.refuse(problem)
     return opened
 
 
