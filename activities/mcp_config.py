@@ -284,3 +284,19 @@ def _one_line(text: str) -> str:
 
 def _matches(tool: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(tool, pattern) for pattern in patterns)
+
+
+def public_url(url: str) -> str | None:
+    """What two URLs of one server share when they are the same: scheme, host, port and path,
+    without credentials, query or fragment (which may hold secrets, and which a listing never
+    shows); None for a URL that is not HTTP."""
+    try:
+        parts = urlsplit(url.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not host:
+        return None
+    default = {"http": 80, "https": 443}[parts.scheme]
+    netloc = host if port in (None, default) else f"{host}:{port}"
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"

@@ -15,7 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.heartbeat import heartbeating
-from activities.mcp_config import MCPAuthRequired, MCPConfigError, MCPServerConfig, ToolPolicy
+from activities.mcp_config import MCPAuthRequired, MCPConfigError, MCPServerConfig, ToolPolicy, public_url
 from activities.mcp_pool import (
     MCPServerUnknown,
     MCPSessionPool,
@@ -150,6 +150,7 @@ class MCPActivities:
                 name=name,
                 transport=server_config.transport or "stdio",
                 enabled=server_config.is_enabled,
+                url=public_url(server_config.url) if server_config.url else None,
                 source=config.source_of(name),
                 availability=server_config.availability,
                 auth=server_config.auth.type,

@@ -16,7 +16,7 @@ from api.errors import install_error_handlers
 from api.events import RunEventsHub
 from api.loopback import origin_of
 from api.mcp_connect import OAuthConnections
-from api.routers import assistants, chat, codec, health, mcp_servers, orchestrations, tools, webhooks
+from api.routers import assistants, chat, codec, health, mcp_servers, orchestrations, responses, tools, webhooks
 from api.service import OrchestrationService
 from worker import tracing
 from worker.connection import TemporalConfigError, TemporalConnection
@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None, temporal: TemporalConnection | 
         allow_headers=["content-type", "x-namespace", "authorization"],
         allow_credentials=True,
     )
-    routers = (orchestrations, chat, webhooks, tools, mcp_servers, assistants, codec, health)
+    routers = (orchestrations, chat, responses, webhooks, tools, mcp_servers, assistants, codec, health)
     for module in routers:
         app.include_router(module.router)
     app.include_router(mcp_servers.callback_router)

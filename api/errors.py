@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -18,6 +18,7 @@ logger = logging.getLogger("api")
 class ErrorBody(BaseModel):
     code: str
     message: str
+    param: str | None = Field(default=None, description="The request field at fault, where one is (as OpenAI's).")
 
 
 class ErrorResponse(BaseModel):
@@ -29,11 +30,12 @@ class ErrorResponse(BaseModel):
 class APIError(Exception):
     """A failure with its HTTP status, a stable machine code and a message for people."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.param = param
 
 
 _DESCRIPTIONS = {
@@ -60,8 +62,9 @@ def error_responses(*statuses: int, json_beside: bool = False) -> dict[int | str
     return {status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status], **extra} for status in statuses}
 
 
-def _body(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
+def _body(code: str, message: str, param: str | None = None) -> dict[str, Any]:
+    error = {"code": code, "message": message}
+    return {"error": error | {"param": param} if param is not None else error}
 
 
 _STATUS_CODES = {
@@ -79,7 +82,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(APIError)
     async def api_error(_: Request, exc: APIError) -> JSONResponse:
-        return JSONResponse(_body(exc.code, exc.message), status_code=exc.status)
+        return JSONResponse(_body(exc.code, exc.message, exc.param), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

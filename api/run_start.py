@@ -44,9 +44,11 @@ async def start_run(
     body: CreateOrchestration,
     idempotency_key: str | None,
     caller: Principal,
+    response_request: dict[str, Any] | None = None,
 ) -> tuple[str, RunStatus, bool]:
     """Start a run owned by `caller`, within its MCP scope; returns (id, status, created).
-    A known Idempotency-Key with the same body is not created again."""
+    A known Idempotency-Key with the same body is not created again. `response_request`: the
+    Responses API request the run answers, kept in its memo."""
     check_run_request(body, settings)
     check_scope(body, caller)
     if body.mcp_servers:
@@ -68,9 +70,9 @@ async def start_run(
                 task_queue=settings.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                memo=RunMemo(request_hash=request_hash, start_nonce=nonce, owner=caller.name).written(
-                    "request_hash", "start_nonce", "owner"
-                ),
+                memo=RunMemo(
+                    request_hash=request_hash, start_nonce=nonce, owner=caller.name, response_request=response_request
+                ).written("request_hash", "start_nonce", "owner", *(["response_request"] if response_request else [])),
                 search_attributes=TypedSearchAttributes(attributes),
                 static_summary=ui_summary(request),
             )

@@ -35,6 +35,7 @@ from api.schemas import CreateOrchestration, Links, OrchestrationSummary
 from api.temporal_calls import (
     DECISION_ERRORS,
     QUERY_TIMEOUT_SECONDS,
+    REPLAY_TIMEOUT_SECONDS,
     WORKER_TIMEOUT_SECONDS,
     not_found,
     temporal_call,
@@ -54,6 +55,7 @@ from workflows.messages import (
     EventsQuery,
     InputAnswer,
     OrchestrationStatus,
+    RunHistory,
     RunMemo,
     RunStatus,
 )
@@ -83,12 +85,18 @@ class OrchestrationService:
     # --- Start --------------------------------------------------------------------------
 
     async def start(
-        self, body: CreateOrchestration, idempotency_key: str | None, caller: Principal
+        self,
+        body: CreateOrchestration,
+        idempotency_key: str | None,
+        caller: Principal,
+        response_request: dict[str, Any] | None = None,
     ) -> tuple[str, RunStatus, bool]:
         """Start a run owned by `caller`, within its MCP scope; returns (id, status, created).
         A known Idempotency-Key with the same body is not created again. Every way of starting
         a run comes through here, so the size, webhook and scope checks apply to all of them."""
-        return await start_run(self._client, self._settings, self.tools, body, idempotency_key, caller)
+        return await start_run(
+            self._client, self._settings, self.tools, body, idempotency_key, caller, response_request
+        )
 
     # --- Read ---------------------------------------------------------------------------
 
@@ -152,12 +160,12 @@ class OrchestrationService:
         except (WorkflowQueryRejectedError, WorkflowQueryFailedError, APIError, RPCError):
             return None  # describe() tells what the server knows (and answers 404 or 503)
 
-    async def events(self, orchestration_id: str, after: int) -> EventsPage:
+    async def events(self, orchestration_id: str, after: int, timeout: float = QUERY_TIMEOUT_SECONDS) -> EventsPage:
         """The run's events numbered above `after`: the `events` query while it runs, the
-        events kept in its memo once it has finished. 503 while no worker answers."""
+        events kept in its memo once it has finished. 503 while no worker answers in `timeout`."""
         handle = self._client.get_workflow_handle(orchestration_id)
         try:
-            async with temporal_call("query events", QUERY_TIMEOUT_SECONDS):
+            async with temporal_call("query events", timeout):
                 return await handle.query(
                     contract.EVENTS_QUERY,
                     EventsQuery(after=after),
@@ -176,6 +184,17 @@ class OrchestrationService:
         if description.status == WorkflowExecutionStatus.RUNNING:
             raise APIError(503, "no_worker", f"no worker answered for {orchestration_id}")
         return memo_events(description, memo, after)
+
+    async def history(self, orchestration_id: str, caller: Principal) -> RunHistory:
+        """The run's conversation without its instructions (the `history` query; a finished run's is
+        read by a worker replaying it). 503 while no worker answers."""
+        await self.describe(orchestration_id, caller)
+        handle = self._client.get_workflow_handle(orchestration_id)
+        try:
+            async with temporal_call("query history", REPLAY_TIMEOUT_SECONDS):
+                return await handle.query(contract.HISTORY_QUERY, result_type=RunHistory)
+        except (WorkflowQueryFailedError, RPCError):
+            raise APIError(503, "no_worker", f"no worker answered for {orchestration_id}") from None
 
     async def list(
         self, status: RunStatus | None, limit: int, page_token: str | None, caller: Principal

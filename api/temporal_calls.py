@@ -29,6 +29,11 @@ WORKER_TIMEOUT_SECONDS = 8.0
 """A call a worker must answer (an update, a tool listing)."""
 QUERY_TIMEOUT_SECONDS = 3.0
 """A query of a running workflow (a worker answers it)."""
+BUSY_QUERY_TIMEOUT_SECONDS = 10.0
+"""A query that waits, if need be, for a workflow task held open by a local activity (a tool call)
+to heartbeat (every 8 s)."""
+REPLAY_TIMEOUT_SECONDS = 20.0
+"""A query a worker may answer by replaying a finished run's history first."""
 
 DECISION_ERRORS = {
     DECISION_UNKNOWN_CALL: (404, "unknown_tool_call"),

@@ -227,6 +227,11 @@ class ServerTools(BaseModel):
     name: str
     transport: str
     enabled: bool
+    url: str | None = Field(
+        default=None,
+        description="An HTTP server's URL without credentials, query or fragment (what a Responses API request's "
+        "`server_url` must match).",
+    )
     source: Literal["api", "config"] = Field(
         default="config", description="`api`: added over /v1/mcp/servers; `config`: ORCH_MCP_CONFIG's."
     )

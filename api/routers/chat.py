@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
-import anyio
 from fastapi import APIRouter
-from fastapi.sse import KEEPALIVE_COMMENT, EventSourceResponse, format_sse_event
+from fastapi.sse import EventSourceResponse, format_sse_event
 from pydantic import ValidationError
 
 from api.assistants import AssistantPresetsDep
@@ -27,13 +25,12 @@ from api.chat import (
 from api.deps import EventsHubDep, ServiceDep, SettingsDep
 from api.errors import APIError, error_responses
 from api.service import OrchestrationService
+from api.sse import Send, event_stream
 from workflows.messages import TERMINAL_STATUSES, RunEvent, RunStatus
 from workflows.validation_errors import first_problem
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 
-KEEPALIVE_SECONDS = 15.0
-"""Idle seconds before a `: ping` comment, as FastAPI's SSE path operations (`fastapi.sse._PING_INTERVAL`)."""
 _FAILED = TERMINAL_STATUSES - {RunStatus.COMPLETED}
 
 
@@ -80,9 +77,7 @@ async def chat_completions(
     events = hub.follow(run_id, 0)
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
-        stream = _stream(events, run_id, caller, service, approval_wait, settings.chat_timeout_seconds, include_usage)
-        # The headers FastAPI sets on its own SSE responses (the events route's).
-        return EventSourceResponse(stream, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return _stream(events, run_id, caller, service, approval_wait, settings.chat_timeout_seconds, include_usage)
     try:
         outcome = await wait_for_outcome(events, approval_wait, settings.chat_timeout_seconds)
     finally:
@@ -100,7 +95,7 @@ async def _completion(
     return completion(run, outcome, service.links(run_id))
 
 
-async def _stream(
+def _stream(
     events: AsyncGenerator[RunEvent, None],
     run_id: str,
     caller: Principal,
@@ -108,47 +103,24 @@ async def _stream(
     approval_wait: float,
     timeout: float,
     include_usage: bool,
-) -> AsyncIterator[bytes]:
-    """SSE comments while the run goes on, then the answer's chunks and `data: [DONE]`, with the
-    events route's `: ping` whenever nothing was sent for KEEPALIVE_SECONDS. FastAPI's own SSE
-    streams a generator path operation from a producer task beside a keep-alive timer; this route
-    answers JSON or SSE depending on the body, so it cannot be one: `answer` is its producer. A
-    client that hangs up cancels that task, which consumes (and so closes) `events` itself."""
-    sent: asyncio.Queue[bytes | None] = asyncio.Queue()
+) -> EventSourceResponse:
+    """SSE comments while the run goes on, then the answer's chunks and `data: [DONE]`. A client
+    that hangs up cancels the producer, which consumes (and so closes) `events` itself."""
 
-    async def note(event: RunEvent) -> None:
-        sent.put_nowait(format_sse_event(comment=progress_comment(event)))
+    async def answer(send: Send) -> None:
+        async def note(event: RunEvent) -> None:
+            send(format_sse_event(comment=progress_comment(event)))
 
-    async def answer() -> None:
+        async with contextlib.aclosing(events):
+            outcome = await wait_for_outcome(events, approval_wait, timeout, note)
         try:
-            async with contextlib.aclosing(events):
-                outcome = await wait_for_outcome(events, approval_wait, timeout, note)
-            try:
-                done = await _completion(run_id, outcome, caller, service)
-            except APIError as err:
-                error = {"error": {"code": err.code, "message": err.message}}
-                sent.put_nowait(format_sse_event(data_str=json.dumps(error)))
-                return
-            for piece in chunks(done, include_usage):
-                sent.put_nowait(format_sse_event(data_str=json.dumps(piece)))
-            sent.put_nowait(format_sse_event(data_str="[DONE]"))
-        finally:
-            sent.put_nowait(None)
+            done = await _completion(run_id, outcome, caller, service)
+        except APIError as err:
+            error = {"error": {"code": err.code, "message": err.message}}
+            send(format_sse_event(data_str=json.dumps(error)))
+            return
+        for piece in chunks(done, include_usage):
+            send(format_sse_event(data_str=json.dumps(piece)))
+        send(format_sse_event(data_str="[DONE]"))
 
-    producer = asyncio.create_task(answer(), name=f"chat-stream-{run_id}")
-    try:
-        while (data := await _next_or_ping(sent)) is not None:
-            yield data
-    finally:
-        producer.cancel()
-        with anyio.CancelScope(shield=True):  # else the response's cancelled scope interrupts the wait
-            await asyncio.wait([producer])
-    producer.result()  # an unexpected error of the answer fails the response, as before
-
-
-async def _next_or_ping(sent: asyncio.Queue[bytes | None]) -> bytes | None:
-    try:
-        async with asyncio.timeout(KEEPALIVE_SECONDS):
-            return await sent.get()
-    except TimeoutError:
-        return KEEPALIVE_COMMENT
+    return event_stream(answer, f"chat-stream-{run_id}")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator
 
 import openai
 import pytest
 
+from api import sse
 from api.events import RunEventsHub
-from api.routers import chat as chat_route
 from tests.api.conftest import APIFactory, APIHarness
 from tests.conftest import CallLog, toolbox_stdio
 from tests.scripted_llm import HTTPError, Reply, ScriptedLLM, tool_call
@@ -110,7 +111,7 @@ async def test_a_client_leaving_a_chat_stream_closes_it_cleanly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     llm.script("m-chat-leave", Reply(tool_calls=[tool_call("t1", "toolbox__transfer", {"account": "a", "amount": 1})]))
-    monkeypatch.setattr(chat_route, "KEEPALIVE_SECONDS", 0.2)
+    monkeypatch.setattr(sse, "KEEPALIVE_SECONDS", 0.2)
     async with api_stack(_servers(call_log)) as api:
         hub: RunEventsHub = api.app.state.events
         followed: list[str] = []
@@ -136,7 +137,7 @@ async def test_a_client_leaving_a_chat_stream_closes_it_cleanly(
         (run_id,) = followed
         await eventually(lambda: hub.watchers(run_id) == 0, "the left stream to stop following the run")
         await api.http.post(f"/v1/orchestrations/{run_id}/cancel")
-    assert ": orchestration event 4: tool_pending transfer" in lines
+    assert any(re.fullmatch(r": orchestration event \d+: tool_pending transfer", line) for line in lines)
     assert "already running" not in caplog.text
     assert "Traceback" not in caplog.text and "Exception" not in caplog.text
 
