@@ -118,6 +118,12 @@ def event_line(event: dict[str, Any]) -> str | None:
     # The loop step (the LLM call's number), as the run's status and the Temporal UI count it.
     step = f"  step {data['step']}:" if data.get("step") is not None else " "
     kind = event["type"]
+    if kind == "tools_listed":
+        servers = [
+            f"{server['server']} ({len(server.get('tools') or [])} tools)" for server in data.get("servers") or []
+        ]
+        servers += [f"{name} unavailable: {problem}" for name, problem in (data.get("unavailable") or {}).items()]
+        return f"  tools: {', '.join(servers) or 'none'}"
     if kind == "llm_started":
         return f"{step} llm {data.get('model')} running"
     if kind == "llm_finished":

@@ -81,6 +81,9 @@ async def test_require_approval_always_then_an_approval_by_previous_response_id(
         Reply(tool_calls=[tool_call("e1", "toolbox__echo", {"text": "hi"})]),
         Reply(content="Echoed hi."),
     )
+    llm.respond(
+        "m-resp-scoped", lambda request: Reply(content=",".join(t["function"]["name"] for t in request["tools"]))
+    )
     async with (
         api_stack(_servers(call_log), api_keys=keys_json()) as api,
         _client(api, KEYS["alice"][0]) as alice,
@@ -101,6 +104,15 @@ async def test_require_approval_always_then_an_approval_by_previous_response_id(
         done = await carol.responses.create(
             model="m-resp-approve", previous_response_id=waiting.id, input=[approval], tools=[_mcp()]
         )
+        async with _client(api, KEYS["bob"][0]) as bob:
+            with pytest.raises(openai.NotFoundError):
+                await bob.responses.retrieve(waiting.id)  # another key's run
+            with pytest.raises(openai.NotFoundError):
+                await bob.responses.cancel(waiting.id)
+        async with _client(api, KEYS["echoer"][0]) as echoer:
+            scoped = await echoer.responses.create(model="m-resp-scoped", input="hi", tools=[_mcp()])
+        assert scoped.output_text == "toolbox__echo", "the key's MCP scope applies: echo only"
+        assert [t.name for t in scoped.output[0].tools] == ["echo"]
         run_path = f"/v1/orchestrations/{done.model_extra['orchestration']['id']}"
         run = (await api.http.get(run_path, headers={"Authorization": f"Bearer {KEYS['carol'][0]}"})).json()
         retrieved = await alice.responses.retrieve(waiting.id)

@@ -173,6 +173,18 @@ def test_progress_lines_use_the_loop_step_not_the_record_index() -> None:
     assert event_line(tool) == "  step 2: tool time.convert_time running"
 
 
+def test_the_tools_a_run_pinned_are_one_line() -> None:
+    listed = {
+        "type": "tools_listed",
+        "data": {
+            "servers": [{"server": "time", "tools": [{"name": "a"}, {"name": "b"}]}],
+            "unavailable": {"x": "down"},
+        },
+    }
+    assert event_line(listed) == "  tools: time (2 tools), x unavailable: down"
+    assert event_line({"type": "tools_listed", "data": {"servers": [], "unavailable": {}}}) == "  tools: none"
+
+
 def test_what_a_run_waits_for_is_each_tool_and_call() -> None:
     assert waiting_for(RUN) == "time.convert_time (call_9)"
     assert waiting_for({"pending_approvals": []}) == ""
