@@ -264,6 +264,7 @@ async def test_what_cannot_be_honoured_is_refused_naming_the_field(
         ({"tools": [_mcp(server_url="https://evil.example/mcp")]}, 400, "tools[0].server_url"),
         ({"tools": [_mcp(headers={"Authorization": "Bearer x"})]}, 400, "tools[0].headers"),
         ({"tools": [_mcp(), _mcp()]}, 400, "tools"),
+        ({"tools": [_mcp(server_label="new", command="python")]}, 400, "tools[0].command"),
         ({"tools": [_mcp(require_approval={"never": {"read_only": True}})]}, 400, "tools[0].require_approval"),
         ({"tools": [_mcp(allowed_tools={"read_only": True})]}, 400, "tools[0].allowed_tools"),
         ({"input": [{"type": "function_call_output", "call_id": "c", "output": "x"}]}, 400, "input[0].type"),
@@ -280,14 +281,14 @@ async def test_what_cannot_be_honoured_is_refused_naming_the_field(
     ]
     async with api_stack(_servers(call_log)) as api, _client(api) as client:
         for extra, status, param in refusals:
-            body = {"model": "m-resp-refusals", "input": "hi", **extra}
-            answer = await api.http.post("/v1/responses", json=body)
-            assert answer.status_code == status, (extra, answer.text)
-            error = answer.json()["error"]
-            assert error.get("param", "") == param or param in error["message"], (extra, error)
-        with pytest.raises(openai.BadRequestError) as raised:
+            with pytest.raises(openai.APIStatusError) as raised:
+                await client.responses.create(model="m-resp-refusals", input="hi", extra_body=extra)
+            refused = raised.value
+            assert refused.status_code == status, (extra, refused.message)
+            assert refused.param == param or param in refused.message, (extra, refused.body)
+        with pytest.raises(openai.BadRequestError) as top_p:
             await client.responses.create(model="m-resp-refusals", input="hi", top_p=0.5)
-        assert raised.value.param == "top_p" and "worker" in raised.value.message
+        assert top_p.value.param == "top_p" and "worker" in top_p.value.message
         waiting = await client.responses.create(model="m-resp-refusals", input="pay", tools=[_mcp()])
         follow_up = {"model": "m-resp-refusals", "input": "and?", "previous_response_id": waiting.id}
         answer = await api.http.post("/v1/responses", json=follow_up)
