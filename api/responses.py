@@ -162,6 +162,7 @@ class ResponsesRequest(BaseModel):
             "model": self.model,
             "instructions": self.instructions,
             "max_tool_calls": self.max_tool_calls,
+            "metadata": self.metadata,
         }
         shown = {name: value for name, value in pinned.items() if name in sent}
         if "tools" in sent:

@@ -287,8 +287,8 @@ def _check_pinned(
     body: ResponsesRequest, plan: ResponsePlan, previous: ResponseProjection, run: OrchestrationStatus
 ) -> None:
     """A request answering approvals goes on with the run as it started: what it sends of the
-    run's model, instructions, tools and tool-call bound must be what the run has."""
-    started = previous.echo | {"model": run.model, "tools": previous.echo.get("tools", [])}
+    run's model, instructions, tools, tool-call bound and metadata must be what the run has."""
+    started = previous.echo | {"model": run.model, "tools": previous.echo.get("tools", []), "metadata": run.metadata}
     for name, value in body.pinned_fields(plan).items():
         if value != started.get(name):
             raise APIError(

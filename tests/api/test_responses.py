@@ -300,6 +300,9 @@ async def test_what_cannot_be_honoured_is_refused_naming_the_field(
         changed = {"previous_response_id": waiting.id, "input": [approval], "tools": [_mcp(require_approval="never")]}
         answer = await api.http.post("/v1/responses", json=changed)
         assert (answer.status_code, answer.json()["error"]["param"]) == (400, "tools")
+        relabelled = {"previous_response_id": waiting.id, "input": [approval], "metadata": {"a": "b"}}
+        answer = await api.http.post("/v1/responses", json=relabelled)
+        assert (answer.status_code, answer.json()["error"]["param"]) == (400, "metadata")
         assert (await api.http.get("/v1/responses/resp_nope")).status_code == 404
         assert (await api.http.get(f"{waiting.id}_999".join(["/v1/responses/", ""]))).status_code == 404
     assert call_log.calls("transfer") == []
