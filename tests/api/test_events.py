@@ -42,7 +42,7 @@ async def test_a_stream_resumed_with_last_event_id_loses_and_repeats_nothing(
     assert [int(e["id"]) for e in events] == list(range(1, len(events) + 1)), "no loss, no repeat"
     assert [e["data"]["id"] for e in events] == [int(e["id"]) for e in events]
     assert [e["event"] for e in events] == [
-        "status", "llm_started", "llm_finished", "tool_pending", "status",
+        "tools_listed", "status", "llm_started", "llm_finished", "tool_pending", "status",
         "tool_approved", "status", "tool_started", "tool_finished",
         "llm_started", "llm_finished", "tool_started", "tool_finished",
         "llm_started", "llm_finished", "completed",
@@ -98,7 +98,7 @@ async def test_events_of_an_unknown_run_and_a_bad_last_event_id(api_stack: APIFa
         bad = await api.http.get(f"/v1/orchestrations/{run_id}/events", headers={"Last-Event-ID": "abc"})
         assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_last_event_id"
         events = await collect(api.http, f"/v1/orchestrations/{run_id}/events?after=0")
-    assert [e["event"] for e in events] == ["status", "llm_started", "llm_finished", "completed"]
+    assert [e["event"] for e in events] == ["tools_listed", "status", "llm_started", "llm_finished", "completed"]
 
 
 async def test_a_stream_closed_by_its_lifetime_is_resumed_where_it_stopped(
@@ -122,4 +122,4 @@ async def test_a_stream_closed_by_its_lifetime_is_resumed_where_it_stopped(
             events += streams[-1]
     assert [int(e["id"]) for e in events] == list(range(1, len(events) + 1)), "no loss, no repeat across streams"
     assert [e["event"] for e in events][-4:] == ["tool_finished", "llm_started", "llm_finished", "completed"]
-    assert len(events) == 16
+    assert len(events) == 17

@@ -34,6 +34,13 @@ async def _start_server(port: int, db: Path) -> asyncio.subprocess.Process:
     return server
 
 
+async def _connected(port: int) -> Client | None:
+    try:
+        return await Client.connect(f"127.0.0.1:{port}", data_converter=pydantic_data_converter)
+    except RuntimeError:  # "Frontend is not healthy yet"
+        return None
+
+
 async def test_run_survives_a_temporal_server_restart(llm: ScriptedLLM, call_log: CallLog, tmp_path: Path) -> None:
     llm.script(
         "m-restart",
@@ -55,7 +62,9 @@ async def test_run_survives_a_temporal_server_restart(llm: ScriptedLLM, call_log
         )
     )
     try:
-        client = await Client.connect(f"127.0.0.1:{port}", data_converter=pydantic_data_converter)
+        client = await eventually(
+            lambda: _connected(port), "the server's frontend to be healthy (its port opens before)", interval=0.5
+        )
         await worker.start()
         h = Harness(client=client, task_queue="restart-queue", llm=llm)
         handle = await h.start({"input": "pay", "model": "m-restart"})
