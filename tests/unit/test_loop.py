@@ -3,9 +3,12 @@ about, max_steps, LLM failures, continue-as-new, and the ListTools workflow."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 from tests.unit.conftest import Harness
 from tests.unit.fakes import DEFAULT_MODEL, answer, asks, call
@@ -200,7 +203,8 @@ async def test_continue_as_new_carries_a_pending_approval(harness: Harness) -> N
     first_run = (await handle.describe()).run_id
     # Decisions naming no call only add history while the run waits, until it continues as new.
     for i in range(20):
-        await handle.signal(Orchestration.submit_approval, ApprovalDecision(tool_call_id=f"x{i}", decision="deny"))
+        decision = ApprovalDecision(tool_call_id=f"x{i}", decision="deny")
+        await eventually(lambda decision=decision: _signalled(handle, decision), f"decision x{i} delivered")
     # Wait on `describe`, not on the status query: the test server may leave a query sent to a
     # run that is just continuing as new unanswered until the RPC times out.
     await eventually(lambda: _run_id_changed(harness, handle.id, first_run), "a continued run")
@@ -217,6 +221,18 @@ async def test_continue_as_new_carries_a_pending_approval(harness: Harness) -> N
     assert fakes.tool_messages() == {"pay1": "transferred 50 to acme"}
     events = (await handle.query(Orchestration.events, EventsQuery())).events
     assert [e.id for e in events] == list(range(1, len(events) + 1)), "numbered across runs"
+
+
+async def _signalled(handle: WorkflowHandle[Any, Any], decision: ApprovalDecision) -> bool:
+    """The signal sent to the run's latest part. The test server may refuse one sent as the run
+    continues as new ("Completed workflow"): it is then sent again, to the new part."""
+    try:
+        await handle.signal(Orchestration.submit_approval, decision)
+    except RPCError as err:
+        if "Completed workflow" not in err.message:
+            raise
+        return False
+    return True
 
 
 async def _run_id_changed(harness: Harness, workflow_id: str, first_run: str) -> bool:
