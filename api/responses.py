@@ -11,6 +11,7 @@ prompt. What a response shows of its run: `api.response_output`.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,10 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from activities.mcp_config import public_url
 from api.errors import APIError
+from api.response_output import parse_approval_request_id
 from api.schemas import CreateOrchestration
 from workflows.activity_io import ServerTools
 from workflows.chat_messages import ChatMessage
-from workflows.limits import Metadata, ModelName
+from workflows.limits import Metadata, ModelName, Reason
+from workflows.messages import ApprovalDecision
 from workflows.run_request import ApprovalFilter, ToolNames
 from workflows.validation_errors import first_problem
 
@@ -155,19 +158,25 @@ class ResponsesRequest(BaseModel):
             "previous_response_id": self.previous_response_id,
         }
 
-    def pinned_fields(self, plan: ResponsePlan) -> dict[str, Any]:
-        """The fields a request answering approvals must leave out or send as its run started with."""
-        sent = self.model_fields_set
-        pinned: dict[str, Any] = {
+    def check_pinned(self, plan: ResponsePlan, started: dict[str, Any]) -> None:
+        """A request answering approvals goes on with its run as it `started`: what it sends of the
+        run's model, instructions, tools, tool-call bound and metadata must be what the run has."""
+        sent: dict[str, Any] = {
             "model": self.model,
             "instructions": self.instructions,
             "max_tool_calls": self.max_tool_calls,
             "metadata": self.metadata,
+            "tools": [tool.shown() for tool in plan.tools],
         }
-        shown = {name: value for name, value in pinned.items() if name in sent}
-        if "tools" in sent:
-            shown["tools"] = [tool.shown() for tool in plan.tools]
-        return shown
+        for name in sorted(self.model_fields_set & set(sent)):
+            if sent[name] != started.get(name):
+                raise APIError(
+                    400,
+                    "pinned_by_the_run",
+                    f"`{name}` differs from the run's: a run keeps what it started with; leave it out, or send the "
+                    "same",
+                    param=name,
+                )
 
 
 class McpTool(BaseModel):
@@ -197,7 +206,7 @@ class ApprovalAnswer(BaseModel):
     type: Literal["mcp_approval_response"]
     approval_request_id: str = Field(min_length=1, max_length=300)
     approve: bool = Field(strict=True)
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: Reason = None
     id: str | None = Field(default=None, max_length=300)
 
 
@@ -207,6 +216,44 @@ class ResponsePlan:
     messages: list[ChatMessage] = field(default_factory=list)
     approvals: list[tuple[int, ApprovalAnswer]] = field(default_factory=list)
     """Each answer with its position in `input`."""
+
+    def decisions(self, response_id: str, requests: Collection[str], approver: str | None) -> list[ApprovalDecision]:
+        """The answers as decisions by `approver`, each about exactly the call of its request (its
+        id and approval hash); 400 unless they answer each of `requests` (the approval requests of
+        response `response_id`) once."""
+        decisions: list[ApprovalDecision] = []
+        for index, answer in self.approvals:
+            parsed = parse_approval_request_id(answer.approval_request_id)
+            if answer.approval_request_id not in requests or parsed is None:
+                raise APIError(
+                    400,
+                    "unknown_approval_request",
+                    f"{answer.approval_request_id!r} is not an approval request of response {response_id}",
+                    param=f"input[{index}].approval_request_id",
+                )
+            tool_call_id, approval_hash = parsed
+            if any(decision.tool_call_id == tool_call_id for decision in decisions):
+                raise APIError(
+                    400, "repeated_approval", "each approval request is answered once", param=f"input[{index}]"
+                )
+            decisions.append(
+                ApprovalDecision(
+                    tool_call_id=tool_call_id,
+                    decision="approve" if answer.approve else "deny",
+                    reason=answer.reason,
+                    approver=approver,
+                    approval_hash=approval_hash,
+                )
+            )
+        unanswered = sorted(set(requests) - {answer.approval_request_id for _, answer in self.approvals})
+        if unanswered:
+            raise APIError(
+                400,
+                "unanswered_approval_requests",
+                f"answer every approval request of response {response_id} together; not answered: {unanswered}",
+                param="input",
+            )
+        return decisions
 
 
 def check_servers(tools: list[McpTool], listing: list[ServerTools]) -> None:

@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import json
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
@@ -22,14 +23,15 @@ from api.auth import Caller, Principal, Runner
 from api.deps import EventsHubDep, ServiceDep, SettingsDep
 from api.errors import APIError, error_responses
 from api.events import RunEventsHub, next_event
-from api.response_output import ResponseProjection, ResponseRef, parse_approval_request_id
+from api.response_output import ResponseProjection, ResponseRef
 from api.responses import ResponsePlan, ResponsesRequest, check_servers
 from api.routers.orchestrations import MAX_EVENT_ID
 from api.service import OrchestrationService
 from api.sse import Send, event_stream
 from api.temporal_calls import BUSY_QUERY_TIMEOUT_SECONDS
 from api.tool_listing import FORCED_REFRESH_SECONDS
-from workflows.messages import ApprovalDecision, OrchestrationStatus, RunEvent, RunEventType, RunStatus
+from workflows.chat_messages import ChatMessage
+from workflows.messages import OrchestrationStatus, RunEvent, RunEventType, RunStatus
 
 router = APIRouter(prefix="/v1/responses", tags=["responses"])
 
@@ -64,14 +66,12 @@ async def create_response(
     plan = body.plan()
     _require(caller, Role.APPROVE if plan.approvals else Role.RUN)
     await _check_tools(plan, service)
+    asked = _Asked(body, plan, caller, service, idempotency_key)
     if body.previous_response_id is None:
-        ref = await _start(body, plan, [], caller, service, idempotency_key)
+        ref = await asked.start([])
     else:
         previous, run = await _previous(body.previous_response_id, caller, service)
-        if plan.approvals:
-            ref = await _decide(body, plan, previous, run, caller, service, idempotency_key)
-        else:
-            ref = await _follow_up(body, plan, previous, run, caller, service, idempotency_key)
+        ref = await (asked.decide if plan.approvals else asked.follow_up)(previous, run)
     if body.stream:
         return await _streamed(ref, -1, caller, service, hub, settings.events_stream_seconds)
     if body.background:
@@ -150,22 +150,6 @@ async def _check_tools(plan: ResponsePlan, service: OrchestrationService) -> Non
     check_servers(plan.tools, listing.servers)
 
 
-async def _start(
-    body: ResponsesRequest,
-    plan: ResponsePlan,
-    history: list[Any],
-    caller: Principal,
-    service: OrchestrationService,
-    idempotency_key: str | None,
-) -> ResponseRef:
-    run_id, _, _ = await service.start(
-        body.run_body(plan, history), idempotency_key, caller, response_request=body.echo(plan)
-    )
-    ref = ResponseRef.of_run(run_id)
-    assert ref is not None  # every run this API starts has an `orch-` id
-    return ref
-
-
 async def _previous(
     response_id: str, caller: Principal, service: OrchestrationService
 ) -> tuple[ResponseProjection, OrchestrationStatus]:
@@ -182,121 +166,80 @@ async def _previous(
         ) from None
 
 
-async def _follow_up(
-    body: ResponsesRequest,
-    plan: ResponsePlan,
-    previous: ResponseProjection,
-    run: OrchestrationStatus,
-    caller: Principal,
-    service: OrchestrationService,
-    idempotency_key: str | None,
-) -> ResponseRef:
-    """A new run that continues the conversation of the completed run behind `previous`."""
-    _check_ended(previous)
-    if previous.final is None:
-        waiting = ", ".join(previous.approval_requests)
-        raise APIError(
-            409,
-            "approval_pending",
-            f"response {previous.ref.id} waits for approval of {waiting}: answer its mcp_approval_request items with "
-            "mcp_approval_response items",
-            param="previous_response_id",
-        )
-    if run.status != RunStatus.COMPLETED:
-        raise APIError(
-            409,
-            "run_not_completed",
-            f"the run behind response {previous.ref.id} is {run.status.value}: only a completed response can be "
-            "followed up",
-            param="previous_response_id",
-        )
-    history = await service.history(run.id, caller)
-    return await _start(body, plan, history.messages, caller, service, idempotency_key)
+@dataclass
+class _Asked:
+    """A create request, read: what it starts, follows up, or decides."""
 
+    body: ResponsesRequest
+    plan: ResponsePlan
+    caller: Principal
+    service: OrchestrationService
+    idempotency_key: str | None
 
-async def _decide(
-    body: ResponsesRequest,
-    plan: ResponsePlan,
-    previous: ResponseProjection,
-    run: OrchestrationStatus,
-    caller: Principal,
-    service: OrchestrationService,
-    idempotency_key: str | None,
-) -> ResponseRef:
-    """The `mcp_approval_response` items as decisions about the calls `previous` asked approval
-    for, recorded as the approvals endpoint records them (the key's name as approver); the
-    response that answers is the rest of the same run."""
-    if not caller.has(Role.APPROVE):
-        raise APIError(
-            403, "forbidden", f"API key {caller.name!r} lacks the 'approve' role: it cannot answer approvals"
+    async def start(self, history: list[ChatMessage]) -> ResponseRef:
+        """A new run, after `history` (a follow-up's earlier conversation)."""
+        body, plan = self.body, self.plan
+        run_id, _, _ = await self.service.start(
+            body.run_body(plan, history), self.idempotency_key, self.caller, response_request=body.echo(plan)
         )
-    _check_pinned(body, plan, previous, run)
-    _check_ended(previous)
-    if previous.final is not None:
-        raise APIError(
-            409,
-            "run_finished",
-            f"response {previous.ref.id} ended with its run: no call waits for approval",
-            param="previous_response_id",
-        )
-    if previous.moved_on:
-        raise APIError(
-            409,
-            "run_moved_on",
-            f"the run behind response {previous.ref.id} has gone on since it ended (its calls were decided "
-            f"elsewhere): continue from response {ResponseRef(run.id, previous.end or 0).id}",
-            param="previous_response_id",
-        )
-    requests = previous.approval_requests
-    decisions: list[ApprovalDecision] = []
-    for index, answer in plan.approvals:
-        parsed = parse_approval_request_id(answer.approval_request_id)
-        if answer.approval_request_id not in requests or parsed is None:
+        ref = ResponseRef.of_run(run_id)
+        assert ref is not None  # every run this API starts has an `orch-` id
+        return ref
+
+    async def follow_up(self, previous: ResponseProjection, run: OrchestrationStatus) -> ResponseRef:
+        """A new run that continues the conversation of the completed run behind `previous`."""
+        _check_ended(previous)
+        if previous.final is None:
+            waiting = ", ".join(previous.approval_requests)
             raise APIError(
-                400,
-                "unknown_approval_request",
-                f"{answer.approval_request_id!r} is not an approval request of response {previous.ref.id}",
-                param=f"input[{index}].approval_request_id",
+                409,
+                "approval_pending",
+                f"response {previous.ref.id} waits for approval of {waiting}: answer its mcp_approval_request items "
+                "with mcp_approval_response items",
+                param="previous_response_id",
             )
-        tool_call_id, approval_hash = parsed
-        if any(decision.tool_call_id == tool_call_id for decision in decisions):
-            raise APIError(400, "repeated_approval", "each approval request is answered once", param=f"input[{index}]")
-        decisions.append(
-            ApprovalDecision(
-                tool_call_id=tool_call_id,
-                decision="approve" if answer.approve else "deny",
-                reason=answer.reason,
-                approver=caller.name,
-                approval_hash=approval_hash,
-            )
-        )
-    unanswered = sorted(set(requests) - {answer.approval_request_id for _, answer in plan.approvals})
-    if unanswered:
-        raise APIError(
-            400,
-            "unanswered_approval_requests",
-            f"answer every approval request of response {previous.ref.id} together; not answered: {unanswered}",
-            param="input",
-        )
-    await service.decide(run.id, decisions, caller, update_id=_update_id(caller, idempotency_key))
-    assert previous.end is not None
-    return ResponseRef(run.id, previous.end)
-
-
-def _check_pinned(
-    body: ResponsesRequest, plan: ResponsePlan, previous: ResponseProjection, run: OrchestrationStatus
-) -> None:
-    """A request answering approvals goes on with the run as it started: what it sends of the
-    run's model, instructions, tools, tool-call bound and metadata must be what the run has."""
-    started = previous.echo | {"model": run.model, "tools": previous.echo.get("tools", []), "metadata": run.metadata}
-    for name, value in body.pinned_fields(plan).items():
-        if value != started.get(name):
+        if run.status != RunStatus.COMPLETED:
             raise APIError(
-                400,
-                "pinned_by_the_run",
-                f"`{name}` differs from the run's: a run keeps what it started with; leave it out, or send the same",
-                param=name,
+                409,
+                "run_not_completed",
+                f"the run behind response {previous.ref.id} is {run.status.value}: only a completed response can be "
+                "followed up",
+                param="previous_response_id",
             )
+        history = await self.service.history(run.id, self.caller)
+        return await self.start(history.messages)
+
+    async def decide(self, previous: ResponseProjection, run: OrchestrationStatus) -> ResponseRef:
+        """The `mcp_approval_response` items as decisions about the calls `previous` asked approval
+        for, delivered as the approvals endpoint delivers them (the key's name as approver); the
+        response that answers is the rest of the same run."""
+        started = previous.echo | {
+            "model": run.model,
+            "tools": previous.echo.get("tools", []),
+            "metadata": run.metadata,
+        }
+        self.body.check_pinned(self.plan, started)
+        _check_ended(previous)
+        if previous.final is not None:
+            raise APIError(
+                409,
+                "run_finished",
+                f"response {previous.ref.id} ended with its run: no call waits for approval",
+                param="previous_response_id",
+            )
+        if previous.moved_on:
+            raise APIError(
+                409,
+                "run_moved_on",
+                f"the run behind response {previous.ref.id} has gone on since it ended (its calls were decided "
+                f"elsewhere): continue from response {ResponseRef(run.id, previous.end or 0).id}",
+                param="previous_response_id",
+            )
+        decisions = self.plan.decisions(previous.ref.id, previous.approval_requests, self.caller.name)
+        update_id = _update_id(self.caller, self.idempotency_key)
+        await self.service.decide(run.id, decisions, self.caller, update_id=update_id)
+        assert previous.end is not None
+        return ResponseRef(run.id, previous.end)
 
 
 def _require(caller: Principal, role: Role) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from api.errors import APIError
+from api.response_output import approval_request_id
 from api.responses import ResponsesRequest, check_servers
 from workflows.activity_io import ServerTools
 from workflows.run_request import ApprovalFilter, ToolNames
@@ -144,3 +145,25 @@ def test_unknown_disabled_and_stdio_servers_are_refused_by_name() -> None:
     with pytest.raises(APIError) as raised:
         check_servers(plan.tools, [_listed("local")])
     assert raised.value.param == "tools[0].server_url", "a stdio server has no URL a request could name"
+
+
+def test_approval_answers_are_decisions_about_exactly_the_calls_shown() -> None:
+    first, second = approval_request_id("c1", "a" * 64), approval_request_id("c2", "b" * 64)
+
+    def answering(*answers: tuple[str, bool]) -> Any:
+        items = [{"type": "mcp_approval_response", "approval_request_id": i, "approve": ok} for i, ok in answers]
+        return _plan(input=items, previous_response_id="resp_x")[1]
+
+    decisions = answering((second, False), (first, True)).decisions("resp_x", [first, second], "carol")
+    assert [(d.tool_call_id, d.decision, d.approval_hash, d.approver) for d in decisions] == [
+        ("c2", "deny", "b" * 64, "carol"),
+        ("c1", "approve", "a" * 64, "carol"),
+    ]
+    for answers, param in [
+        (((first, True),), "input"),  # the other request is not answered
+        (((first, True), (first, False)), "input[1]"),
+        (((approval_request_id("c3", "c" * 64), True),), "input[0].approval_request_id"),
+    ]:
+        with pytest.raises(APIError) as refused:
+            answering(*answers).decisions("resp_x", [first, second], "carol")
+        assert refused.value.param == param
