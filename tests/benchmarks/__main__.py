@@ -27,7 +27,7 @@ from tests.conftest import REPO_ROOT, TEMPORAL_CLI
 
 def _options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks", description=__doc__)
-    parser.add_argument("--cases", default="a,b,c,d,e,f,g,p", help="comma-separated subset of a,b,c,d,e,f,g,p")
+    parser.add_argument("--cases", default="a,b,c,d,e,f,g,p,r", help="comma-separated subset of a,b,c,d,e,f,g,p,r")
     parser.add_argument("--quick", action="store_true", help="smaller counts (for a look, not for the record)")
     parser.add_argument("--parked", type=int, help="runs parked in case d (default 10000; 1000 with --quick)")
     parser.add_argument(
@@ -61,10 +61,13 @@ async def _run(options: argparse.Namespace) -> list[Row]:
         if "c" in selected:
             rows += await cases.throughput(bench, concurrent=200)
             _progress(rows)
-        if "e" in selected or "d" in selected:
+        if selected & {"d", "e", "r"}:
             await bench.start_api()
         if "e" in selected:
             rows += await cases.approval_latency(bench, runs=20 if quick else 50)
+            _progress(rows)
+        if "r" in selected:
+            rows += await cases.responses_api(bench, reads=20 if quick else 100, requests=10 if quick else 30)
             _progress(rows)
         if "f" in selected:
             rows += await cases.long_run(

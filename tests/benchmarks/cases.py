@@ -480,3 +480,69 @@ async def responsiveness(bench: Stack, reads: int, llm_seconds: float = 4.0) -> 
             ),
         ]
     return rows
+
+
+# --- r. The Responses API -----------------------------------------------------------------
+
+
+async def responses_api(bench: Stack, reads: int, requests: int) -> list[Row]:
+    """What the Responses API adds: `GET /v1/responses/{id}` (the run's status, then its whole
+    event log projected) against `GET /v1/orchestrations/{id}` (the status alone) on finished runs
+    of 10 and 100 steps; and a one-step request answered by `POST /v1/responses` against the same
+    run through `POST /v1/chat/completions`."""
+    assert bench.api_url is not None
+    rows: list[Row] = []
+    async with httpx.AsyncClient(base_url=bench.api_url, timeout=60) as http:
+        for steps in (10, 100):
+            handle = await start_run(bench, bench.model(steps))
+            await finish(handle)
+            paths = {
+                "run": f"/v1/orchestrations/{handle.id}",
+                "response": f"/v1/responses/resp_{handle.id.removeprefix('orch-')}",
+            }
+            figures: dict[str, list[float]] = {}
+            for label, path in paths.items():
+                figures[label] = []
+                for _ in range(reads + 1):
+                    began = time.perf_counter()
+                    answer = await http.get(path)
+                    figures[label].append(time.perf_counter() - began)
+                    assert answer.status_code == 200, answer.text
+                figures[label] = figures[label][1:]  # the first warms up
+            ratio = statistics.median(figures["response"]) / statistics.median(figures["run"])
+            rows += [
+                ms_row("r", f"GET /v1/orchestrations/{{id}}, finished {steps}-step run", figures["run"]),
+                ms_row(
+                    "r",
+                    f"GET /v1/responses/{{id}}, same {steps}-step run",
+                    figures["response"],
+                    ratio=f"{ratio:.2f}x run",
+                ),
+            ]
+        model = bench.model(2)
+        bodies = {
+            "chat": ("/v1/chat/completions", {"model": model, "messages": [{"role": "user", "content": "go"}]}),
+            "responses": (
+                "/v1/responses",
+                {
+                    "model": model,
+                    "input": "go",
+                    "tools": [{"type": "mcp", "server_label": "toolbox", "require_approval": "never"}],
+                },
+            ),
+        }
+        timings: dict[str, list[float]] = {}
+        for label, (path, body) in bodies.items():
+            timings[label] = []
+            for _ in range(requests + 1):
+                began = time.perf_counter()
+                answer = await http.post(path, json=body)
+                timings[label].append(time.perf_counter() - began)
+                assert answer.status_code == 200, answer.text
+            timings[label] = timings[label][1:]
+        ratio = statistics.median(timings["responses"]) / statistics.median(timings["chat"])
+        rows += [
+            ms_row("r", "POST /v1/chat/completions, one tool call", timings["chat"]),
+            ms_row("r", "POST /v1/responses, the same run", timings["responses"], ratio=f"{ratio:.2f}x chat"),
+        ]
+    return rows
