@@ -337,6 +337,28 @@ RULES = {
 }
 
 
+async def response_options(s: Session) -> Histories:
+    """The options a Responses API request sets: `require_approval` makes the server's
+    auto-executed `echo` wait, `allowed_tools` narrows the catalog (which records its servers, so
+    the run announces them), and `max_tool_calls` refuses the second call of a reply."""
+    s.script(Reply(tool_calls=[echo("e1"), echo("e2", "again")]), Reply(content="echoed once"))
+    async with s.worker(tools_to_auto_execute=["echo"]) as h:
+        handle = await s.start(
+            h,
+            mcp_servers=["toolbox"],
+            require_approval={"toolbox": "always"},
+            allowed_tools={"toolbox": ["echo"]},
+            max_tool_calls=1,
+        )
+        await h.wait_pending(handle)
+        await handle.signal(Orchestration.submit_approval, decision("e1"))
+        history = await finished(handle)
+        final = await h.status(handle)
+    tools = [step for step in final.steps if step.kind == "tool"]
+    check([(step.status, step.decision) for step in tools] == [("completed", "approve"), ("error", None)], "steps")
+    return {"": history}
+
+
 async def rule_approval(s: Session) -> Histories:
     """Calls approved by auto-approval rules (a named one and an unnamed one) beside one that
     matches none and is approved by a person."""
@@ -580,6 +602,7 @@ SCENARIOS: dict[str, Scenario] = {
         continue_as_new_pending,
         update_decisions,
         approval_timeout,
+        response_options,
         rule_approval,
         edited_arguments,
         cancellation,
