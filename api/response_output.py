@@ -106,6 +106,8 @@ class ResponseProjection:
     _resting: bool = False
     _seen: bool = False
     _starts_at_rest: bool = False
+    _ended_at: datetime | None = None
+    _answered: bool = False
     latest_rest: int = 0
     """The latest event at which the run came to rest waiting for approval."""
 
@@ -142,9 +144,9 @@ class ResponseProjection:
         if not mine:
             return []
         if event.type in FINAL_EVENT_TYPES:
-            self.end, self.final = event.id, event
+            self.end, self.final, self._ended_at = event.id, event, event.at
         elif came_to_rest:
-            self.end = event.id
+            self.end, self._ended_at = event.id, event.at
             shown += self._still_waiting()
         return shown
 
@@ -156,7 +158,8 @@ class ResponseProjection:
     def finish(self, run: OrchestrationStatus) -> list[dict[str, Any]]:
         """The last stream events of an ended response: the answer, then how it ended."""
         shown: list[dict[str, Any]] = []
-        if self.final is not None and run.status == RunStatus.COMPLETED and run.output:
+        if self.final is not None and run.status == RunStatus.COMPLETED and run.output and not self._answered:
+            self._answered = True
             shown = self._answer(run.output)
         status = self.status(run)
         kind = {"completed": "completed", "incomplete": "incomplete"}.get(status, "failed")
@@ -195,7 +198,7 @@ class ResponseProjection:
             "created_at": self.created_at.timestamp(),
             "status": status,
             "background": echo.get("background", False),
-            "completed_at": run.updated_at.timestamp() if status == "completed" and self.final else None,
+            "completed_at": self._ended_at.timestamp() if status == "completed" and self._ended_at else None,
             "error": {"code": "server_error", "message": run.error or run.status.value} if status == "failed" else None,
             "incomplete_details": {"reason": "max_steps"} if status == "incomplete" else None,
             "instructions": echo.get("instructions"),

@@ -171,3 +171,12 @@ def test_response_ids(response_id: str, ref: ResponseRef | None) -> None:
     if ref is not None:
         assert ref.id == response_id
     assert ResponseRef.of_run("unit-123") is None
+
+
+def test_finishing_twice_adds_the_answer_once() -> None:
+    projection, _ = projected([replied(1, calls=0), ev(2, RunEventType.COMPLETED, status="completed")])
+    done = run(RunStatus.COMPLETED, "hi")
+    first, second = projection.finish(done), projection.finish(done)
+    assert [item["type"] for item in projection.output] == ["message"]
+    assert first[-1]["type"] == second[-1]["type"] == "response.completed"
+    assert projection.snapshot(done)["completed_at"] == AT.timestamp()
