@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 
+from api.events import RunEventsHub
 from tests.api.conftest import APIFactory, collect
 from tests.conftest import CallLog, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, tool_call
+from tests.waiting import eventually
 
 FAR = 10**17
 
@@ -31,7 +33,12 @@ async def test_a_resume_point_past_the_runs_events_neither_freezes_others_nor_ou
         poisoner = asyncio.create_task(collect(api.http, f"{path}?after={FAR}"))
         header_poisoner = asyncio.create_task(collect(api.http, path, last_event_id=FAR))
         watcher = asyncio.create_task(collect(api.http, path))
-        await api.wait_for(run_id, lambda s: s["status"] == "waiting_for_approval")
+        # "From now on" is where the run is when a stream first sees it: let all three streams
+        # follow the run, and its watcher poll twice since, before the approval moves it on.
+        hub: RunEventsHub = api.app.state.events
+        await eventually(lambda: hub.watchers(run_id) == 3, "three streams following the run")
+        polled = hub.fetches
+        await eventually(lambda: hub.fetches >= polled + 2, "the run's watcher polled since")
         decision = {"tool_call_id": "pay", "decision": "approve"}
         assert (await api.http.post(f"/v1/orchestrations/{run_id}/approvals", json=decision)).status_code == 200
         watched, poisoned, header_poisoned = await asyncio.gather(watcher, poisoner, header_poisoner)
