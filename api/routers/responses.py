@@ -31,7 +31,7 @@ from api.sse import Send, event_stream
 from api.temporal_calls import BUSY_QUERY_TIMEOUT_SECONDS
 from api.tool_listing import FORCED_REFRESH_SECONDS
 from workflows.chat_messages import ChatMessage
-from workflows.messages import OrchestrationStatus, RunEvent, RunEventType, RunStatus
+from workflows.messages import TERMINAL_STATUSES, OrchestrationStatus, RunEvent, RunEventType, RunStatus
 
 router = APIRouter(prefix="/v1/responses", tags=["responses"])
 
@@ -312,7 +312,8 @@ async def _read(
     if not projection.starts_where_one_ended:
         raise _not_found(ref.id)
     if projection.ended:
-        run = await service.status(ref.run_id, caller)
+        if run.status not in TERMINAL_STATUSES:  # it may have moved on while its events were read
+            run = await service.status(ref.run_id, caller)
         projection.finish(run)  # the answer's item
     return projection, run
 
