@@ -9,7 +9,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.api.conftest import APIFactory, APIHarness
+from tests.api.conftest import APIFactory, APIHarness, collect
 from tests.api.test_auth import KEYS, keys_json
 from tests.conftest import CallLog, toolbox_stdio
 from tests.scripted_llm import Reply, ScriptedLLM, tool_call
@@ -198,6 +198,7 @@ async def test_streaming_tells_the_response_as_it_goes_and_resumes(
         response_id = events[0].response.id
         resumed = await client.responses.retrieve(response_id, stream=True, starting_after=5)
         tail = [event async for event in resumed]
+        reconnected = await collect(api.http, f"/v1/responses/{response_id}?stream=true", last_event_id=5)
         async with client.responses.stream(model="m-resp-stream", input="go", tools=[tool]) as helper:
             final = await helper.get_final_response()
     kinds = [event.type for event in events]
@@ -216,6 +217,7 @@ async def test_streaming_tells_the_response_as_it_goes_and_resumes(
     text = "".join(event.delta for event in events if event.type == "response.output_text.delta")
     assert text == answer and kinds.count("response.output_text.delta") > 1
     assert [event.model_dump() for event in tail] == [event.model_dump() for event in events[6:]]
+    assert [(e["id"], e["event"]) for e in reconnected] == [(str(e.sequence_number), e.type) for e in events[6:]]
     assert final.output_text == answer and [i.type for i in final.output] == ["mcp_list_tools", "mcp_call", "message"]
 
 
