@@ -40,11 +40,8 @@ class ToolListings:
     async def check_servers(self, names: Sequence[str]) -> None:
         """422 for a named MCP server the workers do not have, or have disabled. When no
         worker answers, the run starts anyway and its worker records the servers it cannot use."""
-        try:
-            listing = await self.get()
-            if not set(names) <= {server.name for server in listing.servers}:
-                listing = await self.get(max_age=FORCED_REFRESH_SECONDS)
-        except APIError:
+        listing = await self.naming(names)
+        if listing is None:
             return
         servers = {server.name: server for server in listing.servers}
         unknown = [name for name in names if name not in servers]
@@ -53,6 +50,17 @@ class ToolListings:
         disabled = [name for name in names if not servers[name].enabled]
         if disabled:
             raise APIError(422, "mcp_server_disabled", f"mcp_servers names disabled servers: {disabled}")
+
+    async def naming(self, names: Sequence[str]) -> ToolsResponse | None:
+        """The listing to check `names` against: refreshed when it lacks one of them (a server just
+        added); None when no worker answers."""
+        try:
+            listing = await self.get()
+            if not set(names) <= {server.name for server in listing.servers}:
+                listing = await self.get(max_age=FORCED_REFRESH_SECONDS)
+        except APIError:
+            return None
+        return listing
 
     def forget(self) -> None:
         """Drop the cached listing (a server was added, changed or removed over the API)."""

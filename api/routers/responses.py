@@ -29,7 +29,6 @@ from api.routers.orchestrations import MAX_EVENT_ID
 from api.service import OrchestrationService
 from api.sse import Send, event_stream
 from api.temporal_calls import BUSY_QUERY_TIMEOUT_SECONDS
-from api.tool_listing import FORCED_REFRESH_SECONDS
 from workflows.chat_messages import ChatMessage
 from workflows.messages import TERMINAL_STATUSES, OrchestrationStatus, RunEvent, RunEventType, RunStatus
 
@@ -138,14 +137,10 @@ async def _check_tools(plan: ResponsePlan, service: OrchestrationService) -> Non
     then (503)."""
     if not plan.tools:
         return
-    labels = {tool.server_label for tool in plan.tools}
-    try:
-        listing = await service.tools.get()
-        if not labels <= {server.name for server in listing.servers}:
-            listing = await service.tools.get(max_age=FORCED_REFRESH_SECONDS)
-    except APIError:
+    listing = await service.tools.naming([tool.server_label for tool in plan.tools])
+    if listing is None:
         if any(tool.server_url is not None for tool in plan.tools):
-            raise
+            raise APIError(503, "no_worker", "no worker answered: a `server_url` cannot be checked now")
         return
     check_servers(plan.tools, listing.servers)
 
