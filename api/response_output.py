@@ -104,7 +104,8 @@ class ResponseProjection:
     _unseen: int = 0
     """Calls of the latest LLM reply that have not shown up in the events yet."""
     _resting: bool = False
-    _seen: bool = False
+    fed: int = 0
+    """The newest event fed (0: none yet)."""
     _starts_at_rest: bool = False
     _ended_at: datetime | None = None
     _answered: bool = False
@@ -128,7 +129,7 @@ class ResponseProjection:
     def feed(self, event: RunEvent) -> list[dict[str, Any]]:
         """The stream events that `event` adds to this response (none once it has ended: the
         run's later events only tell where it is now, `moved_on`)."""
-        self._seen = True
+        self.fed = event.id
         mine = self.end is None and event.id > self.ref.after
         if event.id == self.ref.after:
             self.created_at = event.at
@@ -179,7 +180,7 @@ class ResponseProjection:
         if self.final is None and run.status not in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED):
             if run.status == RunStatus.TIMED_OUT:
                 return "failed"
-            return "in_progress" if self._seen or run.step else "queued"
+            return "in_progress" if self.fed or run.step else "queued"
         if run.status == RunStatus.COMPLETED:
             return "incomplete" if run.stop_reason == StopReason.MAX_STEPS else "completed"
         return "cancelled" if run.status == RunStatus.CANCELLED else "failed"

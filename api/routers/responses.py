@@ -116,10 +116,9 @@ async def cancel_response(response_id: str, caller: Runner, service: ServiceDep,
     await service.cancel(ref.run_id, caller)
     projection, run = await _read(ref, caller, service)
     if not projection.ended:
-        projection, run = await _opened(ref, caller, service)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CANCEL_WAIT_SECONDS):
-                async with contextlib.aclosing(hub.follow(ref.run_id, 0)) as events:
+                async with contextlib.aclosing(hub.follow(ref.run_id, projection.fed)) as events:
                     async for event in events:
                         projection.feed(event)
         run = await service.status(ref.run_id, caller)
