@@ -40,9 +40,14 @@ class ResponseRef:
     after: int = 0
 
     @property
+    def key(self) -> str:
+        """The run's own part of the ids of the response and its items."""
+        return self.run_id.removeprefix(RUN_ID_PREFIX)
+
+    @property
     def id(self) -> str:
         tail = f"_{self.after}" if self.after else ""
-        return f"resp_{self.run_id.removeprefix(RUN_ID_PREFIX)}{tail}"
+        return f"resp_{self.key}{tail}"
 
     @classmethod
     def parse(cls, response_id: str) -> ResponseRef | None:
@@ -54,7 +59,7 @@ class ResponseRef:
     @classmethod
     def of_run(cls, run_id: str) -> ResponseRef | None:
         """The response a run starts with; None for a run id no response can name."""
-        return cls.parse(f"resp_{run_id.removeprefix(RUN_ID_PREFIX)}") if run_id.startswith(RUN_ID_PREFIX) else None
+        return cls.parse(cls(run_id).id) if run_id.startswith(RUN_ID_PREFIX) else None
 
 
 def approval_request_id(tool_call_id: str, approval_hash: str) -> str:
@@ -300,7 +305,7 @@ class ResponseProjection:
         listed += [(name, [], problem) for name, problem in event.data.get("unavailable", {}).items()]
         for server, tools, problem in listed:
             item: dict[str, Any] = {
-                "id": f"mcpl_{self.ref.run_id.removeprefix(RUN_ID_PREFIX)}_{len(self.output)}",
+                "id": f"mcpl_{self.ref.key}_{len(self.output)}",
                 "type": "mcp_list_tools",
                 "server_label": server,
                 "tools": [],
@@ -363,7 +368,7 @@ class ResponseProjection:
     def _answer(self, text: str) -> list[dict[str, Any]]:
         index = len(self.output)
         item: dict[str, Any] = {
-            "id": f"msg_{self.ref.run_id.removeprefix(RUN_ID_PREFIX)}_{self.end}",
+            "id": f"msg_{self.ref.key}_{self.end}",
             "type": "message",
             "role": "assistant",
             "status": "in_progress",
